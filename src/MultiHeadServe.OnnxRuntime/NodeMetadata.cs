@@ -1,0 +1,15 @@
+namespace MultiHeadServe.OnnxRuntime;
+
+/// <summary>
+/// A graph input or output as the session reports it. <see cref="Shape"/> holds -1 for a dynamic
+/// dimension; <see cref="SymbolicDimensions"/> holds its name (e.g. "batch"), or "" where none was given.
+/// </summary>
+public sealed record NodeMetadata(
+    string Name,
+    TensorElementType ElementType,
+    IReadOnlyList<long> Shape,
+    IReadOnlyList<string> SymbolicDimensions)
+{
+    /// <summary>True when the first dimension is dynamic, i.e. the model accepts any batch size.</summary>
+    public bool HasDynamicBatch => Shape.Count > 0 && Shape[0] < 0;
+}
