@@ -1,0 +1,16 @@
+using System.CommandLine;
+using MultiHeadServe.Cli.Commands;
+
+namespace MultiHeadServe.Cli;
+
+/// <summary>The <c>mhs</c> command tree.</summary>
+internal static class MhsCommand
+{
+    public static RootCommand Create() =>
+        new("mhs: inspect, fuse and prune the ONNX models MultiHeadServe serves.")
+        {
+            InspectCommand.Create(),
+            FuseCommand.Create(),
+            PruneCommand.Create(),
+        };
+}

@@ -1,0 +1,3 @@
+using MultiHeadServe.Cli;
+
+return CommandLineHost.Run(MhsCommand.Create(), args, Console.Out, Console.Error);

@@ -1,0 +1,108 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.OpenApi;
+using MultiHeadServe.Models;
+using Swashbuckle.AspNetCore.SwaggerGen;
+
+namespace MultiHeadServe.Api;
+
+/// <summary>
+/// Gives every feature-carrying operation a working example body per served model, so "Try it out" in the
+/// explorer works as it opens: the first row of the model's reference.json when it has one (a real image,
+/// real entity keys), otherwise zeros of the right shape. The {model} parameter lists the served models.
+/// </summary>
+public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilter
+{
+    private readonly Lazy<IReadOnlyList<(string Name, string Summary, JsonNode Body)>> _examples = new(() => Build(registry));
+
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        if (context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<Features.FeatureFetchMetadata>().Any() is false)
+        {
+            return;
+        }
+
+        foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
+        {
+            if (parameter.Name == "model" && parameter.Schema is OpenApiSchema schema)
+            {
+                schema.Enum = registry.All.Select(m => (JsonNode)JsonValue.Create(m.Name)!).ToList();
+                parameter.Example = JsonValue.Create(registry.All.Select(m => m.Name).Order(StringComparer.Ordinal).FirstOrDefault());
+                parameter.Description = "A served model (GET /v1/models lists them). Pick the example body for the same model.";
+            }
+        }
+
+        var bodyType = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<Features.FeatureFetchMetadata>().First().BodyType;
+        var media = new OpenApiMediaType
+        {
+            Schema = context.SchemaGenerator.GenerateSchema(bodyType, context.SchemaRepository),
+            Examples = new Dictionary<string, IOpenApiExample>(),
+        };
+        operation.RequestBody = new OpenApiRequestBody
+        {
+            Required = true,
+            Description = "One row, or several under \"instances\". Read once by the feature-fetch middleware.",
+            Content = new Dictionary<string, OpenApiMediaType> { ["application/json"] = media },
+        };
+        foreach (var (name, summary, body) in _examples.Value)
+        {
+            media.Examples![name] = new OpenApiExample { Summary = summary, Value = body.DeepClone() };
+        }
+    }
+
+    private static List<(string Name, string Summary, JsonNode Body)> Build(ModelRegistry registry)
+    {
+        var examples = new List<(string, string, JsonNode)>();
+        foreach (var model in registry.All.OrderBy(m => m.Name, StringComparer.Ordinal))
+        {
+            var reference = ReadReference(model);
+            var features = model.Manifest.Features;
+            if (features.Source == "image")
+            {
+                var image = reference?["images"]?[0]?.GetValue<string>();
+                if (image is not null)
+                {
+                    examples.Add(($"{model.Name}-image", $"{model.Name}: one PNG image (model = {model.Name})", new JsonObject { ["image"] = image }));
+                }
+
+                continue;
+            }
+
+            if (reference?["entities"]?[0] is JsonObject keys)
+            {
+                examples.Add(($"{model.Name}-keys", $"{model.Name}: entity keys, features from the store (model = {model.Name})", keys.DeepClone()));
+                if (reference["entities"] is JsonArray all && all.Count >= 3)
+                {
+                    examples.Add(($"{model.Name}-instances", $"{model.Name}: three rows in one run (model = {model.Name})",
+                        new JsonObject { ["instances"] = new JsonArray(all[0]!.DeepClone(), all[1]!.DeepClone(), all[2]!.DeepClone()) }));
+                }
+            }
+
+            var values = reference?["inputs"]?[features.Input]?["data"] is JsonArray data
+                ? data.Take(features.Columns!.Count).Select(v => v!.GetValue<double>()).ToArray()
+                : new double[features.Columns!.Count];
+            var named = new JsonObject();
+            for (var i = 0; i < features.Columns.Count; i++)
+            {
+                named[features.Columns[i]] = values[i];
+            }
+
+            examples.Add(($"{model.Name}-inline", $"{model.Name}: inline named features (model = {model.Name})", new JsonObject { ["features"] = named }));
+        }
+
+        return examples;
+    }
+
+    private static JsonNode? ReadReference(LoadedModel model)
+    {
+        var path = Path.Combine(model.Directory, model.Version.ToString(System.Globalization.CultureInfo.InvariantCulture), "reference.json");
+        try
+        {
+            return File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

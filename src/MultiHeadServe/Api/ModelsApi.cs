@@ -1,0 +1,69 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using MultiHeadServe.Models;
+using MultiHeadServe.OnnxRuntime;
+
+namespace MultiHeadServe.Api;
+
+/// <summary>GET /v1/models and /v1/models/{model}: what is served, with the session's real metadata.</summary>
+public static class ModelsApi
+{
+    public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/v1/models").WithTags("Models");
+        group.MapGet("/", ListModels)
+            .WithName("ListModels")
+            .WithSummary("Every served model with its inputs, outputs and heads.");
+        group.MapGet("/{model}", GetModel)
+            .WithName("GetModel")
+            .WithSummary("One model: metadata, heads and the effective manifest.");
+        return group;
+    }
+
+    internal static Ok<ModelList> ListModels(ModelRegistry registry) =>
+        TypedResults.Ok(new ModelList(registry.All.OrderBy(m => m.Name, StringComparer.Ordinal).Select(Describe).ToList()));
+
+    internal static Results<Ok<ModelDetail>, ProblemHttpResult> GetModel(string model, ModelRegistry registry) =>
+        registry.TryGet(model, out var loaded)
+            ? TypedResults.Ok(new ModelDetail(Describe(loaded), loaded.Manifest))
+            : Problems.UnknownModel(model, registry);
+
+    internal static ModelSummary Describe(LoadedModel model) => new(
+        model.Name,
+        model.Version,
+        model.AvailableVersions,
+        model.Manifest.Description,
+        model.Session.ExecutionProvider,
+        model.Warm,
+        model.Manifest.Features.Source,
+        model.Session.Inputs.Select(Tensor).ToList(),
+        model.Session.Outputs.Select(Tensor).ToList(),
+        model.Manifest.Heads.Select(h => new HeadSummary(h.Name, h.Kind, h.Output, h.Served,
+            model.Labels.TryGetValue(h.Name, out var labels) ? labels : null)).ToList());
+
+    private static TensorSummary Tensor(NodeMetadata node) => new(
+        node.Name,
+        TensorElementTypes.Name(node.ElementType),
+        node.Shape,
+        node.Shape.Select((d, i) => d >= 0 ? (object)d : node.SymbolicDimensions[i] is { Length: > 0 } s ? s : "?").ToList());
+}
+
+public sealed record ModelList(IReadOnlyList<ModelSummary> Models);
+
+public sealed record ModelSummary(
+    string Name,
+    int Version,
+    IReadOnlyList<int> Versions,
+    string? Description,
+    string ExecutionProvider,
+    bool Ready,
+    string FeatureSource,
+    IReadOnlyList<TensorSummary> Inputs,
+    IReadOnlyList<TensorSummary> Outputs,
+    IReadOnlyList<HeadSummary> Heads);
+
+/// <summary>A graph input or output: -1 in <c>Shape</c> is dynamic; <c>SymbolicShape</c> names it.</summary>
+public sealed record TensorSummary(string Name, string DataType, IReadOnlyList<long> Shape, IReadOnlyList<object> SymbolicShape);
+
+public sealed record HeadSummary(string Name, string Kind, string Output, bool Served, IReadOnlyList<string>? Labels);
+
+public sealed record ModelDetail(ModelSummary Model, ModelManifest Manifest);

@@ -1,0 +1,219 @@
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using MultiHeadServe.Features;
+using MultiHeadServe.Heads;
+using MultiHeadServe.Inference;
+using MultiHeadServe.Models;
+using MultiHeadServe.Observability;
+
+namespace MultiHeadServe.Api;
+
+/// <summary>
+/// POST /v1/models/{model}/predict — every head (or a subset) from one fetch and one run.
+/// POST /v1/models/{model}/heads/{head}/predict — one head, a drop-in for the per-model API it replaces.
+/// </summary>
+public static class PredictApi
+{
+    public static RouteGroupBuilder MapPredictApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/v1/models/{model}").WithTags("Predict");
+        group.MapPost("/predict", Predict)
+            .WithName("Predict")
+            .WithSummary("Every served head of the model (or the subset in 'heads') from one feature fetch and one run.")
+            .WithDescription("The body is one row (image, features or entity keys) or {\"instances\": [rows]}. Select heads with ?heads=a,b or \"heads\": [..] in the body.")
+            .WithFeatureRequest<PredictRequest>()
+            .Produces<PredictResponse>();
+        group.MapPost("/heads/{head}/predict", PredictHead)
+            .WithName("PredictHead")
+            .WithSummary("One head of the model, from the same single run.")
+            .WithFeatureRequest<PredictRequest>()
+            .Produces<HeadPredictResponse>();
+        return group;
+    }
+
+    /// <summary>Marks an endpoint whose body the feature-fetch middleware reads, and documents that body and every error status.</summary>
+    public static RouteHandlerBuilder WithFeatureRequest<TBody>(this RouteHandlerBuilder builder) => builder
+        // The body is documented by DemoRequestExamples rather than Accepts<T>(): routing would answer a wrong
+        // content type with a bare 415 before the middleware could name the problem.
+        .WithMetadata(new FeatureFetchMetadata(typeof(TBody)))
+        .ProducesProblem(StatusCodes.Status400BadRequest)
+        .ProducesProblem(StatusCodes.Status404NotFound)
+        .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+        .ProducesProblem(StatusCodes.Status429TooManyRequests)
+        .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+    internal static async Task<Results<Ok<PredictResponse>, ProblemHttpResult>> Predict(
+        HttpContext context, InferenceService inference, CancellationToken cancellationToken)
+    {
+        var features = context.Features.GetRequiredFeature<FetchedFeatures>();
+        var model = features.Model;
+        var heads = SelectHeads(model, features.RequestedHeads, out var problem);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var run = await RunAsync(context, features, heads!, inference, cancellationToken);
+        if (run.Problem is not null)
+        {
+            return run.Problem;
+        }
+
+        var rows = Decode(features, heads!, run.Result!);
+        var single = IsSingleRow(features);
+        return TypedResults.Ok(new PredictResponse(
+            model.Name,
+            model.Version,
+            single ? rows[0] : null,
+            single ? null : rows.Select(r => new RowPrediction(r)).ToList(),
+            Timings(features, run.Result!, context)));
+    }
+
+    internal static async Task<Results<Ok<HeadPredictResponse>, ProblemHttpResult>> PredictHead(
+        string head, HttpContext context, InferenceService inference, CancellationToken cancellationToken)
+    {
+        var features = context.Features.GetRequiredFeature<FetchedFeatures>();
+        var model = features.Model;
+        if (features.RequestedHeads is { Count: > 0 })
+        {
+            return Problems.BadRequest("heads", "The single-head route takes its head from the path; leave 'heads' out.");
+        }
+
+        var heads = SelectHeads(model, [head], out var problem);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var run = await RunAsync(context, features, heads!, inference, cancellationToken);
+        if (run.Problem is not null)
+        {
+            return run.Problem;
+        }
+
+        var rows = Decode(features, heads!, run.Result!).Select(r => r[head]).ToList();
+        var single = IsSingleRow(features);
+        return TypedResults.Ok(new HeadPredictResponse(
+            model.Name, model.Version, head, single ? rows[0] : null, single ? null : rows, Timings(features, run.Result!, context)));
+    }
+
+    private static bool IsSingleRow(FetchedFeatures features) =>
+        !features.Document.RootElement.TryGetProperty("instances", out _);
+
+    /// <summary>The requested served heads in request order, or every served head in manifest order.</summary>
+    internal static IReadOnlyList<HeadSpec>? SelectHeads(LoadedModel model, IReadOnlyList<string>? requested, out ProblemHttpResult? problem)
+    {
+        problem = null;
+        if (requested is null || requested.Count == 0)
+        {
+            return model.ServedHeads;
+        }
+
+        var heads = new List<HeadSpec>(requested.Count);
+        foreach (var name in requested.Distinct(StringComparer.Ordinal))
+        {
+            if (!model.Heads.TryGetValue(name, out var head) || !head.Served)
+            {
+                problem = Problems.UnknownHead(model, name);
+                return null;
+            }
+
+            heads.Add(head);
+        }
+
+        return heads;
+    }
+
+    internal static async Task<(InferenceResult? Result, ProblemHttpResult? Problem)> RunAsync(
+        HttpContext context, FetchedFeatures features, IReadOnlyList<HeadSpec> heads, InferenceService inference, CancellationToken cancellationToken)
+    {
+        var telemetry = context.Features.Get<RequestTelemetry>();
+        if (telemetry is not null)
+        {
+            telemetry.Heads = heads.Select(h => h.Name).ToList();
+        }
+
+        var outputs = heads.Select(h => h.Output).Distinct(StringComparer.Ordinal).ToList();
+        try
+        {
+            var result = await inference.RunAsync(features, outputs, cancellationToken);
+            if (telemetry is not null)
+            {
+                telemetry.InferenceMilliseconds = result.RunMilliseconds;
+            }
+
+            return (result, null);
+        }
+        catch (QueueFullException ex)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            return (null, TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Queue full", detail: ex.Message,
+                extensions: new Dictionary<string, object?> { ["model"] = features.Model.Name }));
+        }
+    }
+
+    internal static List<Dictionary<string, HeadResult>> Decode(FetchedFeatures features, IReadOnlyList<HeadSpec> heads, InferenceResult result)
+    {
+        var model = features.Model;
+        var rows = new List<Dictionary<string, HeadResult>>(features.Rows);
+        for (var r = 0; r < features.Rows; r++)
+        {
+            var context = new DecodeContext(features.ImageSizes[r], model.InputImageSize);
+            var decoded = new Dictionary<string, HeadResult>(heads.Count, StringComparer.Ordinal);
+            foreach (var head in heads)
+            {
+                decoded[head.Name] = model.Decoders[head.Name].Decode(result.Outputs[head.Output].Row(r), context);
+            }
+
+            rows.Add(decoded);
+        }
+
+        return rows;
+    }
+
+    internal static Timings Timings(FetchedFeatures features, InferenceResult result, HttpContext context) => new(
+        Math.Round(features.FetchMilliseconds, 3),
+        Math.Round(result.QueueMilliseconds, 3),
+        Math.Round(result.RunMilliseconds, 3),
+        result.BatchRows);
+}
+
+/// <summary>
+/// A predict body: one row, or several under <c>instances</c>. A row is <c>{"image": base64}</c> for image
+/// models, or <c>{"features": [..] | {name: value}}</c> or entity keys (e.g. <c>{"user_id": "u0001", "item_id": "i0042"}</c>)
+/// for tabular models.
+/// </summary>
+public sealed record PredictRequest(
+    string? Image,
+    object? Features,
+    IReadOnlyList<Dictionary<string, object>>? Instances,
+    IReadOnlyList<string>? Heads);
+
+/// <param name="Model">The model's name.</param>
+/// <param name="Version">The version that served the call.</param>
+/// <param name="Heads">One row's decoded heads (a single-row request).</param>
+/// <param name="Predictions">Per row of <c>instances</c>, in request order.</param>
+/// <param name="Timings">Where the time went.</param>
+public sealed record PredictResponse(
+    string Model,
+    int Version,
+    Dictionary<string, HeadResult>? Heads,
+    IReadOnlyList<RowPrediction>? Predictions,
+    Timings Timings);
+
+public sealed record RowPrediction(Dictionary<string, HeadResult> Heads);
+
+public sealed record HeadPredictResponse(
+    string Model,
+    int Version,
+    string Head,
+    HeadResult? Prediction,
+    IReadOnlyList<HeadResult>? Predictions,
+    Timings Timings);
+
+/// <param name="FetchMs">Feature fetch (decode, store lookups, parsing).</param>
+/// <param name="QueueMs">Waiting in the batcher for a batch to form.</param>
+/// <param name="InferenceMs">The session run that served this request.</param>
+/// <param name="BatchRows">Rows in that run, this request's and any batched with it.</param>
+public sealed record Timings(double FetchMs, double QueueMs, double InferenceMs, int BatchRows);

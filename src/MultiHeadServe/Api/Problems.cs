@@ -1,0 +1,26 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using MultiHeadServe.Models;
+
+namespace MultiHeadServe.Api;
+
+/// <summary>The RFC 7807 problems the API returns, in one place so every endpoint words them alike.</summary>
+public static class Problems
+{
+    public static ProblemHttpResult UnknownModel(string model, ModelRegistry registry) => TypedResults.Problem(
+        statusCode: StatusCodes.Status404NotFound,
+        title: "Unknown model",
+        detail: $"No model named '{model}' is served. Served models: {string.Join(", ", registry.All.Select(m => m.Name).Order(StringComparer.Ordinal))}.",
+        extensions: new Dictionary<string, object?> { ["model"] = model });
+
+    public static ProblemHttpResult UnknownHead(LoadedModel model, string head) => TypedResults.Problem(
+        statusCode: StatusCodes.Status404NotFound,
+        title: "Unknown head",
+        detail: $"Model '{model.Name}' has no served head named '{head}'. Served heads: {string.Join(", ", model.ServedHeads.Select(h => h.Name))}.",
+        extensions: new Dictionary<string, object?> { ["model"] = model.Name, ["head"] = head });
+
+    public static ProblemHttpResult BadRequest(string field, string detail) => TypedResults.Problem(
+        statusCode: StatusCodes.Status400BadRequest,
+        title: "Invalid request",
+        detail: detail,
+        extensions: new Dictionary<string, object?> { ["field"] = field });
+}

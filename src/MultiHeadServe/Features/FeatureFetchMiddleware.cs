@@ -1,0 +1,208 @@
+using System.Buffers;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using MultiHeadServe.Api;
+using MultiHeadServe.Models;
+using MultiHeadServe.Observability;
+
+namespace MultiHeadServe.Features;
+
+/// <summary>
+/// On the routes that carry features (predict, evaluate): resolves the model, checks content type and
+/// size, parses the body once and fetches the features exactly once, then hands them to the endpoint as
+/// a <see cref="FetchedFeatures"/> request feature. Whatever the number of heads asked for, this is the
+/// only place features are fetched. Client mistakes end here as RFC 7807 problems.
+/// </summary>
+public sealed class FeatureFetchMiddleware(
+    RequestDelegate next,
+    ModelRegistry registry,
+    FeatureFetcher fetcher,
+    ServeMetrics metrics,
+    IOptions<ServeOptions> options)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        if (context.GetEndpoint()?.Metadata.GetMetadata<FeatureFetchMetadata>() is null)
+        {
+            await next(context);
+            return;
+        }
+
+        var modelName = context.Request.RouteValues["model"] as string ?? "";
+        if (!registry.TryGet(modelName, out var model))
+        {
+            await Problems.UnknownModel(modelName, registry).ExecuteAsync(context);
+            return;
+        }
+
+        // Only served model names reach telemetry: a client's arbitrary names must not become metric labels.
+        var telemetry = context.Features.Get<RequestTelemetry>();
+        if (telemetry is not null)
+        {
+            telemetry.Model = model.Name;
+        }
+
+        FetchedFeatures features;
+        try
+        {
+            features = await FetchAsync(context, model);
+        }
+        catch (FeatureRequestException ex)
+        {
+            await WriteProblemAsync(context, ex);
+            return;
+        }
+
+        using (features)
+        {
+            metrics.RecordFetch(model.Name, features.Source, features.FetchMilliseconds);
+            if (telemetry is not null)
+            {
+                telemetry.Rows = features.Rows;
+                telemetry.FetchMilliseconds = features.FetchMilliseconds;
+            }
+
+            context.Features.Set(features);
+            await next(context);
+        }
+    }
+
+    private async Task<FetchedFeatures> FetchAsync(HttpContext context, LoadedModel model)
+    {
+        var request = context.Request;
+        if (request.ContentType is null || !IsJson(request.ContentType))
+        {
+            throw new FeatureRequestException(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Content-Type",
+                $"Send the body as application/json (got '{request.ContentType ?? "none"}').");
+        }
+
+        var limit = options.Value.MaxRequestBytes;
+        if (request.ContentLength > limit)
+        {
+            throw TooLarge(limit);
+        }
+
+        // The parsed document reads the pooled body in place: the body goes back to the pool with the features.
+        var body = await ReadBodyAsync(context, limit);
+        System.Text.Json.JsonDocument? document = null;
+        try
+        {
+            document = JsonBody.Parse(body.Memory);
+            var heads = RequestedHeads(context, document);
+            var features = await fetcher.FetchAsync(model, document, heads, context.RequestAborted);
+            features.OwnBody(body);
+            return features;
+        }
+        catch
+        {
+            document?.Dispose();
+            body.Dispose();
+            throw;
+        }
+    }
+
+    private static bool IsJson(string contentType)
+    {
+        var mediaType = contentType.Split(';', 2)[0].Trim();
+        return mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static FeatureRequestException TooLarge(long limit) =>
+        new(StatusCodes.Status413PayloadTooLarge, "Payload too large", "body", $"The body is larger than the limit of {limit} bytes (Serve:MaxRequestBytes).");
+
+    /// <summary>Reads the body into pooled memory, stopping as soon as it passes the limit (chunked bodies have no Content-Length).</summary>
+    private static async Task<PooledBody> ReadBodyAsync(HttpContext context, long limit)
+    {
+        var size = context.Request.ContentLength is long length ? (int)Math.Min(length, limit) + 1 : 64 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1024));
+        var count = 0;
+        try
+        {
+            while (true)
+            {
+                if (count == buffer.Length)
+                {
+                    if (count > limit)
+                    {
+                        throw TooLarge(limit);
+                    }
+
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, count).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                var read = await context.Request.Body.ReadAsync(buffer.AsMemory(count), context.RequestAborted);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                count += read;
+                if (count > limit)
+                {
+                    throw TooLarge(limit);
+                }
+            }
+
+            return new PooledBody(buffer, count);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    /// <summary>"heads" from the query (comma-separated, repeatable) or the body (array of names).</summary>
+    private static List<string>? RequestedHeads(HttpContext context, System.Text.Json.JsonDocument document)
+    {
+        var fromQuery = context.Request.Query["heads"];
+        if (fromQuery.Count > 0)
+        {
+            return fromQuery.SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+        }
+
+        if (document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object &&
+            document.RootElement.TryGetProperty("heads", out var heads))
+        {
+            if (heads.ValueKind != System.Text.Json.JsonValueKind.Array || heads.EnumerateArray().Any(h => h.ValueKind != System.Text.Json.JsonValueKind.String))
+            {
+                throw FeatureRequestException.BadField("heads", "heads must be an array of head names.");
+            }
+
+            return heads.EnumerateArray().Select(h => h.GetString()!).ToList();
+        }
+
+        return null;
+    }
+
+    internal static Task WriteProblemAsync(HttpContext context, FeatureRequestException ex)
+    {
+        if (ex.RetryAfter is { } retryAfter)
+        {
+            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return TypedResults.Problem(statusCode: ex.Status, title: ex.Title, detail: ex.Message,
+            extensions: new Dictionary<string, object?> { ["field"] = ex.Field }).ExecuteAsync(context);
+    }
+
+    private sealed class PooledBody(byte[] buffer, int count) : IDisposable
+    {
+        private byte[]? _buffer = buffer;
+
+        public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, count);
+
+        public void Dispose()
+        {
+            var returned = Interlocked.Exchange(ref _buffer, null);
+            if (returned is not null)
+            {
+                ArrayPool<byte>.Shared.Return(returned);
+            }
+        }
+    }
+}

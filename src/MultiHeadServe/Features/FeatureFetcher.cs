@@ -1,0 +1,334 @@
+using System.Buffers;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using MultiHeadServe.Features.Images;
+using MultiHeadServe.Features.Store;
+using MultiHeadServe.Heads;
+using MultiHeadServe.Models;
+
+namespace MultiHeadServe.Features;
+
+/// <summary>
+/// Turns a request body into the model's feature tensor: inline values, entity keys looked up in the
+/// store (one lookup per entity table for all rows of the request, run concurrently), or images decoded
+/// once. Every problem with the client's input becomes a <see cref="FeatureRequestException"/> naming the field.
+/// </summary>
+public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> options)
+{
+    private static readonly HashSet<string> EnvelopeFields = ["instances", "heads", "labels", "parameters"];
+
+    public async Task<FetchedFeatures> FetchAsync(LoadedModel model, JsonDocument document, IReadOnlyList<string>? heads, CancellationToken cancellationToken)
+    {
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw FeatureRequestException.BadField("$", "The body must be a JSON object.");
+        }
+
+        var (rows, prefix) = Rows(root, options.Value.MaxInstances);
+        var buffer = ArrayPool<float>.Shared.Rent(Math.Max(1, rows.Count * model.RowLength));
+        try
+        {
+            var start = System.Diagnostics.Stopwatch.GetTimestamp();
+            var imageSizes = new ImageSize?[rows.Count];
+            string source;
+            if (model.Manifest.Features.Source == "image")
+            {
+                FillImages(model, rows, prefix, buffer, imageSizes);
+                source = "image";
+            }
+            else
+            {
+                source = await FillTabularAsync(model, rows, prefix, buffer, cancellationToken);
+            }
+
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            return new FetchedFeatures(model, rows.Count, buffer, imageSizes, source, heads, document, elapsed);
+        }
+        catch
+        {
+            ArrayPool<float>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    private static (List<JsonElement> Rows, string Prefix) Rows(JsonElement root, int maxInstances)
+    {
+        if (!root.TryGetProperty("instances", out var instances))
+        {
+            return ([root], "");
+        }
+
+        if (instances.ValueKind != JsonValueKind.Array)
+        {
+            throw FeatureRequestException.BadField("instances", "instances must be an array of rows.");
+        }
+
+        var count = instances.GetArrayLength();
+        if (count == 0 || count > maxInstances)
+        {
+            throw FeatureRequestException.BadField("instances", $"instances must hold between 1 and {maxInstances} rows; it holds {count}.");
+        }
+
+        foreach (var property in root.EnumerateObject())
+        {
+            if (!EnvelopeFields.Contains(property.Name))
+            {
+                throw FeatureRequestException.BadField(property.Name, $"'{property.Name}' is not allowed beside instances; put row fields inside each instance.");
+            }
+        }
+
+        var rows = new List<JsonElement>(count);
+        var index = 0;
+        foreach (var row in instances.EnumerateArray())
+        {
+            if (row.ValueKind != JsonValueKind.Object)
+            {
+                throw FeatureRequestException.BadField($"instances[{index}]", "each instance must be a JSON object.");
+            }
+
+            rows.Add(row);
+            index++;
+        }
+
+        return (rows, "instances");
+    }
+
+    private static string Field(string prefix, int row, string name) =>
+        prefix.Length == 0 ? name : $"{prefix}[{row}].{name}";
+
+    private static void RejectUnknown(JsonElement row, string prefix, int index, IReadOnlyCollection<string> allowed)
+    {
+        foreach (var property in row.EnumerateObject())
+        {
+            if (!allowed.Contains(property.Name) && !(prefix.Length == 0 && EnvelopeFields.Contains(property.Name)))
+            {
+                throw FeatureRequestException.BadField(Field(prefix, index, property.Name),
+                    $"'{property.Name}' is not a field of this model's rows (expected {string.Join(", ", allowed)}).");
+            }
+        }
+    }
+
+    private void FillImages(LoadedModel model, List<JsonElement> rows, string prefix, float[] buffer, ImageSize?[] sizes)
+    {
+        var spec = model.Manifest.Features.Image!;
+        var preprocessing = new ImagePreprocessing(spec.Width, spec.Height, spec.Channels, spec.Layout, spec.Resize, spec.Scale, [.. spec.Mean], [.. spec.Std]);
+        var limits = new ImageDecodeLimits { MaxWidth = options.Value.MaxImageSide, MaxHeight = options.Value.MaxImageSide };
+        for (var r = 0; r < rows.Count; r++)
+        {
+            RejectUnknown(rows[r], prefix, r, ["image"]);
+            var field = Field(prefix, r, "image");
+            if (!rows[r].TryGetProperty("image", out var image))
+            {
+                throw FeatureRequestException.BadField(field, "an image model needs 'image': a base64-encoded PNG or JPEG.");
+            }
+
+            if (image.ValueKind != JsonValueKind.String)
+            {
+                throw FeatureRequestException.BadField(field, $"'image' must be a base64 string, not {image.ValueKind.ToString().ToLowerInvariant()}.");
+            }
+
+            try
+            {
+                var decoded = ImageDecoder.DecodeBase64(StripDataUrl(image.GetString()!), limits);
+                ImageTensorWriter.Write(decoded, preprocessing, buffer.AsSpan(r * model.RowLength, model.RowLength));
+                sizes[r] = new ImageSize(decoded.Width, decoded.Height);
+            }
+            catch (ImageDecodeException ex)
+            {
+                throw FeatureRequestException.BadField(field, $"The image cannot be used: {ex.Reason}");
+            }
+        }
+    }
+
+    /// <summary>Accepts "data:image/png;base64,..." as browsers produce it.</summary>
+    private static string StripDataUrl(string value)
+    {
+        var comma = value.StartsWith("data:", StringComparison.Ordinal) ? value.IndexOf(',', StringComparison.Ordinal) : -1;
+        return comma >= 0 ? value[(comma + 1)..] : value;
+    }
+
+    private async Task<string> FillTabularAsync(LoadedModel model, List<JsonElement> rows, string prefix, float[] buffer, CancellationToken cancellationToken)
+    {
+        var features = model.Manifest.Features;
+        var columns = features.Columns!;
+        var entities = features.Entities ?? [];
+        var allowed = entities.Select(e => e.Key).Append("features").ToList();
+        var storeRows = new List<int>();
+        for (var r = 0; r < rows.Count; r++)
+        {
+            RejectUnknown(rows[r], prefix, r, allowed);
+            if (rows[r].TryGetProperty("features", out var values))
+            {
+                if (entities.Any(e => rows[r].TryGetProperty(e.Key, out _)))
+                {
+                    throw FeatureRequestException.BadField(Field(prefix, r, "features"), "give either 'features' or entity keys for a row, not both.");
+                }
+
+                FillInline(values, columns, buffer.AsSpan(r * columns.Count, columns.Count), Field(prefix, r, "features"));
+            }
+            else
+            {
+                storeRows.Add(r);
+            }
+        }
+
+        if (storeRows.Count > 0)
+        {
+            await FillFromStoreAsync(rows, prefix, storeRows, entities, columns, buffer, cancellationToken);
+        }
+
+        return storeRows.Count == 0 ? "inline" : storeRows.Count == rows.Count ? "store" : "mixed";
+    }
+
+    private static void FillInline(JsonElement values, IReadOnlyList<string> columns, Span<float> row, string field)
+    {
+        switch (values.ValueKind)
+        {
+            case JsonValueKind.Array:
+                var count = values.GetArrayLength();
+                if (count != columns.Count)
+                {
+                    throw FeatureRequestException.BadField(field, $"expected {columns.Count} feature values ({string.Join(", ", columns)}); got {count}.");
+                }
+
+                var i = 0;
+                foreach (var value in values.EnumerateArray())
+                {
+                    row[i] = Number(value, $"{field}[{i}]");
+                    i++;
+                }
+
+                return;
+            case JsonValueKind.Object:
+                var seen = 0;
+                foreach (var property in values.EnumerateObject())
+                {
+                    var index = IndexOf(columns, property.Name);
+                    if (index < 0)
+                    {
+                        throw FeatureRequestException.BadField($"{field}.{property.Name}", $"'{property.Name}' is not a feature of this model (features: {string.Join(", ", columns)}).");
+                    }
+
+                    row[index] = Number(property.Value, $"{field}.{property.Name}");
+                    seen++;
+                }
+
+                if (seen != columns.Count)
+                {
+                    var given = values.EnumerateObject().Select(p => p.Name).ToHashSet();
+                    throw FeatureRequestException.BadField(field, $"missing feature(s): {string.Join(", ", columns.Where(c => !given.Contains(c)))}.");
+                }
+
+                return;
+            default:
+                throw FeatureRequestException.BadField(field, "'features' must be an array of numbers or an object of named numbers.");
+        }
+    }
+
+    private static int IndexOf(IReadOnlyList<string> columns, string name)
+    {
+        for (var i = 0; i < columns.Count; i++)
+        {
+            if (columns[i] == name)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private static float Number(JsonElement value, string field)
+    {
+        if (value.ValueKind != JsonValueKind.Number)
+        {
+            throw FeatureRequestException.BadField(field, $"expected a number, got {Describe(value)}.");
+        }
+
+        var number = value.GetDouble();
+        var single = (float)number;
+        if (!float.IsFinite(single))
+        {
+            throw FeatureRequestException.BadField(field, $"{value.GetRawText()} is outside the float32 range.");
+        }
+
+        return single;
+    }
+
+    private static string Describe(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.String => $"the string \"{Truncate(value.GetString()!)}\" (NaN and Infinity are not accepted)",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.Object => "an object",
+        _ => value.ValueKind.ToString(),
+    };
+
+    private static string Truncate(string text) => text.Length <= 32 ? text : text[..32] + "…";
+
+    private async Task FillFromStoreAsync(List<JsonElement> rows, string prefix, List<int> storeRows, IReadOnlyList<EntitySpec> entities,
+        IReadOnlyList<string> columns, float[] buffer, CancellationToken cancellationToken)
+    {
+        if (entities.Count == 0)
+        {
+            throw FeatureRequestException.BadField(Field(prefix, storeRows[0], "features"), "this model takes inline 'features' only.");
+        }
+
+        var keys = entities.Select(e => new string[storeRows.Count]).ToArray();
+        for (var k = 0; k < storeRows.Count; k++)
+        {
+            var r = storeRows[k];
+            for (var e = 0; e < entities.Count; e++)
+            {
+                var field = Field(prefix, r, entities[e].Key);
+                if (!rows[r].TryGetProperty(entities[e].Key, out var key))
+                {
+                    throw FeatureRequestException.BadField(Field(prefix, r, "features"),
+                        $"give 'features' or the entity keys {string.Join(", ", entities.Select(x => x.Key))}; '{entities[e].Key}' is missing.");
+                }
+
+                keys[e][k] = key.ValueKind switch
+                {
+                    JsonValueKind.String when key.GetString()!.Length is > 0 and <= 256 => key.GetString()!,
+                    JsonValueKind.Number => key.GetRawText(),
+                    _ => throw FeatureRequestException.BadField(field, $"an entity key must be a non-empty string (at most 256 characters) or a number, got {Describe(key)}."),
+                };
+            }
+        }
+
+        IReadOnlyList<float[]?>[] found;
+        try
+        {
+            var lookups = entities.Select((entity, e) => store.GetRowsAsync(entity.Table, keys[e], entity.Columns, cancellationToken).AsTask());
+            found = await Task.WhenAll(lookups);
+        }
+        catch (FeatureStoreUnavailableException ex)
+        {
+            throw new FeatureRequestException(StatusCodes.Status503ServiceUnavailable, "Feature store unavailable", "features",
+                $"The feature store did not answer: {ex.Message}", ex.RetryAfter);
+        }
+
+        for (var e = 0; e < entities.Count; e++)
+        {
+            var columnIndex = entities[e].Columns.Select(c => IndexOf(columns, c)).ToArray();
+            for (var k = 0; k < storeRows.Count; k++)
+            {
+                var values = found[e][k];
+                var r = storeRows[k];
+                if (values is null)
+                {
+                    throw new FeatureRequestException(StatusCodes.Status404NotFound, "Unknown entity", Field(prefix, r, entities[e].Key),
+                        $"No {entities[e].Key} '{keys[e][k]}' in the feature store (table {entities[e].Table}).");
+                }
+
+                var row = buffer.AsSpan(r * columns.Count, columns.Count);
+                for (var c = 0; c < columnIndex.Length; c++)
+                {
+                    row[columnIndex[c]] = values[c];
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using System.Buffers;
+using System.Text.Json;
+using MultiHeadServe.Heads;
+using MultiHeadServe.Models;
+
+namespace MultiHeadServe.Features;
+
+/// <summary>
+/// The features of one request, fetched once by <see cref="FeatureFetchMiddleware"/> and handed to the
+/// endpoint as a typed request feature (endpoints never touch the feature store). Owns a pooled tensor
+/// buffer, returned when the request ends.
+/// </summary>
+public sealed class FetchedFeatures : IDisposable
+{
+    private float[]? _buffer;
+    private IDisposable? _body;
+
+    internal FetchedFeatures(LoadedModel model, int rows, float[] buffer, IReadOnlyList<ImageSize?> imageSizes,
+        string source, IReadOnlyList<string>? requestedHeads, JsonDocument document, double fetchMilliseconds)
+    {
+        Model = model;
+        Rows = rows;
+        _buffer = buffer;
+        ImageSizes = imageSizes;
+        Source = source;
+        RequestedHeads = requestedHeads;
+        Document = document;
+        FetchMilliseconds = fetchMilliseconds;
+    }
+
+    public LoadedModel Model { get; }
+
+    /// <summary>Rows in the request (1, or the number of <c>instances</c>).</summary>
+    public int Rows { get; }
+
+    /// <summary>The feature tensor, row-major: <see cref="Rows"/> × <see cref="LoadedModel.RowLength"/> floats.</summary>
+    public ReadOnlyMemory<float> Tensor => _buffer.AsMemory(0, Rows * Model.RowLength);
+
+    /// <summary>Per row, the size of the image the client sent (image models), for pixel coordinates.</summary>
+    public IReadOnlyList<ImageSize?> ImageSizes { get; }
+
+    /// <summary>inline | store | image (or "mixed").</summary>
+    public string Source { get; }
+
+    /// <summary>Heads the client asked for (query or body), or null for every served head.</summary>
+    public IReadOnlyList<string>? RequestedHeads { get; }
+
+    /// <summary>The parsed body, for endpoint-specific fields such as labels.</summary>
+    public JsonDocument Document { get; }
+
+    public double FetchMilliseconds { get; }
+
+    /// <summary>Takes the request body the <see cref="Document"/> reads from; released with it.</summary>
+    internal void OwnBody(IDisposable body) => _body = body;
+
+    public void Dispose()
+    {
+        var buffer = Interlocked.Exchange(ref _buffer, null);
+        if (buffer is not null)
+        {
+            ArrayPool<float>.Shared.Return(buffer);
+        }
+
+        Document.Dispose();
+        Interlocked.Exchange(ref _body, null)?.Dispose();
+    }
+}
+
+/// <summary>Marks an endpoint whose request carries features: the middleware fetches them before it runs.</summary>
+/// <param name="BodyType">The body's shape, for the OpenAPI document.</param>
+public sealed record FeatureFetchMetadata(Type BodyType);

@@ -1,0 +1,136 @@
+using System.Buffers;
+
+namespace MultiHeadServe.Features.Images;
+
+/// <summary>
+/// Turns the encoded image of a request (PNG or JPEG) into RGB pixels, once, with the system's
+/// codecs: libpng 1.6 (Debian package <c>libpng16-16</c>) and libjpeg-turbo's TurboJPEG
+/// (<c>libturbojpeg0</c>). The format is chosen by the file's magic bytes, not by what the
+/// client claims.
+/// </summary>
+/// <remarks>
+/// Thread-safe and stateless: every call uses its own codec state. Hostile input (truncated,
+/// corrupt, or declaring huge dimensions) ends in an <see cref="ImageDecodeException"/>, never in
+/// a crash or a large allocation. The codec libraries are loaded on first use; call
+/// <see cref="EnsureCodecsLoaded"/> at start-up to fail early when they are missing.
+/// </remarks>
+public static class ImageDecoder
+{
+    /// <summary>Decodes a PNG or JPEG file.</summary>
+    /// <param name="encoded">The file's bytes; only read during the call.</param>
+    /// <param name="limits">The largest image accepted; checked before pixel memory is allocated.</param>
+    /// <returns>The image as 8-bit RGB (alpha dropped, grayscale and palettes expanded; see <see cref="DecodedImage"/>).</returns>
+    /// <exception cref="ImageDecodeException">The image is empty, not PNG or JPEG, corrupt, or too large: the client's fault.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="limits"/> is unusable (configuration error).</exception>
+    /// <exception cref="DllNotFoundException">A codec library is not installed (deployment error).</exception>
+    public static DecodedImage Decode(ReadOnlySpan<byte> encoded, ImageDecodeLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        limits.Validate();
+
+        if (encoded.IsEmpty)
+        {
+            throw new ImageDecodeException("image is empty");
+        }
+
+        if (encoded.StartsWith(PngDecoder.Signature))
+        {
+            return PngDecoder.Decode(encoded, limits);
+        }
+
+        if (encoded.StartsWith(JpegDecoder.Signature))
+        {
+            return JpegDecoder.Decode(encoded, limits);
+        }
+
+        throw new ImageDecodeException(UnsupportedFormatReason(encoded));
+    }
+
+    /// <summary>
+    /// Decodes the base64 text a JSON request carries, optionally as a data URL
+    /// (<c>data:image/png;base64,…</c>, which browsers produce), then the image it holds.
+    /// </summary>
+    /// <param name="base64">Standard base64 (RFC 4648 §4); whitespace is ignored.</param>
+    /// <param name="limits">The largest image accepted.</param>
+    /// <exception cref="ImageDecodeException">The text is not base64, or the image it holds cannot be decoded.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="limits"/> is unusable (configuration error).</exception>
+    /// <exception cref="DllNotFoundException">A codec library is not installed (deployment error).</exception>
+    public static DecodedImage DecodeBase64(ReadOnlySpan<char> base64, ImageDecodeLimits limits)
+    {
+        var text = StripDataUrl(base64).Trim();
+        if (text.IsEmpty)
+        {
+            throw new ImageDecodeException("image is empty");
+        }
+
+        // The encoded file is only needed during the call: borrow the buffer.
+        var buffer = ArrayPool<byte>.Shared.Rent((text.Length + 3) / 4 * 3);
+        try
+        {
+            if (!Convert.TryFromBase64Chars(text, buffer, out var length))
+            {
+                throw new ImageDecodeException("image is not valid base64");
+            }
+
+            return Decode(buffer.AsSpan(0, length), limits);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Loads both codec libraries now, so a host serving image models can refuse to start
+    /// without them instead of failing its first request.
+    /// </summary>
+    /// <exception cref="DllNotFoundException">A library is missing; the message names the Debian package to install.</exception>
+    /// <exception cref="EntryPointNotFoundException">A library is not the expected version.</exception>
+    public static void EnsureCodecsLoaded()
+    {
+        _ = LibPng.Instance;
+        _ = LibTurboJpeg.Instance;
+    }
+
+    internal static ImageDecodeException TooLarge(long width, long height, ImageDecodeLimits limits) =>
+        new($"image {width}x{height} exceeds the limit {limits.MaxWidth}x{limits.MaxHeight}");
+
+    private static ReadOnlySpan<char> StripDataUrl(ReadOnlySpan<char> text)
+    {
+        if (!text.StartsWith("data:", StringComparison.OrdinalIgnoreCase))
+        {
+            return text;
+        }
+
+        var comma = text.IndexOf(',');
+        if (comma < 0 || !text[..comma].EndsWith(";base64", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ImageDecodeException("image data URL is not base64 (expected data:<type>;base64,<data>)");
+        }
+
+        return text[(comma + 1)..];
+    }
+
+    private static string UnsupportedFormatReason(ReadOnlySpan<byte> encoded)
+    {
+        // Name the common mistakes so the client knows what to change.
+        var recognised =
+            encoded.StartsWith("GIF8"u8) ? "GIF" :
+            encoded.Length >= 12 && encoded.StartsWith("RIFF"u8) && encoded[8..12].SequenceEqual("WEBP"u8) ? "WebP" :
+            encoded.StartsWith("II*\0"u8) || encoded.StartsWith("MM\0*"u8) ? "TIFF" :
+            encoded.StartsWith("BM"u8) ? "BMP" :
+            null;
+        if (recognised is not null)
+        {
+            return $"unsupported image format {recognised}; send PNG or JPEG";
+        }
+
+        // Base64 of the PNG signature / of a JPEG SOI: the bytes were base64-encoded twice.
+        if (encoded.StartsWith("iVBORw0KGgo"u8) || encoded.StartsWith("/9j/"u8))
+        {
+            return "unsupported image format: the data is base64 text; base64-encode the image file once";
+        }
+
+        return "unsupported image format; send PNG or JPEG";
+    }
+}

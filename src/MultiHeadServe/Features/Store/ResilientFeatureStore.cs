@@ -1,0 +1,287 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace MultiHeadServe.Features.Store;
+
+/// <summary>
+/// Wraps a backing store in a resilience pipeline, outermost first: an overall timeout, retries
+/// with exponential back-off and jitter, a circuit breaker, and an optional per-attempt timeout.
+/// Failures a client should wait out surface as <see cref="FeatureStoreUnavailableException"/>.
+/// </summary>
+/// <remarks>
+/// <para>What is retried and counted by the breaker: broken or refused connections, timeouts and
+/// busy databases (see the transient-failure rules). What is not: unknown tables or columns, bad
+/// arguments, and the caller's own cancellation, which propagates as
+/// <see cref="OperationCanceledException"/>.</para>
+/// <para>The breaker sits inside the retries, so every attempt counts towards its failure ratio,
+/// and a call refused by an open breaker is not retried: it fails at once with the remaining break
+/// as <see cref="FeatureStoreUnavailableException.RetryAfter"/>.</para>
+/// <para>Thread-safe; one instance per backing store (the breaker's state is per instance). Does
+/// not own the inner store.</para>
+/// </remarks>
+public sealed class ResilientFeatureStore : IFeatureStore
+{
+    /// <summary>Budget of <see cref="PingAsync"/>: a readiness probe's, independent of the lookup budget.</summary>
+    public static readonly TimeSpan PingTimeout = TimeSpan.FromSeconds(1);
+
+    // The breaker sees the cancellation of the overall timeout as an OperationCanceledException;
+    // the caller's own token, carried along, tells that apart from the client going away.
+    private static readonly ResiliencePropertyKey<CancellationToken> CallerToken = new("MultiHeadServe.Features.CallerToken");
+
+    private readonly IFeatureStore _inner;
+    private readonly FeatureStoreMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _timeProvider;
+    private readonly ResiliencePipeline _pipeline;
+    private readonly ResiliencePipeline _pingPipeline;
+    private readonly CircuitBreakerStateProvider _circuit = new();
+    private readonly TimeSpan _timeout;
+    private readonly int _maxAttempts;
+
+    /// <param name="inner">The backing store; not disposed by this instance.</param>
+    /// <param name="options">Timeout, retry and circuit-breaker settings.</param>
+    /// <param name="metrics">Where fetches, failures and the circuit state are reported.</param>
+    /// <param name="logger">Logs retries, circuit transitions and failures.</param>
+    /// <param name="timeProvider">The clock for timeouts, back-off and break durations.</param>
+    /// <exception cref="ArgumentException"><paramref name="options"/> are invalid.</exception>
+    public ResilientFeatureStore(
+        IFeatureStore inner,
+        FeatureStoreOptions options,
+        FeatureStoreMetrics metrics,
+        ILogger<ResilientFeatureStore>? logger = null,
+        TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(metrics);
+        var errors = options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException(string.Join(" ", errors), nameof(options));
+        }
+
+        _inner = inner;
+        _metrics = metrics;
+        _logger = logger ?? NullLogger<ResilientFeatureStore>.Instance;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _timeout = TimeSpan.FromMilliseconds(options.TimeoutMilliseconds);
+        _maxAttempts = options.Retry.MaxAttempts;
+        _pipeline = BuildPipeline(options);
+        _pingPipeline = new ResiliencePipelineBuilder { TimeProvider = _timeProvider }.AddTimeout(PingTimeout).Build();
+        metrics.ObserveCircuit(inner.Kind, () => _circuit.CircuitState);
+    }
+
+    /// <inheritdoc />
+    public string Kind => _inner.Kind;
+
+    /// <summary>The circuit breaker's state: closed (calls flow), open (failing fast), half-open (one trial call).</summary>
+    public CircuitState CircuitState => _circuit.CircuitState;
+
+    /// <inheritdoc />
+    /// <exception cref="FeatureStoreUnavailableException">Retries exhausted, the timeout elapsed or the circuit is open.</exception>
+    public ValueTask<IReadOnlyList<float[]?>> GetRowsAsync(
+        string table,
+        IReadOnlyList<string> keys,
+        IReadOnlyList<string> columns,
+        CancellationToken cancellationToken) =>
+        ExecuteAsync(
+            static (inner, lookup, token) => inner.GetRowsAsync(lookup.table, lookup.keys, lookup.columns, token),
+            (table, keys, columns),
+            isFetch: true,
+            cancellationToken);
+
+    /// <inheritdoc />
+    /// <exception cref="FeatureStoreUnavailableException">Retries exhausted, the timeout elapsed or the circuit is open.</exception>
+    public ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken) =>
+        ExecuteAsync(static (inner, name, token) => inner.DescribeTableAsync(name, token), table, isFetch: false, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>Bypasses retries and the circuit breaker, so readiness reflects the store itself;
+    /// bounded by <see cref="PingTimeout"/>.</remarks>
+    public async ValueTask<bool> PingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _pingPipeline.ExecuteAsync(static (inner, token) => inner.PingAsync(token), _inner, cancellationToken);
+        }
+        catch (Exception exception) when (TransientFailure.IsTransient(exception) && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    private async ValueTask<TResult> ExecuteAsync<TResult, TState>(
+        Func<IFeatureStore, TState, CancellationToken, ValueTask<TResult>> call,
+        TState state,
+        bool isFetch,
+        CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = _timeProvider.GetTimestamp();
+        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        context.Properties.Set(CallerToken, cancellationToken);
+        try
+        {
+            var result = await _pipeline.ExecuteAsync(
+                static (ctx, operation) =>
+                {
+                    if (operation.isFetch)
+                    {
+                        operation.self._metrics.RecordFetch(operation.self.Kind);
+                    }
+
+                    return operation.call(operation.self._inner, operation.state, ctx.CancellationToken);
+                },
+                context,
+                (self: this, call, state, isFetch));
+            Complete("ok");
+            return result;
+        }
+        catch (BrokenCircuitException exception)
+        {
+            var retryAfter = exception.RetryAfter is { } remaining && remaining > TimeSpan.Zero
+                ? remaining
+                : FeatureStoreUnavailableException.DefaultRetryAfter;
+            Fail("circuit_open");
+            throw new FeatureStoreUnavailableException(
+                $"The {Kind} feature store is unavailable: its circuit breaker is open after repeated failures. " +
+                $"Retry after {retryAfter.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture)} s.",
+                retryAfter,
+                exception);
+        }
+        catch (TimeoutRejectedException exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            Fail("timeout");
+            throw new FeatureStoreUnavailableException(
+                $"The {Kind} feature store did not answer within {_timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms.",
+                FeatureStoreUnavailableException.DefaultRetryAfter,
+                exception);
+        }
+        catch (Exception exception) when (TransientFailure.IsTransient(exception) && !cancellationToken.IsCancellationRequested)
+        {
+            Fail("transient");
+            throw new FeatureStoreUnavailableException(
+                $"The {Kind} feature store is unavailable (up to {_maxAttempts} attempts failed): {exception.Message}",
+                FeatureStoreUnavailableException.DefaultRetryAfter,
+                exception);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Complete("canceled");
+            throw;
+        }
+        catch (Exception)
+        {
+            // Not the store's health: a bad argument or a table/column the store lacks. The caller
+            // reports it; logging here as well would log it twice.
+            Fail("error");
+            throw;
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+
+        void Complete(string outcome)
+        {
+            if (isFetch)
+            {
+                _metrics.RecordDuration(Kind, outcome, _timeProvider.GetElapsedTime(started));
+            }
+        }
+
+        void Fail(string reason)
+        {
+            if (isFetch)
+            {
+                _metrics.RecordFailure(Kind, reason);
+                Complete(reason == "error" ? "error" : "unavailable");
+            }
+        }
+    }
+
+    private ResiliencePipeline BuildPipeline(FeatureStoreOptions options)
+    {
+        var builder = new ResiliencePipelineBuilder { TimeProvider = _timeProvider };
+
+        builder.AddTimeout(new TimeoutStrategyOptions { Timeout = _timeout });
+
+        if (options.Retry.MaxAttempts > 1)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = options.Retry.MaxAttempts - 1,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(options.Retry.BaseDelayMilliseconds),
+                MaxDelay = _timeout,
+                ShouldHandle = static args => ValueTask.FromResult(
+                    args.Outcome.Exception is { } exception && TransientFailure.IsTransient(exception)),
+                OnRetry = args =>
+                {
+                    _metrics.RecordRetry(Kind);
+                    _logger.LogDebug(
+                        args.Outcome.Exception,
+                        "Feature store {Store} attempt {Attempt} failed; retrying in {DelayMs} ms",
+                        Kind,
+                        args.AttemptNumber + 1,
+                        args.RetryDelay.TotalMilliseconds);
+                    return default;
+                },
+            });
+        }
+
+        var breakDuration = TimeSpan.FromSeconds(options.CircuitBreaker.BreakDurationSeconds);
+        builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            FailureRatio = options.CircuitBreaker.FailureRatio,
+            MinimumThroughput = options.CircuitBreaker.MinimumThroughput,
+            SamplingDuration = TimeSpan.FromSeconds(options.CircuitBreaker.SamplingDurationSeconds),
+            BreakDuration = breakDuration,
+            StateProvider = _circuit,
+            ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception switch
+            {
+                null => false,
+                // The overall timeout cut the attempt short: the store was too slow, which is
+                // exactly what the breaker is for. The caller cancelling is not the store's fault.
+                OperationCanceledException =>
+                    !args.Context.Properties.GetValue(CallerToken, CancellationToken.None).IsCancellationRequested,
+                var exception => TransientFailure.IsTransient(exception),
+            }),
+            OnOpened = args =>
+            {
+                _logger.LogError(
+                    args.Outcome.Exception,
+                    "Feature store {Store} circuit opened for {BreakSeconds} s after repeated failures",
+                    Kind,
+                    args.BreakDuration.TotalSeconds);
+                return default;
+            },
+            OnHalfOpened = _ =>
+            {
+                _logger.LogInformation("Feature store {Store} circuit half-open: trying one call", Kind);
+                return default;
+            },
+            OnClosed = _ =>
+            {
+                _logger.LogInformation("Feature store {Store} circuit closed: calls flow again", Kind);
+                return default;
+            },
+        });
+
+        if (options.Retry.AttemptTimeoutMilliseconds > 0)
+        {
+            builder.AddTimeout(new TimeoutStrategyOptions
+            {
+                Timeout = TimeSpan.FromMilliseconds(options.Retry.AttemptTimeoutMilliseconds),
+            });
+        }
+
+        return builder.Build();
+    }
+}

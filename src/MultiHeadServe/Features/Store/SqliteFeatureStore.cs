@@ -1,0 +1,287 @@
+using System.Data.Common;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace MultiHeadServe.Features.Store;
+
+/// <summary>
+/// The embedded feature store: one SQLite file, the default when no PostgreSQL connection string is
+/// configured.
+/// </summary>
+/// <remarks>
+/// <para>Thread-safe; register as a singleton. Every call opens its own pooled connection, and the
+/// database runs in write-ahead-log mode, so concurrent lookups never block each other and a
+/// seeding writer does not block them either.</para>
+/// <para>Microsoft.Data.Sqlite runs its "async" methods synchronously: a lookup occupies the
+/// calling thread for its (sub-millisecond) duration, and a timeout cannot interrupt it midway.
+/// A lookup that meets a lock waits at most <see cref="LookupTimeoutSeconds"/>.</para>
+/// <para>Disposing clears this file's connection pool so the file can be moved or deleted.</para>
+/// </remarks>
+public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
+{
+    /// <summary>How long a lookup waits on a locked database before failing as busy (transient).</summary>
+    public const int LookupTimeoutSeconds = 1;
+
+    private readonly string _connectionString;
+    private readonly FeatureSchemaCache _schemas;
+    private int _walEnabled;
+
+    /// <summary>Opens (or, on first write, creates) the database at <paramref name="databasePath"/>.</summary>
+    /// <param name="databasePath">The database file, e.g. <c>data/features.db</c>; its directory is created if missing.</param>
+    public SqliteFeatureStore(string databasePath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(databasePath);
+        DatabasePath = Path.GetFullPath(databasePath);
+        Directory.CreateDirectory(Path.GetDirectoryName(DatabasePath)!);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = DatabasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            // A private cache per connection: shared cache mode and WAL do not mix well.
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+        }.ToString();
+        _schemas = new FeatureSchemaCache(Kind, StringComparer.OrdinalIgnoreCase, ReadSchemaAsync);
+    }
+
+    /// <inheritdoc />
+    public string Kind => "sqlite";
+
+    /// <summary>The absolute path of the database file.</summary>
+    public string DatabasePath { get; }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<float[]?>> GetRowsAsync(
+        string table,
+        IReadOnlyList<string> keys,
+        IReadOnlyList<string> columns,
+        CancellationToken cancellationToken)
+    {
+        var distinct = FeatureLookup.Validate(table, keys, columns);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (distinct.Count == 0)
+        {
+            return [];
+        }
+
+        var schema = await _schemas.GetAsync(table, columns, cancellationToken);
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        // All keys travel as one JSON array parameter: the statement text is the same whatever the
+        // number of keys, and there is no parameter-count limit to reach.
+        command.CommandText =
+            $"SELECT {FeatureLookup.SelectList(schema, columns)} FROM {SqlIdentifier.Quote(schema.Table)} " +
+            $"WHERE {SqlIdentifier.Quote(schema.KeyColumn)} IN (SELECT value FROM json_each($keys))";
+        command.Parameters.AddWithValue("$keys", JsonSerializer.Serialize(distinct));
+        command.CommandTimeout = LookupTimeoutSeconds;
+
+        var found = new Dictionary<string, float[]>(distinct.Count, StringComparer.Ordinal);
+        try
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var values = new float[columns.Count];
+                for (var i = 0; i < values.Length; i++)
+                {
+                    // SQLite stores NaN as NULL; NULL reads back as NaN.
+                    values[i] = reader.IsDBNull(i + 1) ? float.NaN : (float)reader.GetDouble(i + 1);
+                }
+
+                found[reader.GetString(0)] = values;
+            }
+        }
+        catch (SqliteException exception) when (!TransientFailure.IsTransient(exception))
+        {
+            // Most likely the table changed underneath the cached shape; read it afresh next time.
+            _schemas.Invalidate(table);
+            throw;
+        }
+
+        return FeatureLookup.InRequestOrder(keys, found);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken)
+    {
+        SqlIdentifier.Validate(table, "table", nameof(table));
+        var schema = await ReadSchemaAsync(table, cancellationToken);
+        if (schema is null)
+        {
+            _schemas.Invalidate(table);
+        }
+        else
+        {
+            _schemas.Remember(schema);
+        }
+
+        return schema;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> PingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT 1";
+            command.CommandTimeout = LookupTimeoutSeconds;
+            return await command.ExecuteScalarAsync(cancellationToken) is not null;
+        }
+        catch (Exception exception) when (exception is DbException or IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<FeatureSeedResult> WriteTableAsync(
+        FeatureTableSchema schema,
+        IAsyncEnumerable<FeatureRow> rows,
+        bool replace,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var (table, key, columns) = SqlIdentifier.QuoteSchema(schema);
+
+        await using var connection = await OpenAsync(cancellationToken);
+        // BEGIN IMMEDIATE takes the write lock before the existence check, so two processes seeding
+        // the same file at once create the table once.
+        await using var transaction = connection.BeginTransaction(deferred: false);
+
+        bool exists;
+        await using (var check = connection.CreateCommand())
+        {
+            check.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $name COLLATE NOCASE";
+            check.Parameters.AddWithValue("$name", schema.Table);
+            exists = (long)(await check.ExecuteScalarAsync(cancellationToken))! > 0;
+        }
+
+        if (exists && !replace)
+        {
+            return new FeatureSeedResult(schema.Table, FeatureSeedOutcome.Skipped, 0);
+        }
+
+        await using (var create = connection.CreateCommand())
+        {
+            var definition = new StringBuilder();
+            if (exists)
+            {
+                definition.Append("DROP TABLE ").Append(table).Append("; ");
+            }
+
+            // WITHOUT ROWID: rows live in the primary-key b-tree, so a lookup is one b-tree search.
+            definition.Append("CREATE TABLE ").Append(table).Append(" (").Append(key).Append(" TEXT NOT NULL PRIMARY KEY");
+            foreach (var column in columns)
+            {
+                definition.Append(", ").Append(column).Append(" REAL");
+            }
+
+            definition.Append(") WITHOUT ROWID");
+            create.CommandText = definition.ToString();
+            await create.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        long count = 0;
+        await using (var insert = connection.CreateCommand())
+        {
+            insert.CommandText =
+                $"INSERT INTO {table} ({key}, {string.Join(", ", columns)}) " +
+                $"VALUES ($key{string.Concat(Enumerable.Range(0, columns.Count).Select(i => $", $v{i}"))})";
+            var keyParameter = insert.Parameters.Add("$key", SqliteType.Text);
+            var valueParameters = Enumerable.Range(0, columns.Count)
+                .Select(i => insert.Parameters.Add($"$v{i}", SqliteType.Real))
+                .ToArray();
+            insert.Prepare();
+
+            await foreach (var row in rows.WithCancellation(cancellationToken))
+            {
+                if (row.Values.Length != valueParameters.Length)
+                {
+                    throw new ArgumentException(
+                        $"Row '{row.Key}' has {row.Values.Length} values; table '{schema.Table}' has {valueParameters.Length} feature columns.",
+                        nameof(rows));
+                }
+
+                keyParameter.Value = row.Key;
+                for (var i = 0; i < valueParameters.Length; i++)
+                {
+                    // Microsoft.Data.Sqlite refuses to bind NaN; SQLite would store NULL anyway.
+                    valueParameters[i].Value = float.IsNaN(row.Values[i]) ? DBNull.Value : (double)row.Values[i];
+                }
+
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+                count++;
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        _schemas.Remember(schema);
+        return new FeatureSeedResult(schema.Table, exists ? FeatureSeedOutcome.Replaced : FeatureSeedOutcome.Created, count);
+    }
+
+    /// <summary>Clears the connection pool of this database file.</summary>
+    public void Dispose()
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(connection);
+    }
+
+    private async ValueTask<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            if (Volatile.Read(ref _walEnabled) == 0)
+            {
+                // Persistent in the file; the first connection of the process switches it on.
+                await using var wal = connection.CreateCommand();
+                wal.CommandText = "PRAGMA journal_mode = WAL";
+                await wal.ExecuteNonQueryAsync(cancellationToken);
+                Volatile.Write(ref _walEnabled, 1);
+            }
+
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async ValueTask<FeatureTableSchema?> ReadSchemaAsync(string table, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, pk FROM pragma_table_info($table) ORDER BY cid";
+        command.Parameters.AddWithValue("$table", table);
+        command.CommandTimeout = LookupTimeoutSeconds;
+
+        var columns = new List<string>();
+        var keys = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                (reader.GetInt64(1) > 0 ? keys : columns).Add(reader.GetString(0));
+            }
+        }
+
+        if (columns.Count == 0 && keys.Count == 0)
+        {
+            return null;
+        }
+
+        if (keys.Count != 1)
+        {
+            throw new FeatureSchemaException(
+                $"Feature table '{table}' in the sqlite feature store needs a single-column primary key (the entity key); it has {keys.Count}.");
+        }
+
+        return new FeatureTableSchema(table, keys[0], columns);
+    }
+}

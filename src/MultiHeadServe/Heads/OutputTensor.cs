@@ -1,0 +1,98 @@
+namespace MultiHeadServe.Heads;
+
+/// <summary>
+/// One ONNX output of a whole batch, copied out of the runtime: <see cref="Shape"/> is <c>[N]</c>,
+/// <c>[N, k]</c> or <c>[N, d1, d2, ...]</c>; row <c>r</c> is request <c>r</c> of the batch. Decoders and
+/// loss evaluation read it and never see ONNX Runtime. The arrays are not copied: the tensor must not be
+/// mutated while a decoder reads it.
+/// </summary>
+/// <param name="Name">The ONNX output name.</param>
+/// <param name="Data">Row-major values, <see cref="Rows"/> × <see cref="Width"/> of them.</param>
+/// <param name="Shape">The output's shape; the first dimension is the batch.</param>
+public sealed record OutputTensor(string Name, float[] Data, long[] Shape)
+{
+    /// <summary>The batch size, <c>Shape[0]</c>.</summary>
+    public int Rows
+    {
+        get
+        {
+            CheckShape();
+            return (int)Shape[0];
+        }
+    }
+
+    /// <summary>Values per row: the product of the dimensions after the first; 1 for a shape <c>[N]</c>.</summary>
+    public int Width
+    {
+        get
+        {
+            CheckShape();
+            long width = 1;
+            for (var i = 1; i < Shape.Length; i++)
+            {
+                width *= Shape[i];
+            }
+
+            return (int)width;
+        }
+    }
+
+    /// <summary>The dimensions after the batch dimension (empty for <c>[N]</c>).</summary>
+    public ReadOnlySpan<long> RowShape => Shape.AsSpan(1);
+
+    /// <summary>The values of row <paramref name="row"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The batch has no such row.</exception>
+    /// <exception cref="InvalidOperationException">The shape and the data disagree.</exception>
+    public ReadOnlySpan<float> Row(int row)
+    {
+        var width = Width;
+        var rows = CheckedRows(width);
+        ArgumentOutOfRangeException.ThrowIfNegative(row);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, rows);
+        return Data.AsSpan(row * width, width);
+    }
+
+    /// <summary>Every row, row-major, once the data is checked against the shape.</summary>
+    internal ReadOnlySpan<float> AllRows()
+    {
+        CheckedRows(Width);
+        return Data;
+    }
+
+    private int CheckedRows(int width)
+    {
+        var rows = Rows;
+        if ((long)rows * width != Data.Length)
+        {
+            throw new InvalidOperationException(
+                $"output '{Name}' holds {Data.Length} values but its shape {FormatShape(Shape)} needs {(long)rows * width}");
+        }
+
+        return rows;
+    }
+
+    internal static string FormatShape(ReadOnlySpan<long> shape) => "[" + string.Join(", ", shape.ToArray()) + "]";
+
+    private void CheckShape()
+    {
+        if (Shape is null || Shape.Length == 0)
+        {
+            throw new InvalidOperationException($"output '{Name}' has no batch dimension");
+        }
+
+        long product = 1;
+        foreach (var dimension in Shape)
+        {
+            if (dimension < 0)
+            {
+                throw new InvalidOperationException($"output '{Name}' has a negative dimension in {FormatShape(Shape)}");
+            }
+
+            product *= dimension;
+            if (product > Array.MaxLength)
+            {
+                throw new InvalidOperationException($"output '{Name}' shape {FormatShape(Shape)} is too large");
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+using System.Diagnostics;
+using MultiHeadServe.Models;
+
+namespace MultiHeadServe.Inference;
+
+/// <summary>
+/// Triton's dynamic batcher for one model: concurrent requests wait up to <c>maxQueueDelayMicroseconds</c>
+/// (from the oldest request's arrival) to be stacked into one tensor of at most <c>maxBatchSize</c> rows,
+/// dispatched early when a preferred batch size is reached; <c>instances</c> worker threads run batches
+/// concurrently. The queue is bounded (<c>maxQueueSize</c> requests): a full queue refuses at once. A request
+/// cancelled while queued is unlinked from the queue and costs nothing.
+/// <para>
+/// Workers are dedicated threads: a session run blocks its thread for the whole run, which must not come
+/// out of the thread pool that serves HTTP.
+/// </para>
+/// </summary>
+public sealed class DynamicBatcher : IDisposable
+{
+    private readonly ModelRunner _runner;
+    private readonly BatchingSpec _spec;
+    private readonly HashSet<int> _preferred;
+    private readonly TimeSpan _maxDelay;
+    private readonly LinkedList<WorkItem> _queue = new();
+    private readonly object _gate = new();
+    private readonly Thread[] _workers;
+    private readonly ILogger _logger;
+    private bool _stopping;
+
+    public DynamicBatcher(ModelRunner runner, ILogger logger)
+    {
+        _runner = runner;
+        _logger = logger;
+        _spec = runner.Model.Manifest.Batching;
+        _preferred = [.. _spec.PreferredBatchSizes];
+        _maxDelay = TimeSpan.FromTicks(_spec.MaxQueueDelayMicroseconds * TimeSpan.TicksPerMicrosecond);
+        _workers = Enumerable.Range(0, _spec.Instances).Select(i => new Thread(Work)
+        {
+            IsBackground = true,
+            Name = $"batcher-{runner.Model.Name}-{i}",
+        }).ToArray();
+        foreach (var worker in _workers)
+        {
+            worker.Start();
+        }
+    }
+
+    /// <summary>Requests waiting in the queue now.</summary>
+    public int QueueLength
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _queue.Count;
+            }
+        }
+    }
+
+    /// <summary>Queues <paramref name="rows"/> (whole rows of the model's feature tensor) for the next batch.</summary>
+    /// <exception cref="QueueFullException">The queue holds <c>maxQueueSize</c> requests already.</exception>
+    public Task<InferenceResult> SubmitAsync(ReadOnlyMemory<float> rows, IReadOnlyList<string> outputs, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var item = new WorkItem(rows, rows.Length / _runner.Model.RowLength, outputs);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_stopping, this);
+            if (_queue.Count >= _spec.MaxQueueSize)
+            {
+                throw new QueueFullException(_runner.Model.Name, _spec.MaxQueueSize);
+            }
+
+            item.Node = _queue.AddLast(item);
+            Monitor.Pulse(_gate);
+        }
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            item.Registration = cancellationToken.UnsafeRegister(static (state, token) =>
+            {
+                var (batcher, queued) = ((DynamicBatcher, WorkItem))state!;
+                batcher.Cancel(queued, token);
+            }, (this, item));
+        }
+
+        return item.Completion.Task;
+    }
+
+    private void Cancel(WorkItem item, CancellationToken token)
+    {
+        lock (_gate)
+        {
+            if (item.Node?.List is null)
+            {
+                return; // already taken into a batch: the run goes on for the others
+            }
+
+            _queue.Remove(item.Node);
+            item.Node = null;
+        }
+
+        item.Completion.TrySetCanceled(token);
+    }
+
+    private void Work()
+    {
+        var batch = new List<WorkItem>(_spec.MaxBatchSize);
+        while (true)
+        {
+            batch.Clear();
+            if (!Collect(batch))
+            {
+                return;
+            }
+
+            Run(batch);
+        }
+    }
+
+    /// <summary>Waits for a first request, then gathers more until the batch is full, preferred, or the oldest has waited long enough.</summary>
+    private bool Collect(List<WorkItem> batch)
+    {
+        lock (_gate)
+        {
+            while (_queue.Count == 0)
+            {
+                if (_stopping)
+                {
+                    return false;
+                }
+
+                Monitor.Wait(_gate);
+            }
+
+            var rows = 0;
+            var deadline = _queue.First!.Value.EnqueuedTimestamp + (long)(_maxDelay.TotalSeconds * Stopwatch.Frequency);
+            while (true)
+            {
+                while (_queue.First is { } node && (rows == 0 || rows + node.Value.Rows <= _spec.MaxBatchSize))
+                {
+                    _queue.RemoveFirst();
+                    node.Value.Node = null;
+                    batch.Add(node.Value);
+                    rows += node.Value.Rows;
+                }
+
+                var full = rows >= _spec.MaxBatchSize || _queue.Count > 0 || _preferred.Contains(rows);
+                var remaining = TimeSpan.FromSeconds((double)(deadline - Stopwatch.GetTimestamp()) / Stopwatch.Frequency);
+                if (full || remaining <= TimeSpan.Zero || _stopping)
+                {
+                    return true;
+                }
+
+                Monitor.Wait(_gate, remaining);
+            }
+        }
+    }
+
+    private void Run(List<WorkItem> batch)
+    {
+        var outputs = _runner.Model.Session.Outputs.Select(o => o.Name)
+            .Where(name => batch.Any(item => item.Outputs.Contains(name)))
+            .ToList();
+        try
+        {
+            var (perPart, runMs) = _runner.Run(batch.Select(b => b.Data).ToList(), outputs, CancellationToken.None);
+            var totalRows = batch.Sum(b => b.Rows);
+            var now = Stopwatch.GetTimestamp();
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var item = batch[i];
+                var queueMs = Stopwatch.GetElapsedTime(item.EnqueuedTimestamp, now).TotalMilliseconds - runMs;
+                item.Registration.Dispose();
+                item.Completion.TrySetResult(new InferenceResult(perPart[i].Outputs, Math.Max(0, queueMs), runMs, totalRows));
+            }
+        }
+#pragma warning disable CA1031 // A failed run must fail its requests, never the worker thread.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LogError(ex, "A batch of {Requests} request(s) for model {Model} failed", batch.Count, _runner.Model.Name);
+            foreach (var item in batch)
+            {
+                item.Registration.Dispose();
+                item.Completion.TrySetException(ex);
+            }
+        }
+    }
+
+    /// <summary>Stops the workers after the queued requests are served.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
+        }
+
+        foreach (var worker in _workers)
+        {
+            worker.Join(TimeSpan.FromSeconds(10));
+        }
+    }
+
+    private sealed class WorkItem(ReadOnlyMemory<float> rows, int rowCount, IReadOnlyList<string> outputs)
+    {
+        public ReadOnlyMemory<float> Data { get; } = rows;
+
+        public int Rows { get; } = rowCount;
+
+        public IReadOnlyList<string> Outputs { get; } = outputs;
+
+        public long EnqueuedTimestamp { get; } = Stopwatch.GetTimestamp();
+
+        public TaskCompletionSource<InferenceResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public LinkedListNode<WorkItem>? Node { get; set; }
+
+        public CancellationTokenRegistration Registration { get; set; }
+    }
+}

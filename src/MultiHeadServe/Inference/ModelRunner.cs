@@ -1,0 +1,115 @@
+using System.Buffers;
+using System.Diagnostics;
+using MultiHeadServe.Heads;
+using MultiHeadServe.Models;
+using MultiHeadServe.Observability;
+using MultiHeadServe.OnnxRuntime;
+
+namespace MultiHeadServe.Inference;
+
+/// <summary>
+/// Runs one model's session for a set of rows and splits the outputs back per request. The engine side of
+/// the request path: it knows ONNX Runtime, never HTTP. Thread-safe (ONNX Runtime allows concurrent runs).
+/// </summary>
+public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
+{
+    public LoadedModel Model => model;
+
+    /// <summary>
+    /// One session run over the concatenated rows of <paramref name="parts"/>; returns, per part, its own
+    /// rows of each output in <paramref name="outputNames"/>.
+    /// </summary>
+    public (InferenceOutputs[] PerPart, double RunMilliseconds) Run(IReadOnlyList<ReadOnlyMemory<float>> parts, IReadOnlyList<string> outputNames, CancellationToken cancellationToken)
+    {
+        var rowLength = model.RowLength;
+        var rowsPerPart = new int[parts.Count];
+        var totalRows = 0;
+        for (var p = 0; p < parts.Count; p++)
+        {
+            rowsPerPart[p] = parts[p].Length / rowLength;
+            totalRows += rowsPerPart[p];
+        }
+
+        float[]? pooled = null;
+        ReadOnlyMemory<float> tensor;
+        if (parts.Count == 1)
+        {
+            tensor = parts[0];
+        }
+        else
+        {
+            // Stacks the requests into one tensor: the only copy of the inputs, into a pooled buffer.
+            pooled = ArrayPool<float>.Shared.Rent(totalRows * rowLength);
+            var offset = 0;
+            foreach (var part in parts)
+            {
+                part.Span.CopyTo(pooled.AsSpan(offset));
+                offset += part.Length;
+            }
+
+            tensor = pooled.AsMemory(0, totalRows * rowLength);
+        }
+
+        try
+        {
+            var shape = new long[model.RowShape.Count + 1];
+            shape[0] = totalRows;
+            for (var d = 0; d < model.RowShape.Count; d++)
+            {
+                shape[d + 1] = model.RowShape[d];
+            }
+
+            // ONNX Runtime only reads the input; the cast lets the tensor wrap the caller's memory without a copy.
+            var memory = System.Runtime.InteropServices.MemoryMarshal.AsMemory(tensor);
+            using var input = OrtValue.CreateTensor(memory, shape);
+            var start = Stopwatch.GetTimestamp();
+            using var result = model.Session.Run([new(model.FeatureInput.Name, input)], outputNames, cancellationToken);
+            var runMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            metrics.RecordRun(model.Name, totalRows, runMs);
+            return (Split(result, outputNames, rowsPerPart), runMs);
+        }
+        finally
+        {
+            if (pooled is not null)
+            {
+                ArrayPool<float>.Shared.Return(pooled);
+            }
+        }
+    }
+
+    private static InferenceOutputs[] Split(RunResult result, IReadOnlyList<string> outputNames, int[] rowsPerPart)
+    {
+        var perPart = new InferenceOutputs[rowsPerPart.Length];
+        for (var p = 0; p < perPart.Length; p++)
+        {
+            perPart[p] = new InferenceOutputs(new Dictionary<string, OutputTensor>(outputNames.Count, StringComparer.Ordinal));
+        }
+
+        for (var o = 0; o < outputNames.Count; o++)
+        {
+            var value = result[o];
+            var data = value.GetData<float>();
+            var shape = value.Shape;
+            var totalRows = shape.Count == 0 ? 1 : (int)shape[0];
+            var width = totalRows == 0 ? 0 : data.Length / totalRows;
+            var offset = 0;
+            for (var p = 0; p < perPart.Length; p++)
+            {
+                var rows = rowsPerPart[p];
+                var partShape = shape.ToArray();
+                if (partShape.Length > 0)
+                {
+                    partShape[0] = rows;
+                }
+
+                perPart[p].Outputs[outputNames[o]] = new OutputTensor(outputNames[o], data.Slice(offset * width, rows * width).ToArray(), partShape);
+                offset += rows;
+            }
+        }
+
+        return perPart;
+    }
+}
+
+/// <summary>Per ONNX output name, one request's rows.</summary>
+public sealed record InferenceOutputs(Dictionary<string, OutputTensor> Outputs);

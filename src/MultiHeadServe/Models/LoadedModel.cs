@@ -1,0 +1,71 @@
+using MultiHeadServe.Heads;
+using MultiHeadServe.OnnxRuntime;
+
+namespace MultiHeadServe.Models;
+
+/// <summary>
+/// One served model version: its manifest, its single ONNX Runtime session (shared by every request,
+/// concurrent runs are safe) and what was derived from both at load. Immutable after load.
+/// </summary>
+public sealed class LoadedModel : IDisposable
+{
+    public LoadedModel(string name, int version, string directory, ModelManifest manifest, InferenceSession session,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> labels, IReadOnlyList<int> availableVersions,
+        IReadOnlyDictionary<string, HeadDecoder> decoders)
+    {
+        Decoders = decoders;
+        Name = name;
+        Version = version;
+        Directory = directory;
+        Manifest = manifest;
+        Session = session;
+        Labels = labels;
+        AvailableVersions = availableVersions;
+        FeatureInput = session.Inputs.Single(i => i.Name == manifest.Features.Input);
+        RowShape = FeatureInput.Shape.Skip(1).ToArray();
+        RowLength = (int)RowShape.Aggregate(1L, (a, d) => a * d);
+        Heads = manifest.Heads.ToDictionary(h => h.Name, StringComparer.Ordinal);
+        ServedHeads = manifest.Heads.Where(h => h.Served).ToList();
+    }
+
+    public string Name { get; }
+
+    public int Version { get; }
+
+    /// <summary>The model's folder (holds model.json, labels, version folders).</summary>
+    public string Directory { get; }
+
+    public ModelManifest Manifest { get; }
+
+    public InferenceSession Session { get; }
+
+    /// <summary>Labels per head name, for heads that have a labels file.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Labels { get; }
+
+    public IReadOnlyList<int> AvailableVersions { get; }
+
+    /// <summary>The graph input the feature tensor feeds.</summary>
+    public NodeMetadata FeatureInput { get; }
+
+    /// <summary>The feature input's shape without the batch dimension (e.g. [3, 64, 64] or [12]).</summary>
+    public IReadOnlyList<long> RowShape { get; }
+
+    /// <summary>Floats per row of the feature tensor.</summary>
+    public int RowLength { get; }
+
+    public IReadOnlyDictionary<string, HeadSpec> Heads { get; }
+
+    /// <summary>Heads clients may ask for (manifest order); the others exist for evaluation only.</summary>
+    public IReadOnlyList<HeadSpec> ServedHeads { get; }
+
+    /// <summary>One decoder per head, built and validated at load.</summary>
+    public IReadOnlyDictionary<string, HeadDecoder> Decoders { get; }
+
+    /// <summary>The model's input image size (image models), for boxes the model emits in pixels.</summary>
+    public ImageSize? InputImageSize => Manifest.Features.Image is { } image ? new ImageSize(image.Width, image.Height) : null;
+
+    /// <summary>Set once the warm-up run succeeded.</summary>
+    public bool Warm { get; internal set; }
+
+    public void Dispose() => Session.Dispose();
+}

@@ -1,0 +1,211 @@
+using System.Globalization;
+using System.Text.Json;
+using MultiHeadServe.Heads;
+using MultiHeadServe.Onnx;
+using MultiHeadServe.OnnxRuntime;
+
+namespace MultiHeadServe.Models;
+
+/// <summary>
+/// Reads a model folder (Triton's layout: model.json, numeric version folders, the highest served),
+/// creates its one session, validates the manifest against the session's real metadata and warms it up.
+/// </summary>
+public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoader> logger)
+{
+    public const string ManifestFile = "model.json";
+
+    /// <summary>Loads the highest version of the model in <paramref name="directory"/>.</summary>
+    /// <exception cref="ManifestException">The manifest, a file it names or the model itself cannot be served.</exception>
+    public LoadedModel Load(string directory)
+    {
+        var manifestPath = Path.Combine(directory, ManifestFile);
+        var displayPath = Path.Combine(Path.GetFileName(directory), ManifestFile);
+        var manifest = ReadManifest(manifestPath, displayPath);
+        var name = Path.GetFileName(directory);
+        if (manifest.Name != name)
+        {
+            throw new ManifestException(displayPath, "name", $"'{manifest.Name}' must equal the folder name '{name}'.");
+        }
+
+        var versions = System.IO.Directory.EnumerateDirectories(directory)
+            .Select(d => int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1)
+            .Where(v => v > 0)
+            .Order()
+            .ToList();
+        if (versions.Count == 0)
+        {
+            throw new ManifestException(displayPath, "versions", "no numeric version folder (e.g. 1/) holds the model.");
+        }
+
+        var version = versions[^1];
+        var versionDirectory = Path.Combine(directory, version.ToString(CultureInfo.InvariantCulture));
+        var session = CreateSession(manifest, versionDirectory, displayPath);
+        try
+        {
+            ManifestValidator.Validate(manifest, session, displayPath);
+            var labels = ReadLabels(manifest, directory, displayPath);
+            var decoders = CreateDecoders(manifest, session, labels, displayPath);
+            var model = new LoadedModel(name, version, directory, manifest, session, labels, versions, decoders);
+            WarmUp(model);
+            if (session.ProviderFallbackReason is not null)
+            {
+                logger.LogWarning("Model {Model} runs on CPU: CUDA was requested with Auto but {Reason}", name, session.ProviderFallbackReason);
+            }
+
+            logger.LogInformation("Loaded model {Model} version {Version} on {Provider}: inputs {Inputs}, heads {Heads}",
+                name, version, session.ExecutionProvider, string.Join(", ", session.Inputs.Select(i => i.Name)),
+                string.Join(", ", manifest.Heads.Select(h => h.Name)));
+            return model;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    private static ModelManifest ReadManifest(string path, string displayPath)
+    {
+        if (!File.Exists(path))
+        {
+            throw new ManifestException(displayPath, "(file)", "the manifest is missing.");
+        }
+
+        try
+        {
+            using var stream = File.OpenRead(path);
+            return JsonSerializer.Deserialize<ModelManifest>(stream, ManifestJson.Options)
+                ?? throw new ManifestException(displayPath, "(root)", "the manifest is empty.");
+        }
+        catch (JsonException ex)
+        {
+            throw new ManifestException(displayPath, ex.Path ?? "(root)", ex.Message);
+        }
+    }
+
+    private InferenceSession CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
+    {
+        var sessionOptions = new OnnxRuntime.SessionOptions
+        {
+            ExecutionProvider = ProviderFor(manifest, displayPath),
+            CudaDeviceId = options.CudaDeviceId,
+            IntraOpThreads = options.IntraOpThreads,
+            GraphOptimizationLevel = options.GraphOptimizationLevel,
+            // Spinning threads burn the cores the HTTP server and the other sessions need.
+            ConfigEntries = { ["session.intra_op.allow_spinning"] = "0" },
+        };
+        var environment = OrtEnvironment.Shared(options.RuntimeLogLevel);
+        try
+        {
+            if (manifest.Members is { Count: > 0 } members)
+            {
+                var parts = members.Select((file, i) =>
+                {
+                    var path = Path.Combine(versionDirectory, file);
+                    if (!File.Exists(path))
+                    {
+                        throw new ManifestException(displayPath, $"members[{i}]", $"'{file}' does not exist in {Path.GetFileName(versionDirectory)}/.");
+                    }
+
+                    return (Path.GetFileNameWithoutExtension(file), OnnxModel.Load(path).Proto);
+                }).ToList();
+                var fused = new OnnxModel(ModelFusion.Fuse(parts));
+                return InferenceSession.FromBytes(fused.ToBytes(), sessionOptions, environment);
+            }
+
+            var modelPath = Path.Combine(versionDirectory, "model.onnx");
+            if (!File.Exists(modelPath))
+            {
+                throw new ManifestException(displayPath, "members", $"no model.onnx in {Path.GetFileName(versionDirectory)}/ and no members listed.");
+            }
+
+            return InferenceSession.FromFile(modelPath, sessionOptions, environment);
+        }
+        catch (OnnxModelException ex)
+        {
+            throw new ManifestException(displayPath, "members", ex.Message);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new ManifestException(displayPath, "(model)", $"ONNX Runtime cannot load the model: {ex.RuntimeMessage}");
+        }
+        catch (ExecutionProviderUnavailableException ex)
+        {
+            throw new ManifestException(displayPath, "provider", ex.Message);
+        }
+    }
+
+    private ExecutionProvider ProviderFor(ModelManifest manifest, string displayPath) => manifest.Provider?.ToLowerInvariant() switch
+    {
+        null => options.Provider,
+        "auto" => ExecutionProvider.Auto,
+        "cpu" => ExecutionProvider.Cpu,
+        "cuda" => ExecutionProvider.Cuda,
+        _ => throw new ManifestException(displayPath, "provider", $"'{manifest.Provider}' is not one of auto, cpu, cuda."),
+    };
+
+    private static Dictionary<string, IReadOnlyList<string>> ReadLabels(ModelManifest manifest, string directory, string displayPath)
+    {
+        var labels = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        for (var i = 0; i < manifest.Heads.Count; i++)
+        {
+            var head = manifest.Heads[i];
+            if (head.Labels is null)
+            {
+                continue;
+            }
+
+            var path = Path.Combine(directory, head.Labels);
+            if (!File.Exists(path))
+            {
+                throw new ManifestException(displayPath, $"heads[{i}].labels", $"'{head.Labels}' does not exist.");
+            }
+
+            labels[head.Name] = File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+        }
+
+        return labels;
+    }
+
+    private static Dictionary<string, HeadDecoder> CreateDecoders(ModelManifest manifest, InferenceSession session,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> labels, string displayPath)
+    {
+        var decoders = new Dictionary<string, HeadDecoder>(StringComparer.Ordinal);
+        for (var i = 0; i < manifest.Heads.Count; i++)
+        {
+            var head = manifest.Heads[i];
+            var output = session.Outputs.Single(o => o.Name == head.Output);
+            var width = (int)output.Shape.Skip(1).Aggregate(1L, (a, d) => a * d);
+            try
+            {
+                decoders[head.Name] = HeadDecoder.Create(head, labels.GetValueOrDefault(head.Name), width);
+            }
+            catch (HeadSpecException ex)
+            {
+                throw new ManifestException(displayPath, $"heads[{i}]", ex.Message);
+            }
+        }
+
+        return decoders;
+    }
+
+    /// <summary>One run at batch 1 and one at the largest batch: allocations and kernels are ready before the first request.</summary>
+    private static void WarmUp(LoadedModel model)
+    {
+        var batches = model.FeatureInput.HasDynamicBatch ? new[] { 1, Math.Max(1, model.Manifest.Batching.MaxBatchSize) } : [1];
+        foreach (var rows in batches.Distinct())
+        {
+            var shape = new long[model.RowShape.Count + 1];
+            shape[0] = rows;
+            for (var d = 0; d < model.RowShape.Count; d++)
+            {
+                shape[d + 1] = model.RowShape[d];
+            }
+
+            using var input = OrtValue.CreateTensor(new float[rows * model.RowLength], shape);
+            using var _ = model.Session.Run([new(model.FeatureInput.Name, input)]);
+        }
+
+        model.Warm = true;
+    }
+}

@@ -1,0 +1,34 @@
+using System.ComponentModel.DataAnnotations;
+using MultiHeadServe.OnnxRuntime;
+
+namespace MultiHeadServe.Models;
+
+/// <summary>Where models live and how their sessions are created. Section "ModelRepository".</summary>
+public sealed class ModelRepositoryOptions
+{
+    public const string Section = "ModelRepository";
+
+    /// <summary>
+    /// The repository folder. A relative path is looked up from the content root and then from each
+    /// parent folder, so `dotnet run` from the project folder and a container's /app both find `models/`.
+    /// </summary>
+    [Required]
+    public string Path { get; set; } = "models";
+
+    /// <summary>Execution provider for models whose manifest does not choose one: Auto, Cpu or Cuda.</summary>
+    public ExecutionProvider Provider { get; set; } = ExecutionProvider.Auto;
+
+    public int CudaDeviceId { get; set; }
+
+    /// <summary>Threads inside one operator per session; 0 lets ONNX Runtime use one per core.</summary>
+    [Range(0, 256)]
+    public int IntraOpThreads { get; set; }
+
+    public GraphOptimizationLevel GraphOptimizationLevel { get; set; } = GraphOptimizationLevel.All;
+
+    /// <summary>ONNX Runtime's own log threshold. Its errors reach the service as exceptions and are logged there.</summary>
+    public OrtLoggingLevel RuntimeLogLevel { get; set; } = OrtLoggingLevel.Fatal;
+
+    /// <summary>Only these models are loaded (empty: every model in the repository).</summary>
+    public IList<string> Only { get; } = [];
+}

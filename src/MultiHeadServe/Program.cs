@@ -1,0 +1,38 @@
+using MultiHeadServe;
+using MultiHeadServe.Api;
+using MultiHeadServe.Features;
+using MultiHeadServe.Inference;
+using MultiHeadServe.Models;
+using MultiHeadServe.Observability;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServeLogging();
+builder.Services.AddOptions<ServeOptions>().BindConfiguration(ServeOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddModelRepository();
+builder.Services.AddFeatureSources();
+builder.Services.AddSingleton<InferenceService>();
+builder.Services.AddServeMetrics();
+builder.Services.AddProblemDetails();
+builder.Services.AddOpenApiExplorer();
+// Bodies are read by the feature-fetch middleware, which enforces Serve:MaxRequestBytes with a 413 problem.
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseMiddleware<RequestCompletionLogging>();
+app.UseOpenApiExplorer();
+app.UseRouting();
+app.UseMiddleware<FeatureFetchMiddleware>();
+
+app.MapHealthApi();
+app.MapMetricsApi();
+app.MapModelsApi();
+app.MapPredictApi();
+
+app.Run();
+
+/// <summary>The entry point; public so integration tests can host the app.</summary>
+public partial class Program;

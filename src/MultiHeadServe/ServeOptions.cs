@@ -1,0 +1,21 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace MultiHeadServe;
+
+/// <summary>Limits of the public API. Section "Serve".</summary>
+public sealed class ServeOptions
+{
+    public const string Section = "Serve";
+
+    /// <summary>Largest request body accepted; larger bodies get 413.</summary>
+    [Range(1024, 1L << 30)]
+    public long MaxRequestBytes { get; set; } = 16L << 20;
+
+    /// <summary>Most rows one request may carry in <c>instances</c>.</summary>
+    [Range(1, 100_000)]
+    public int MaxInstances { get; set; } = 256;
+
+    /// <summary>Largest width or height of an uploaded image, checked before its pixels are allocated.</summary>
+    [Range(1, 65_535)]
+    public int MaxImageSide { get; set; } = 4096;
+}

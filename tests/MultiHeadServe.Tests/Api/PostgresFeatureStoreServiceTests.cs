@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using System.Net;
+using MultiHeadServe.Tests.Infrastructure;
+
+namespace MultiHeadServe.Tests.Api;
+
+/// <summary>
+/// The service on a real PostgreSQL feature store (a server of this class's own, started from the installed
+/// binaries): tables are created and seeded from the CSVs at start-up, predictions match the reference,
+/// and when the server goes away mid-test the API answers 503 with Retry-After within the timeout budget,
+/// then recovers once the server is back.
+/// </summary>
+public sealed class PostgresFeatureStoreServiceTests(PostgresServer server) : IClassFixture<PostgresServer>
+{
+    [Fact]
+    public async Task PredictionsFromPostgresMatchTheReferenceAndSurviveAnOutage()
+    {
+        var reference = ReferenceData.Load("ranking");
+        var database = await server.CreateDatabaseAsync();
+        await using var app = new ServeFactory(new Dictionary<string, string?>
+        {
+            ["FeatureStore:PostgresConnectionString"] = database,
+            ["FeatureStore:TimeoutMilliseconds"] = "200",
+            ["FeatureStore:CircuitBreaker:BreakDurationSeconds"] = "1",
+            ["FeatureStore:CircuitBreaker:MinimumThroughput"] = "2",
+        });
+        using var client = app.CreateClient();
+
+        var ready = await (await client.GetAsync("/readyz")).JsonAsync();
+        Assert.Equal("postgres", ready.GetProperty("featureStore").GetProperty("kind").GetString());
+        var before = await (await client.PostJsonAsync("/v1/models/ranking/predict", new { instances = reference.Entities.Take(8).ToList() })).JsonAsync();
+        var rows = before.GetProperty("predictions").EnumerateArray().ToList();
+        for (var r = 0; r < rows.Count; r++)
+        {
+            PredictRankingTests.AssertMatchesReference(reference, rows[r].GetProperty("heads"), r);
+        }
+
+        await server.StopAsync();
+        try
+        {
+            for (var attempt = 0; attempt < 4; attempt++)
+            {
+                var stopwatch = Stopwatch.StartNew();
+                var response = await client.PostJsonAsync("/v1/models/ranking/predict", reference.Entities[attempt]);
+                stopwatch.Stop();
+
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                Assert.True(int.Parse(response.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture) >= 1);
+                // The store's budget is 200 ms; generous slack for a loaded CI machine, but far below a hung request.
+                Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(2), $"The 503 took {stopwatch.Elapsed}.");
+            }
+
+            var notReady = await client.GetAsync("/readyz");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+        }
+        finally
+        {
+            await server.StartAsync();
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        HttpResponseMessage recovered;
+        do
+        {
+            await Task.Delay(250);
+            recovered = await client.PostJsonAsync("/v1/models/ranking/predict", reference.Entities[5]);
+        }
+        while (recovered.StatusCode != HttpStatusCode.OK && DateTime.UtcNow < deadline);
+
+        Assert.Equal(HttpStatusCode.OK, recovered.StatusCode);
+        PredictRankingTests.AssertMatchesReference(reference, (await recovered.JsonAsync()).GetProperty("heads"), 5);
+    }
+}

@@ -1,0 +1,74 @@
+using Microsoft.Playwright;
+using MultiHeadServe.Tests.Infrastructure;
+
+namespace MultiHeadServe.Tests.Browser;
+
+/// <summary>
+/// The OpenAPI explorer as a person uses it: a real Chromium opens /swagger, picks a demo model's example,
+/// presses "Try it out" and "Execute", and sees the combined answer. The service runs on a real Kestrel port.
+/// </summary>
+public sealed class OpenApiExplorerTests
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    [Theory]
+    [InlineData("ranking", "ranking-keys", "\"click\"")]
+    [InlineData("shapes", "shapes-image", "\"bbox\"")]
+    public async Task TryingADemoExampleInTheExplorerReturnsEveryHead(string model, string example, string expectedInBody)
+    {
+        Assert.True(File.Exists(Chromium), $"The browser test needs Chromium at {Chromium} (Debian: apt-get install chromium).");
+        await using var app = new ServeFactory();
+        app.UseKestrel(0);
+        app.StartServer();
+        var baseAddress = app.ClientOptions.BaseAddress;
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var page = await browser.NewPageAsync();
+
+        await page.GotoAsync(new Uri(baseAddress, "/swagger/index.html").ToString());
+        var operation = page.Locator("#operations-Predict-Predict");
+        await operation.Locator(".opblock-summary").ClickAsync();
+        await operation.Locator("button.try-out__btn").ClickAsync();
+        await operation.Locator("tr[data-param-name='model'] select").SelectOptionAsync(model);
+        await operation.Locator(".opblock-section-request-body select").SelectOptionAsync(example);
+        await operation.Locator("button.execute").ClickAsync();
+        var status = operation.Locator(".live-responses-table .response-col_status");
+        await status.WaitForAsync(new() { Timeout = 30_000 });
+        var body = await operation.Locator(".live-responses-table .response-col_description pre").First.InnerTextAsync();
+        await page.ScreenshotAsync(new() { Path = Path.Combine(app.DataDirectory, $"swagger-{model}.png"), FullPage = true });
+
+        Assert.Equal("200", (await status.InnerTextAsync()).Trim());
+        Assert.Contains(expectedInBody, body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheOpenApiDocumentDescribesEveryEndpointAndErrorStatus()
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+
+        var document = await (await client.GetAsync("/swagger/v1/swagger.json")).JsonAsync();
+
+        var paths = document.GetProperty("paths");
+        foreach (var path in new[] { "/v1/models", "/v1/models/{model}", "/v1/models/{model}/predict", "/v1/models/{model}/heads/{head}/predict", "/healthz", "/readyz", "/metrics" })
+        {
+            Assert.True(paths.TryGetProperty(path, out _), $"{path} is missing from the OpenAPI document");
+        }
+
+        var predict = paths.GetProperty("/v1/models/{model}/predict").GetProperty("post");
+        foreach (var status in new[] { "200", "400", "404", "413", "415", "429", "503" })
+        {
+            Assert.True(predict.GetProperty("responses").TryGetProperty(status, out _), $"predict does not document {status}");
+        }
+
+        var examples = predict.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("examples");
+        Assert.True(examples.TryGetProperty("shapes-image", out _));
+        Assert.True(examples.TryGetProperty("ranking-keys", out _));
+    }
+}

@@ -1,0 +1,124 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using MultiHeadServe.Inference;
+using MultiHeadServe.Observability;
+using MultiHeadServe.OnnxRuntime;
+using MultiHeadServe.Tests.Infrastructure;
+
+namespace MultiHeadServe.Tests.Inference;
+
+/// <summary>The dynamic batcher: stacked runs, each request gets exactly its own rows back.</summary>
+public sealed class BatchingTests
+{
+    [Fact]
+    public async Task AThousandConcurrentDistinctRequestsEachGetTheirOwnRows()
+    {
+        const int Requests = 1000;
+        var columns = ReferenceData.Load("ranking").Manifest.GetProperty("features").GetProperty("columns").GetArrayLength();
+        var random = new Random(42);
+        var inputs = Enumerable.Range(0, Requests).Select(_ => Enumerable.Range(0, columns).Select(_ => (float)(random.NextDouble() * 2)).ToArray()).ToArray();
+        var expected = ExpectedRevenue(inputs, columns);
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        var metrics = app.Service<ServeMetrics>();
+        var runsBefore = metrics.SessionRuns;
+
+        var responses = await Task.WhenAll(inputs.Select(async values =>
+            await (await client.PostJsonAsync("/v1/models/ranking/predict?heads=revenue", new { features = values })).JsonAsync()));
+
+        var scale = ReferenceData.Load("ranking").HeadNumber("revenue", "scale", 1);
+        var offset = ReferenceData.Load("ranking").HeadNumber("revenue", "offset", 0);
+        for (var i = 0; i < Requests; i++)
+        {
+            var value = responses[i].GetProperty("heads").GetProperty("revenue").GetProperty("value").GetDouble();
+            var want = (expected[i] * scale) + offset;
+            Assert.True(Math.Abs(value - want) <= 1e-4 * Math.Max(1, Math.Abs(want)), $"request {i}: {value}, expected {want}");
+        }
+
+        var runs = metrics.SessionRuns - runsBefore;
+        Assert.True(runs < Requests, $"{Requests} concurrent requests took {runs} runs: nothing was batched.");
+        Assert.Contains(responses, r => r.GetProperty("timings").GetProperty("batchRows").GetInt32() > 1);
+    }
+
+    [Fact]
+    public async Task AFullQueueAnswersAtOnceWith429AndRetryAfter()
+    {
+        using var repository = new TempRepository().With("shapes", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 2, ["maxQueueDelayMicroseconds"] = 200_000, ["maxQueueSize"] = 1, ["instances"] = 1,
+        });
+        await using var app = new ServeFactory(repository.Settings());
+        using var client = app.CreateClient();
+        var image = ReferenceData.Load("shapes").Images[0];
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => client.PostJsonAsync("/v1/models/shapes/predict", new { image })));
+
+        var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+        Assert.NotEmpty(refused);
+        Assert.Contains(responses, r => r.StatusCode == HttpStatusCode.OK);
+        Assert.All(refused, r => Assert.Equal("1", r.Headers.GetValues("Retry-After").Single()));
+        Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.TooManyRequests));
+    }
+
+    [Fact]
+    public async Task ARequestCancelledWhileQueuedLeavesTheQueueAndCostsNoRun()
+    {
+        using var repository = new TempRepository().With("shapes", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 8, ["maxQueueDelayMicroseconds"] = 2_000_000, ["maxQueueSize"] = 16, ["instances"] = 1,
+        });
+        await using var app = new ServeFactory(repository.Settings());
+        using var client = app.CreateClient();
+        var inference = app.Service<InferenceService>();
+        var metrics = app.Service<ServeMetrics>();
+        var image = ReferenceData.Load("shapes").Images[0];
+        var runs = metrics.SessionRuns;
+        using var cts = new CancellationTokenSource();
+
+        var call = client.PostAsync("/v1/models/shapes/predict", System.Net.Http.Json.JsonContent.Create(new { image }), cts.Token);
+        await WaitUntilAsync(() => inference.QueueLength("shapes") == 1);
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        await WaitUntilAsync(() => inference.QueueLength("shapes") == 0);
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        Assert.Equal(runs, metrics.SessionRuns);
+    }
+
+    [Fact]
+    public async Task BatchingCanBeTurnedOffPerModel()
+    {
+        using var repository = new TempRepository().With("shapes", manifest => manifest["batching"] = new JsonObject { ["enabled"] = false });
+        await using var app = new ServeFactory(repository.Settings());
+        using var client = app.CreateClient();
+        var image = ReferenceData.Load("shapes").Images[1];
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+            await (await client.PostJsonAsync("/v1/models/shapes/predict", new { image })).JsonAsync()));
+
+        Assert.All(responses, r => Assert.Equal(1, r.GetProperty("timings").GetProperty("batchRows").GetInt32()));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The condition did not hold within 10 s.");
+            await Task.Delay(5);
+        }
+    }
+
+    /// <summary>Each input run alone through the fused members' revenue file: the answer a batch must not change.</summary>
+    private static float[] ExpectedRevenue(float[][] inputs, int columns)
+    {
+        var path = Path.Combine(RepositoryPaths.Model("ranking"), "1", "revenue.onnx");
+        using var session = InferenceSession.FromFile(path, new SessionOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        return inputs.Select(values =>
+        {
+            using var input = OrtValue.CreateTensor(values, 1, columns);
+            using var result = session.Run([new("features", input)], ["revenue"]);
+            return result[0].GetData<float>()[0];
+        }).ToArray();
+    }
+}

@@ -1,0 +1,60 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace MultiHeadServe.Tests.Infrastructure;
+
+/// <summary>
+/// The real service in memory: the committed demo models, real ONNX Runtime (CPU), and a real SQLite file
+/// of its own in a temporary folder (seeded from the models' CSVs at start-up). One per test; dispose it.
+/// Settings are applied as host settings, so they are visible while Program builds its services.
+/// </summary>
+public sealed class ServeFactory : WebApplicationFactory<Program>
+{
+    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("mhs-test-").FullName;
+
+    public ServeFactory(IDictionary<string, string?>? settings = null)
+    {
+        Settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["ModelRepository:Path"] = RepositoryPaths.Models,
+            ["ModelRepository:Provider"] = "Cpu",
+            ["ModelRepository:IntraOpThreads"] = "1",
+            ["FeatureStore:SqlitePath"] = Path.Combine(_dataDirectory, "features.db"),
+            ["Serilog:MinimumLevel:Default"] = "Warning",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            Settings[key] = value;
+        }
+    }
+
+    public Dictionary<string, string?> Settings { get; }
+
+    public string DataDirectory => _dataDirectory;
+
+    public T Service<T>()
+        where T : notnull => Services.GetRequiredService<T>();
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        foreach (var (key, value) in Settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using System.Text.Json.Nodes;
+using MultiHeadServe.Models;
+using MultiHeadServe.Tests.Infrastructure;
+
+namespace MultiHeadServe.Tests.Models;
+
+/// <summary>A manifest that cannot be served stops start-up with the file, the field and the reason.</summary>
+public sealed class ManifestValidationTests
+{
+    public static TheoryData<string, string, string> BrokenManifests() => new()
+    {
+        { "heads[1].output", "'boxes' is not an output of the model", """{"op":"set","path":"heads.1.output","value":"boxes"}""" },
+        { "heads[0].kind", "'classifier' is not one of", """{"op":"set","path":"heads.0.kind","value":"classifier"}""" },
+        { "heads[0].labels", "'missing.txt' does not exist", """{"op":"set","path":"heads.0.labels","value":"missing.txt"}""" },
+        { "inputs[0].dataType", "'int64' but the model's input 'image' is float32", """{"op":"set","path":"inputs.0.dataType","value":"int64"}""" },
+        { "features.image", "does not match the input shape", """{"op":"set","path":"features.image.width","value":32}""" },
+        { "name", "must equal the folder name", """{"op":"set","path":"name","value":"other"}""" },
+        { "headz", "could not be mapped", """{"op":"set","path":"headz","value":[]}""" },
+        { "batching.preferredBatchSizes", "between 1 and maxBatchSize", """{"op":"set","path":"batching.preferredBatchSizes","value":[64]}""" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BrokenManifests))]
+    public async Task ABadManifestStopsStartUpNamingFileFieldAndReason(string field, string reason, string edit)
+    {
+        using var repository = new TempRepository().With("shapes", manifest => Apply(manifest, JsonNode.Parse(edit)!.AsObject()));
+        await using var app = new ServeFactory(repository.Settings());
+
+        var error = Assert.Throws<ManifestException>(() => app.CreateClient());
+
+        Assert.Equal(Path.Combine("shapes", "model.json"), error.File);
+        Assert.Equal(field, error.Field);
+        Assert.Contains(reason, error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AMissingMemberFileStopsStartUp()
+    {
+        using var repository = new TempRepository().With("ranking", manifest => manifest["members"] = new JsonArray("click.onnx", "ctr.onnx"));
+        await using var app = new ServeFactory(repository.Settings());
+
+        var error = Assert.Throws<ManifestException>(() => app.CreateClient());
+
+        Assert.Equal("members[1]", error.Field);
+    }
+
+    [Fact]
+    public async Task CudaRequiredOnAHostWithoutItStopsStartUpNamingTheProviderLibrary()
+    {
+        using var repository = new TempRepository().With("shapes");
+        await using var app = new ServeFactory(repository.Settings(("ModelRepository:Provider", "Cuda")));
+
+        var error = Assert.Throws<ManifestException>(() => app.CreateClient());
+
+        Assert.Equal("provider", error.Field);
+        Assert.Contains("libonnxruntime_providers_cuda.so", error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AutoFallsBackToCpuAndServes()
+    {
+        using var repository = new TempRepository().With("shapes");
+        await using var app = new ServeFactory(repository.Settings(("ModelRepository:Provider", "Auto")));
+        using var client = app.CreateClient();
+
+        var models = await (await client.GetAsync("/v1/models")).JsonAsync();
+
+        Assert.Equal("CPUExecutionProvider", models.GetProperty("models")[0].GetProperty("executionProvider").GetString());
+    }
+
+    private static void Apply(JsonObject manifest, JsonObject edit)
+    {
+        var path = edit["path"]!.GetValue<string>().Split('.');
+        JsonNode node = manifest;
+        foreach (var part in path[..^1])
+        {
+            node = int.TryParse(part, out var index) ? node[index]! : node[part]!;
+        }
+
+        var last = path[^1];
+        var value = edit["value"]!.DeepClone();
+        if (int.TryParse(last, out var i))
+        {
+            node[i] = value;
+        }
+        else
+        {
+            node[last] = value;
+        }
+    }
+}
