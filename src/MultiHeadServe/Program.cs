@@ -14,6 +14,7 @@ builder.Services.AddFeatureSources();
 builder.Services.AddSingleton<InferenceService>();
 builder.Services.AddServeMetrics();
 builder.Services.AddProblemDetails();
+builder.Services.AddExceptionHandler<ServeExceptionHandler>();
 builder.Services.AddOpenApiExplorer();
 // Bodies are read by the feature-fetch middleware, which enforces Serve:MaxRequestBytes with a 413 problem.
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
@@ -31,6 +32,8 @@ app.MapHealthApi();
 app.MapMetricsApi();
 app.MapModelsApi();
 app.MapPredictApi();
+app.MapEvaluateApi();
+app.MapOpenInferenceApi();
 
 app.Run();
 

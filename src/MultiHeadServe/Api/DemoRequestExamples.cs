@@ -17,7 +17,8 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
 
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
-        if (context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<Features.FeatureFetchMetadata>().Any() is false)
+        var body = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<Features.JsonBodyMetadata>().FirstOrDefault();
+        if (body is null)
         {
             return;
         }
@@ -32,21 +33,27 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             }
         }
 
-        var bodyType = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<Features.FeatureFetchMetadata>().First().BodyType;
         var media = new OpenApiMediaType
         {
-            Schema = context.SchemaGenerator.GenerateSchema(bodyType, context.SchemaRepository),
+            Schema = context.SchemaGenerator.GenerateSchema(body.BodyType, context.SchemaRepository),
             Examples = new Dictionary<string, IOpenApiExample>(),
         };
         operation.RequestBody = new OpenApiRequestBody
         {
             Required = true,
-            Description = "One row, or several under \"instances\". Read once by the feature-fetch middleware.",
+            Description = body is Features.FeatureFetchMetadata
+                ? "One row, or several under \"instances\". Read once by the feature-fetch middleware."
+                : "The request body (JSON).",
             Content = new Dictionary<string, OpenApiMediaType> { ["application/json"] = media },
         };
-        foreach (var (name, summary, body) in _examples.Value)
+        if (body is not Features.FeatureFetchMetadata)
         {
-            media.Examples![name] = new OpenApiExample { Summary = summary, Value = body.DeepClone() };
+            return;
+        }
+
+        foreach (var (name, summary, example) in _examples.Value)
+        {
+            media.Examples![name] = new OpenApiExample { Summary = summary, Value = example.DeepClone() };
         }
     }
 

@@ -32,10 +32,10 @@ public static class PredictApi
     }
 
     /// <summary>Marks an endpoint whose body the feature-fetch middleware reads, and documents that body and every error status.</summary>
-    public static RouteHandlerBuilder WithFeatureRequest<TBody>(this RouteHandlerBuilder builder) => builder
+    public static RouteHandlerBuilder WithFeatureRequest<TBody>(this RouteHandlerBuilder builder, params string[] envelopeFields) => builder
         // The body is documented by DemoRequestExamples rather than Accepts<T>(): routing would answer a wrong
         // content type with a bare 415 before the middleware could name the problem.
-        .WithMetadata(new FeatureFetchMetadata(typeof(TBody)))
+        .WithMetadata(new FeatureFetchMetadata(typeof(TBody), new HashSet<string>(FeatureFetcher.CommonEnvelope.Concat(envelopeFields), StringComparer.Ordinal)))
         .ProducesProblem(StatusCodes.Status400BadRequest)
         .ProducesProblem(StatusCodes.Status404NotFound)
         .ProducesProblem(StatusCodes.Status413PayloadTooLarge)

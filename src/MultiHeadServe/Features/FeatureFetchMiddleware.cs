@@ -1,4 +1,3 @@
-using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using MultiHeadServe.Api;
@@ -22,7 +21,8 @@ public sealed class FeatureFetchMiddleware(
 {
     public async Task InvokeAsync(HttpContext context)
     {
-        if (context.GetEndpoint()?.Metadata.GetMetadata<FeatureFetchMetadata>() is null)
+        var metadata = context.GetEndpoint()?.Metadata.GetMetadata<FeatureFetchMetadata>();
+        if (metadata is null)
         {
             await next(context);
             return;
@@ -45,7 +45,7 @@ public sealed class FeatureFetchMiddleware(
         FetchedFeatures features;
         try
         {
-            features = await FetchAsync(context, model);
+            features = await FetchAsync(context, model, metadata.EnvelopeFields);
         }
         catch (FeatureRequestException ex)
         {
@@ -67,29 +67,16 @@ public sealed class FeatureFetchMiddleware(
         }
     }
 
-    private async Task<FetchedFeatures> FetchAsync(HttpContext context, LoadedModel model)
+    private async Task<FetchedFeatures> FetchAsync(HttpContext context, LoadedModel model, IReadOnlySet<string> envelope)
     {
-        var request = context.Request;
-        if (request.ContentType is null || !IsJson(request.ContentType))
-        {
-            throw new FeatureRequestException(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Content-Type",
-                $"Send the body as application/json (got '{request.ContentType ?? "none"}').");
-        }
-
-        var limit = options.Value.MaxRequestBytes;
-        if (request.ContentLength > limit)
-        {
-            throw TooLarge(limit);
-        }
-
         // The parsed document reads the pooled body in place: the body goes back to the pool with the features.
-        var body = await ReadBodyAsync(context, limit);
+        var body = await RequestBody.ReadJsonAsync(context, options.Value.MaxRequestBytes);
         System.Text.Json.JsonDocument? document = null;
         try
         {
             document = JsonBody.Parse(body.Memory);
             var heads = RequestedHeads(context, document);
-            var features = await fetcher.FetchAsync(model, document, heads, context.RequestAborted);
+            var features = await fetcher.FetchAsync(model, document, heads, envelope, context.RequestAborted);
             features.OwnBody(body);
             return features;
         }
@@ -97,61 +84,6 @@ public sealed class FeatureFetchMiddleware(
         {
             document?.Dispose();
             body.Dispose();
-            throw;
-        }
-    }
-
-    private static bool IsJson(string contentType)
-    {
-        var mediaType = contentType.Split(';', 2)[0].Trim();
-        return mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
-            || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
-    }
-
-    private static FeatureRequestException TooLarge(long limit) =>
-        new(StatusCodes.Status413PayloadTooLarge, "Payload too large", "body", $"The body is larger than the limit of {limit} bytes (Serve:MaxRequestBytes).");
-
-    /// <summary>Reads the body into pooled memory, stopping as soon as it passes the limit (chunked bodies have no Content-Length).</summary>
-    private static async Task<PooledBody> ReadBodyAsync(HttpContext context, long limit)
-    {
-        var size = context.Request.ContentLength is long length ? (int)Math.Min(length, limit) + 1 : 64 * 1024;
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1024));
-        var count = 0;
-        try
-        {
-            while (true)
-            {
-                if (count == buffer.Length)
-                {
-                    if (count > limit)
-                    {
-                        throw TooLarge(limit);
-                    }
-
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, count).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-
-                var read = await context.Request.Body.ReadAsync(buffer.AsMemory(count), context.RequestAborted);
-                if (read == 0)
-                {
-                    break;
-                }
-
-                count += read;
-                if (count > limit)
-                {
-                    throw TooLarge(limit);
-                }
-            }
-
-            return new PooledBody(buffer, count);
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
             throw;
         }
     }
@@ -188,21 +120,5 @@ public sealed class FeatureFetchMiddleware(
 
         return TypedResults.Problem(statusCode: ex.Status, title: ex.Title, detail: ex.Message,
             extensions: new Dictionary<string, object?> { ["field"] = ex.Field }).ExecuteAsync(context);
-    }
-
-    private sealed class PooledBody(byte[] buffer, int count) : IDisposable
-    {
-        private byte[]? _buffer = buffer;
-
-        public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, count);
-
-        public void Dispose()
-        {
-            var returned = Interlocked.Exchange(ref _buffer, null);
-            if (returned is not null)
-            {
-                ArrayPool<byte>.Shared.Return(returned);
-            }
-        }
     }
 }

@@ -15,9 +15,11 @@ namespace MultiHeadServe.Features;
 /// </summary>
 public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> options)
 {
-    private static readonly HashSet<string> EnvelopeFields = ["instances", "heads", "labels", "parameters"];
+    /// <summary>Fields every feature-carrying body may have beside its rows.</summary>
+    public static readonly IReadOnlySet<string> CommonEnvelope = new HashSet<string>(["instances", "heads"], StringComparer.Ordinal);
 
-    public async Task<FetchedFeatures> FetchAsync(LoadedModel model, JsonDocument document, IReadOnlyList<string>? heads, CancellationToken cancellationToken)
+    public async Task<FetchedFeatures> FetchAsync(LoadedModel model, JsonDocument document, IReadOnlyList<string>? heads,
+        IReadOnlySet<string> envelope, CancellationToken cancellationToken)
     {
         var root = document.RootElement;
         if (root.ValueKind != JsonValueKind.Object)
@@ -25,7 +27,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
             throw FeatureRequestException.BadField("$", "The body must be a JSON object.");
         }
 
-        var (rows, prefix) = Rows(root, options.Value.MaxInstances);
+        var (rows, prefix) = Rows(root, options.Value.MaxInstances, envelope);
         var buffer = ArrayPool<float>.Shared.Rent(Math.Max(1, rows.Count * model.RowLength));
         try
         {
@@ -34,12 +36,12 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
             string source;
             if (model.Manifest.Features.Source == "image")
             {
-                FillImages(model, rows, prefix, buffer, imageSizes);
+                FillImages(model, rows, prefix, envelope, buffer, imageSizes);
                 source = "image";
             }
             else
             {
-                source = await FillTabularAsync(model, rows, prefix, buffer, cancellationToken);
+                source = await FillTabularAsync(model, rows, prefix, envelope, buffer, cancellationToken);
             }
 
             var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
@@ -52,7 +54,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         }
     }
 
-    private static (List<JsonElement> Rows, string Prefix) Rows(JsonElement root, int maxInstances)
+    private static (List<JsonElement> Rows, string Prefix) Rows(JsonElement root, int maxInstances, IReadOnlySet<string> envelope)
     {
         if (!root.TryGetProperty("instances", out var instances))
         {
@@ -72,7 +74,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
 
         foreach (var property in root.EnumerateObject())
         {
-            if (!EnvelopeFields.Contains(property.Name))
+            if (!envelope.Contains(property.Name))
             {
                 throw FeatureRequestException.BadField(property.Name, $"'{property.Name}' is not allowed beside instances; put row fields inside each instance.");
             }
@@ -97,11 +99,11 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
     private static string Field(string prefix, int row, string name) =>
         prefix.Length == 0 ? name : $"{prefix}[{row}].{name}";
 
-    private static void RejectUnknown(JsonElement row, string prefix, int index, IReadOnlyCollection<string> allowed)
+    private static void RejectUnknown(JsonElement row, string prefix, int index, IReadOnlyCollection<string> allowed, IReadOnlySet<string> envelope)
     {
         foreach (var property in row.EnumerateObject())
         {
-            if (!allowed.Contains(property.Name) && !(prefix.Length == 0 && EnvelopeFields.Contains(property.Name)))
+            if (!allowed.Contains(property.Name) && !(prefix.Length == 0 && envelope.Contains(property.Name)))
             {
                 throw FeatureRequestException.BadField(Field(prefix, index, property.Name),
                     $"'{property.Name}' is not a field of this model's rows (expected {string.Join(", ", allowed)}).");
@@ -109,14 +111,14 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         }
     }
 
-    private void FillImages(LoadedModel model, List<JsonElement> rows, string prefix, float[] buffer, ImageSize?[] sizes)
+    private void FillImages(LoadedModel model, List<JsonElement> rows, string prefix, IReadOnlySet<string> envelope, float[] buffer, ImageSize?[] sizes)
     {
         var spec = model.Manifest.Features.Image!;
         var preprocessing = new ImagePreprocessing(spec.Width, spec.Height, spec.Channels, spec.Layout, spec.Resize, spec.Scale, [.. spec.Mean], [.. spec.Std]);
         var limits = new ImageDecodeLimits { MaxWidth = options.Value.MaxImageSide, MaxHeight = options.Value.MaxImageSide };
         for (var r = 0; r < rows.Count; r++)
         {
-            RejectUnknown(rows[r], prefix, r, ["image"]);
+            RejectUnknown(rows[r], prefix, r, ["image"], envelope);
             var field = Field(prefix, r, "image");
             if (!rows[r].TryGetProperty("image", out var image))
             {
@@ -148,7 +150,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         return comma >= 0 ? value[(comma + 1)..] : value;
     }
 
-    private async Task<string> FillTabularAsync(LoadedModel model, List<JsonElement> rows, string prefix, float[] buffer, CancellationToken cancellationToken)
+    private async Task<string> FillTabularAsync(LoadedModel model, List<JsonElement> rows, string prefix, IReadOnlySet<string> envelope, float[] buffer, CancellationToken cancellationToken)
     {
         var features = model.Manifest.Features;
         var columns = features.Columns!;
@@ -157,7 +159,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         var storeRows = new List<int>();
         for (var r = 0; r < rows.Count; r++)
         {
-            RejectUnknown(rows[r], prefix, r, allowed);
+            RejectUnknown(rows[r], prefix, r, allowed, envelope);
             if (rows[r].TryGetProperty("features", out var values))
             {
                 if (entities.Any(e => rows[r].TryGetProperty(e.Key, out _)))

@@ -68,4 +68,11 @@ public sealed class FetchedFeatures : IDisposable
 
 /// <summary>Marks an endpoint whose request carries features: the middleware fetches them before it runs.</summary>
 /// <param name="BodyType">The body's shape, for the OpenAPI document.</param>
-public sealed record FeatureFetchMetadata(Type BodyType);
+/// <param name="EnvelopeFields">Top-level fields the endpoint reads besides the rows (e.g. labels for /evaluate).</param>
+public sealed record FeatureFetchMetadata(Type BodyType, IReadOnlySet<string> EnvelopeFields) : JsonBodyMetadata(BodyType);
+
+/// <summary>
+/// Documents an endpoint's JSON body in the OpenAPI document. Used instead of <c>Accepts&lt;T&gt;()</c>, which
+/// would make routing answer a wrong content type with a bare 415 before the endpoint can name the problem.
+/// </summary>
+public record JsonBodyMetadata(Type BodyType);

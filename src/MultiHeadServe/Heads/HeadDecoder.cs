@@ -1,3 +1,4 @@
+using System.Globalization;
 using MultiHeadServe.Models;
 
 namespace MultiHeadServe.Heads;
@@ -74,7 +75,7 @@ public abstract class HeadDecoder
         if (row.IsEmpty || (Width is { } width && row.Length != width))
         {
             throw new HeadOutputException(
-                HeadName, $"output '{OutputName}' has {row.Length} values per row; the head needs {Width?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "at least 1"}");
+                HeadName, $"output '{OutputName}' has {row.Length} values per row; the head needs {Width?.ToString(CultureInfo.InvariantCulture) ?? "at least 1"}");
         }
 
         var bad = HeadMath.FirstNonFinite(row);

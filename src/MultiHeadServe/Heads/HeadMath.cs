@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace MultiHeadServe.Heads;
 
 /// <summary>Numerically stable activations, in double whatever the model's precision.</summary>
@@ -56,7 +58,7 @@ internal static class HeadMath
     }
 
     /// <summary>A number for a message, the same on every culture: 0.5, NaN, Infinity, -Infinity.</summary>
-    public static string Show(double value) => value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+    public static string Show(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>The first index whose value is not finite, or -1.</summary>
     public static int FirstNonFinite(ReadOnlySpan<float> values)

@@ -1,7 +1,7 @@
 namespace MultiHeadServe.Heads;
 
 /// <summary>
-/// One ONNX output of a whole batch, copied out of the runtime: <see cref="Shape"/> is <c>[N]</c>,
+/// One ONNX output of a whole batch, copied out of the runtime's memory: <see cref="Shape"/> is <c>[N]</c>,
 /// <c>[N, k]</c> or <c>[N, d1, d2, ...]</c>; row <c>r</c> is request <c>r</c> of the batch. Decoders and
 /// loss evaluation read it and never see ONNX Runtime. The arrays are not copied: the tensor must not be
 /// mutated while a decoder reads it.
@@ -89,7 +89,7 @@ public sealed record OutputTensor(string Name, float[] Data, long[] Shape)
             }
 
             product *= dimension;
-            if (product > Array.MaxLength)
+            if (dimension > int.MaxValue || product > Array.MaxLength)
             {
                 throw new InvalidOperationException($"output '{Name}' shape {FormatShape(Shape)} is too large");
             }

@@ -15,16 +15,20 @@ public sealed class InferenceService(ServeMetrics metrics, ILoggerFactory logger
 
     /// <summary>Runs the request's rows once and returns every output in <paramref name="outputs"/>.</summary>
     /// <exception cref="QueueFullException">Batching is on and the model's queue is full.</exception>
-    public Task<InferenceResult> RunAsync(FetchedFeatures features, IReadOnlyList<string> outputs, CancellationToken cancellationToken)
+    public Task<InferenceResult> RunAsync(FetchedFeatures features, IReadOnlyList<string> outputs, CancellationToken cancellationToken) =>
+        RunAsync(features.Model, features.Tensor, outputs, cancellationToken);
+
+    /// <summary>Runs whole rows of <paramref name="model"/>'s feature tensor (row-major) once.</summary>
+    public Task<InferenceResult> RunAsync(LoadedModel model, ReadOnlyMemory<float> rows, IReadOnlyList<string> outputs, CancellationToken cancellationToken)
     {
-        var executor = _executors.GetOrAdd(features.Model.Name, _ => new Lazy<Executor>(() => Create(features.Model))).Value;
+        var executor = _executors.GetOrAdd(model.Name, _ => new Lazy<Executor>(() => Create(model))).Value;
         if (executor.Batcher is { } batcher)
         {
-            return batcher.SubmitAsync(features.Tensor, outputs, cancellationToken);
+            return batcher.SubmitAsync(rows, outputs, cancellationToken);
         }
 
-        var (perPart, runMs) = executor.Runner.Run([features.Tensor], outputs, cancellationToken);
-        return Task.FromResult(new InferenceResult(perPart[0].Outputs, 0, runMs, features.Rows));
+        var (perPart, runMs) = executor.Runner.Run([rows], outputs, cancellationToken);
+        return Task.FromResult(new InferenceResult(perPart[0].Outputs, 0, runMs, rows.Length / model.RowLength));
     }
 
     /// <summary>Requests waiting in a model's batcher queue (0 without batching).</summary>

@@ -1,4 +1,5 @@
 using MultiHeadServe.Heads;
+using MultiHeadServe.Heads.Losses;
 using MultiHeadServe.OnnxRuntime;
 
 namespace MultiHeadServe.Models;
@@ -11,9 +12,10 @@ public sealed class LoadedModel : IDisposable
 {
     public LoadedModel(string name, int version, string directory, ModelManifest manifest, InferenceSession session,
         IReadOnlyDictionary<string, IReadOnlyList<string>> labels, IReadOnlyList<int> availableVersions,
-        IReadOnlyDictionary<string, HeadDecoder> decoders)
+        IReadOnlyDictionary<string, HeadDecoder> decoders, MultiTaskEvaluator evaluator)
     {
         Decoders = decoders;
+        Evaluator = evaluator;
         Name = name;
         Version = version;
         Directory = directory;
@@ -60,6 +62,9 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>One decoder per head, built and validated at load.</summary>
     public IReadOnlyDictionary<string, HeadDecoder> Decoders { get; }
+
+    /// <summary>Per-head losses and their combination for /evaluate, built and validated at load.</summary>
+    public MultiTaskEvaluator Evaluator { get; }
 
     /// <summary>The model's input image size (image models), for boxes the model emits in pixels.</summary>
     public ImageSize? InputImageSize => Manifest.Features.Image is { } image ? new ImageSize(image.Width, image.Height) : null;

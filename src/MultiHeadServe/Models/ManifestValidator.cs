@@ -247,7 +247,7 @@ public static partial class ManifestValidator
 
             var width = output.Shape.Skip(1).Aggregate(1L, (a, d) => a * d);
             var expectedWidth = head.Kind switch { "bbox" => 4L, "binary" => 1L, _ => -1L };
-            if (expectedWidth > 0 && width != expectedWidth)
+            if (expectedWidth > 0 && output.Shape.Skip(1).All(d => d > 0) && width != expectedWidth)
             {
                 fail($"heads[{i}].output", $"a {head.Kind} head needs {expectedWidth} value(s) per row; '{head.Output}' has shape [{string.Join(", ", output.Shape)}].");
             }

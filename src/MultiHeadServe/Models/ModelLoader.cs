@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using MultiHeadServe.Heads;
+using MultiHeadServe.Heads.Losses;
 using MultiHeadServe.Onnx;
 using MultiHeadServe.OnnxRuntime;
 
@@ -45,7 +46,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             ManifestValidator.Validate(manifest, session, displayPath);
             var labels = ReadLabels(manifest, directory, displayPath);
             var decoders = CreateDecoders(manifest, session, labels, displayPath);
-            var model = new LoadedModel(name, version, directory, manifest, session, labels, versions, decoders);
+            var evaluator = CreateEvaluator(manifest, labels, displayPath);
+            var model = new LoadedModel(name, version, directory, manifest, session, labels, versions, decoders, evaluator);
             WarmUp(model);
             if (session.ProviderFallbackReason is not null)
             {
@@ -175,7 +177,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         {
             var head = manifest.Heads[i];
             var output = session.Outputs.Single(o => o.Name == head.Output);
-            var width = (int)output.Shape.Skip(1).Aggregate(1L, (a, d) => a * d);
+            // A dynamic dimension after the batch leaves the width to be checked on the first run.
+            int? width = output.Shape.Skip(1).Any(d => d <= 0) ? null : (int)output.Shape.Skip(1).Aggregate(1L, (a, d) => a * d);
             try
             {
                 decoders[head.Name] = HeadDecoder.Create(head, labels.GetValueOrDefault(head.Name), width);
@@ -187,6 +190,22 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         }
 
         return decoders;
+    }
+
+    private static MultiTaskEvaluator CreateEvaluator(ModelManifest manifest, IReadOnlyDictionary<string, IReadOnlyList<string>> labels, string displayPath)
+    {
+        try
+        {
+            return MultiTaskEvaluator.Create(manifest.Heads, manifest.Loss, labels);
+        }
+        catch (HeadSpecException ex)
+        {
+            throw new ManifestException(displayPath, "heads", ex.Message);
+        }
+        catch (LossSpecException ex)
+        {
+            throw new ManifestException(displayPath, "loss", ex.Message);
+        }
     }
 
     /// <summary>One run at batch 1 and one at the largest batch: allocations and kernels are ready before the first request.</summary>

@@ -93,6 +93,17 @@ public sealed class BadLabelsTests
     }
 
     [Fact]
+    public void FewerLabelRowsThanOutputRowsAreRefusedToo()
+    {
+        var labels = Labels();
+        labels["bbox"] = HeadLabels.Numeric([0, 0, 1, 1], 1, 4);
+
+        var error = Assert.Throws<LabelException>(() => Evaluator.Evaluate(Outputs, labels));
+
+        Assert.Equal("head 'bbox' has 2 output rows but 1 label rows", error.Message);
+    }
+
+    [Fact]
     public void AClassNameCountThatDiffersFromTheOutputNamesBothCounts()
     {
         var labels = Labels();

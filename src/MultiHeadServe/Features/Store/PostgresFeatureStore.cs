@@ -145,9 +145,10 @@ public sealed class PostgresFeatureStore : IFeatureStoreWriter, IAsyncDisposable
 
         // Replicas starting together all try to seed: the lock (released at commit or rollback)
         // lets the first create the table and the others find it there.
-        await using (var lockTable = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1))", connection, transaction))
+        await using (var lockTable = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1 || current_schema() || '.' || $2))", connection, transaction))
         {
-            lockTable.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "multiheadserve.features." + schema.Table });
+            lockTable.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "multiheadserve.features:" });
+            lockTable.Parameters.Add(new NpgsqlParameter<string> { TypedValue = schema.Table });
             await lockTable.ExecuteNonQueryAsync(cancellationToken);
         }
 

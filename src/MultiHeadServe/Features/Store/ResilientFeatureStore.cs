@@ -158,7 +158,8 @@ public sealed class ResilientFeatureStore : IFeatureStore
         {
             Fail("timeout");
             throw new FeatureStoreUnavailableException(
-                $"The {Kind} feature store did not answer within {_timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms.",
+                // The overall budget, or the per-attempt one when every attempt ran out of it.
+                $"The {Kind} feature store did not answer within {exception.Timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms.",
                 FeatureStoreUnavailableException.DefaultRetryAfter,
                 exception);
         }

@@ -38,7 +38,7 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
         {
             DataSource = DatabasePath,
             Mode = SqliteOpenMode.ReadWriteCreate,
-            // A private cache per connection: shared cache mode and WAL do not mix well.
+            // Private cache: in shared-cache mode concurrent readers would contend on table locks.
             Cache = SqliteCacheMode.Private,
             Pooling = true,
         }.ToString();

@@ -72,9 +72,13 @@ internal sealed class HeadEvaluator
         _ => null,
     };
 
-    /// <summary>The loss a head of this kind gets when its manifest names none; null: the kind has no natural loss.</summary>
-    public static string? DefaultLoss(string kind) => kind switch
+    /// <summary>
+    /// The loss a head gets when its manifest names none, the one the training kit uses for the kind; null
+    /// when there is no natural choice (embeddings, classification through independent sigmoids).
+    /// </summary>
+    public static string? DefaultLoss(HeadSpec spec) => spec.Kind switch
     {
+        HeadKinds.Classification when spec.Activation == Activations.Sigmoid => null,
         HeadKinds.Classification => LossFunctions.SoftmaxCrossEntropy,
         HeadKinds.Binary or HeadKinds.Multilabel => LossFunctions.Bce,
         HeadKinds.Regression => LossFunctions.Mse,
@@ -83,7 +87,7 @@ internal sealed class HeadEvaluator
     };
 
     /// <summary>Whether the head can be evaluated at all: it names a loss, or its kind has a default one.</summary>
-    public static bool HasLoss(HeadSpec spec) => spec.Loss is not null || DefaultLoss(spec.Kind) is not null;
+    public static bool HasLoss(HeadSpec spec) => spec.Loss is not null || DefaultLoss(spec) is not null;
 
     /// <summary>The losses that make sense for a kind.</summary>
     public static string[] LossesFor(string kind) => kind switch
@@ -104,8 +108,8 @@ internal sealed class HeadEvaluator
             throw new ArgumentOutOfRangeException(nameof(options), options, "Huber's delta must be positive and smooth L1's beta non-negative");
         }
 
-        var loss = spec.Loss ?? DefaultLoss(spec.Kind)
-            ?? throw new HeadSpecException(spec.Name, "loss", $"a {spec.Kind} head has no default loss; name one of {string.Join(", ", LossesFor(spec.Kind))} to evaluate it");
+        var loss = spec.Loss ?? DefaultLoss(spec)
+            ?? throw new HeadSpecException(spec.Name, "loss", $"this {spec.Kind} head has no default loss; name one of {string.Join(", ", LossesFor(spec.Kind))} to evaluate it");
         if (!LossFunctions.All.Contains(loss, StringComparer.Ordinal))
         {
             throw new HeadSpecException(spec.Name, "loss", $"unknown loss '{loss}'; expected one of {string.Join(", ", LossFunctions.All)}");

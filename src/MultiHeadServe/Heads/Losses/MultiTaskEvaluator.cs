@@ -116,7 +116,9 @@ public sealed class MultiTaskEvaluator
     {
         if (heads is null)
         {
-            return [.. _heads.Values];
+            return _heads.Count > 0
+                ? [.. _heads.Values]
+                : throw new EvaluationRequestException("heads", "the model has no head with a loss to evaluate");
         }
 
         if (heads.Count == 0)

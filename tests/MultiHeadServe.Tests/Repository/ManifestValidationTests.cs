@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using MultiHeadServe.Models;
 using MultiHeadServe.Tests.Infrastructure;
 
-namespace MultiHeadServe.Tests.Models;
+namespace MultiHeadServe.Tests.Repository;
 
 /// <summary>A manifest that cannot be served stops start-up with the file, the field and the reason.</summary>
 public sealed class ManifestValidationTests

@@ -1,0 +1,87 @@
+using System.Buffers;
+
+namespace MultiHeadServe.Features;
+
+/// <summary>Reads a JSON request body into pooled memory, enforcing the content type and the size limit.</summary>
+internal static class RequestBody
+{
+    /// <exception cref="FeatureRequestException">415 for another content type, 413 past <paramref name="limit"/> bytes.</exception>
+    public static async Task<PooledBody> ReadJsonAsync(HttpContext context, long limit)
+    {
+        var request = context.Request;
+        if (request.ContentType is null || !IsJson(request.ContentType))
+        {
+            throw new FeatureRequestException(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Content-Type",
+                $"Send the body as application/json (got '{request.ContentType ?? "none"}').");
+        }
+
+        if (request.ContentLength > limit)
+        {
+            throw TooLarge(limit);
+        }
+
+        // Chunked bodies have no Content-Length: stop reading as soon as the limit is passed.
+        var size = request.ContentLength is long length ? (int)Math.Min(length, limit) + 1 : 64 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1024));
+        var count = 0;
+        try
+        {
+            while (true)
+            {
+                if (count == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, count).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                var read = await request.Body.ReadAsync(buffer.AsMemory(count), context.RequestAborted);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                count += read;
+                if (count > limit)
+                {
+                    throw TooLarge(limit);
+                }
+            }
+
+            return new PooledBody(buffer, count);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    private static bool IsJson(string contentType)
+    {
+        var mediaType = contentType.Split(';', 2)[0].Trim();
+        return mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static FeatureRequestException TooLarge(long limit) =>
+        new(StatusCodes.Status413PayloadTooLarge, "Payload too large", "body", $"The body is larger than the limit of {limit} bytes (Serve:MaxRequestBytes).");
+}
+
+/// <summary>A request body in a pooled buffer; returns it to the pool once (dispose is idempotent).</summary>
+internal sealed class PooledBody(byte[] buffer, int count) : IDisposable
+{
+    private byte[]? _buffer = buffer;
+
+    public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, count);
+
+    public void Dispose()
+    {
+        var returned = Interlocked.Exchange(ref _buffer, null);
+        if (returned is not null)
+        {
+            ArrayPool<byte>.Shared.Return(returned);
+        }
+    }
+}
