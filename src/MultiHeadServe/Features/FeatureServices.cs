@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Options;
 using MultiHeadServe.Features.Store;
 using MultiHeadServe.Models;
 
@@ -12,28 +11,7 @@ public static class FeatureServices
     /// </summary>
     public static IServiceCollection AddFeatureSources(this IServiceCollection services)
     {
-        services.AddOptions<FeatureStoreOptions>().BindConfiguration(FeatureStoreOptions.SectionName)
-            .Validate(o => o.Validate().Count == 0, "FeatureStore options are invalid.")
-            .ValidateOnStart();
-        services.AddSingleton<FeatureStoreMetrics>();
-        services.AddSingleton<IFeatureStoreWriter>(sp =>
-        {
-            var options = sp.GetRequiredService<IOptions<FeatureStoreOptions>>().Value;
-            if (options.ResolveProvider() == FeatureStoreOptions.Postgres)
-            {
-                return new PostgresFeatureStore(options.PostgresConnectionString!);
-            }
-
-            var path = Path.IsPathRooted(options.SqlitePath)
-                ? options.SqlitePath
-                : Path.Combine(sp.GetRequiredService<IHostEnvironment>().ContentRootPath, options.SqlitePath);
-            return new SqliteFeatureStore(path);
-        });
-        services.AddSingleton<IFeatureStore>(sp => new ResilientFeatureStore(
-            sp.GetRequiredService<IFeatureStoreWriter>(),
-            sp.GetRequiredService<IOptions<FeatureStoreOptions>>().Value,
-            sp.GetRequiredService<FeatureStoreMetrics>(),
-            sp.GetRequiredService<ILogger<ResilientFeatureStore>>()));
+        services.AddFeatureStore();
         services.AddSingleton<FeatureStoreHealth>();
         services.AddSingleton<FeatureFetcher>();
         services.AddHostedService<FeatureStoreSeeding>();
@@ -49,6 +27,7 @@ public static class FeatureServices
 public sealed class FeatureStoreSeeding(
     ModelRegistry registry,
     IFeatureStoreWriter writer,
+    IFeatureStore store,
     ILogger<FeatureStoreSeeding> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -84,6 +63,10 @@ public sealed class FeatureStoreSeeding(
                     throw new ManifestException(file, $"features.entities[{e}].columns",
                         $"table '{entity.Table}' has no column(s) {string.Join(", ", missing)}.");
                 }
+
+                // One lookup through the resilience pipeline warms its code paths and the connection pool, so
+                // the first client request is not the one that pays for them against the store's time budget.
+                await store.GetRowsAsync(entity.Table, ["warm-up"], entity.Columns, cancellationToken);
             }
         }
     }

@@ -15,6 +15,8 @@ public static class MetricsServices
     /// <summary>GET /metrics in Prometheus' text format.</summary>
     public static IEndpointRouteBuilder MapMetricsApi(this IEndpointRouteBuilder routes)
     {
+        // Created now, not on the first scrape: its listener only sees measurements made after it exists.
+        routes.ServiceProvider.GetRequiredService<PrometheusExporter>();
         routes.MapGet("/metrics", (PrometheusExporter exporter) => Results.Text(exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"))
             .WithTags("Health").WithName("Metrics").WithSummary("Prometheus metrics: requests, feature fetches, session runs, batch sizes, latencies, head losses.");
         return routes;

@@ -11,12 +11,12 @@ namespace MultiHeadServe.Features.Store;
 /// <remarks>
 /// <para>Instruments (all tagged <c>store</c> = <c>sqlite</c> | <c>postgres</c>):</para>
 /// <list type="bullet">
-/// <item><c>mhs_feature_fetches_total</c> — lookups sent to the backing store; each retry attempt
+/// <item><c>mhs_feature_store_lookups_total</c> — lookups sent to the backing store; each retry attempt
 /// counts, a call refused by an open circuit does not.</item>
-/// <item><c>mhs_feature_fetch_failures_total</c> — lookups that failed, tagged <c>reason</c>:
+/// <item><c>mhs_feature_store_failures_total</c> — lookups that failed, tagged <c>reason</c>:
 /// <c>timeout</c>, <c>transient</c> (retries exhausted), <c>circuit_open</c> or <c>error</c>.</item>
-/// <item><c>mhs_feature_fetch_retries_total</c> — retries after transient failures.</item>
-/// <item><c>mhs_feature_fetch_duration_ms</c> — histogram of a whole lookup as the request sees
+/// <item><c>mhs_feature_store_retries_total</c> — retries after transient failures.</item>
+/// <item><c>mhs_feature_store_lookup_ms</c> — histogram of a whole lookup as the request sees
 /// it (retries included), tagged <c>outcome</c>: <c>ok</c>, <c>unavailable</c>, <c>error</c>,
 /// <c>canceled</c>. Milliseconds; the unit is in the name and deliberately not set on the
 /// instrument, so exporters do not append it a second time.</item>
@@ -57,13 +57,13 @@ public sealed class FeatureStoreMetrics : IDisposable
     {
         _meter = meter;
         _fetches = meter.CreateCounter<long>(
-            "mhs_feature_fetches_total", description: "Feature lookups sent to the backing store, retry attempts included.");
+            "mhs_feature_store_lookups_total", description: "Feature lookups sent to the backing store, retry attempts included.");
         _failures = meter.CreateCounter<long>(
-            "mhs_feature_fetch_failures_total", description: "Feature lookups that failed, by reason.");
+            "mhs_feature_store_failures_total", description: "Feature lookups that failed, by reason.");
         _retries = meter.CreateCounter<long>(
-            "mhs_feature_fetch_retries_total", description: "Feature lookups retried after a transient failure.");
+            "mhs_feature_store_retries_total", description: "Feature lookups retried after a transient failure.");
         _duration = meter.CreateHistogram(
-            "mhs_feature_fetch_duration_ms",
+            "mhs_feature_store_lookup_ms",
             unit: null,
             description: "Duration of a feature lookup in milliseconds, retries included.",
             tags: null,
