@@ -3,6 +3,7 @@ using MultiHeadServe.Benchmarks.Load;
 using MultiHeadServe.Benchmarks.Models;
 using MultiHeadServe.Onnx;
 using MultiHeadServe.OnnxRuntime;
+using SessionOptions = MultiHeadServe.OnnxRuntime.SessionOptions;
 
 namespace MultiHeadServe.Benchmarks.Raw;
 

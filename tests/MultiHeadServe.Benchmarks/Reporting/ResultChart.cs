@@ -56,12 +56,13 @@ internal static class ResultChart
                 $"""<text x="{left - 8}" y="{labelY:0.#}" text-anchor="end">{Escape(RowLabel(rows[i]))}</text>""");
         }
 
-        Panel(svg, rows, left, chartTop, "throughput: predictions/s (raw ORT: rows/s)", r => r.PredictionsPerSecond, "0");
-        Panel(svg, [.. rows.Select(r => r.Kind == Scenarios.Raw ? null : r)], right, chartTop, "p99 latency, ms (HTTP scenarios)", r => r.P99Milliseconds, "0.0");
+        Panel(svg, rows, left, chartTop, "Throughput", "predictions per second (raw ORT: rows per second)", r => r.PredictionsPerSecond, "0");
+        Panel(svg, [.. rows.Select(r => r.Kind == Scenarios.Raw ? null : r)], right, chartTop, "p99 latency (HTTP scenarios)", "milliseconds",
+            r => r.P99Milliseconds, "0.0");
         return chartTop + rows.Count * RowHeight + AxisHeight;
     }
 
-    private static void Panel(StringBuilder svg, IReadOnlyList<ScenarioResult?> rows, double left, double top, string title,
+    private static void Panel(StringBuilder svg, IReadOnlyList<ScenarioResult?> rows, double left, double top, string title, string axisTitle,
         Func<ScenarioResult, double> value, string format)
     {
         var values = rows.Select(r => r is null ? double.NaN : value(r)).ToList();
@@ -83,7 +84,7 @@ internal static class ResultChart
         svg.AppendLine(CultureInfo.InvariantCulture, $"""<line x1="{left}" y1="{bottom:0.#}" x2="{left + PanelWidth}" y2="{bottom:0.#}" stroke="#333"/>""");
         svg.AppendLine(CultureInfo.InvariantCulture, $"""<line x1="{left}" y1="{top:0.#}" x2="{left}" y2="{bottom:0.#}" stroke="#333"/>""");
         svg.AppendLine(CultureInfo.InvariantCulture,
-            $"""<text x="{left + PanelWidth / 2}" y="{bottom + 36:0.#}" text-anchor="middle" fill="#333">{Escape(title.Split(':')[^1].Trim())}</text>""");
+            $"""<text x="{left + PanelWidth / 2}" y="{bottom + 36:0.#}" text-anchor="middle" fill="#333">{Escape(axisTitle)}</text>""");
 
         for (var i = 0; i < rows.Count; i++)
         {

@@ -32,9 +32,10 @@ internal static class ResultTable
         }
 
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture,
-            $"Each HTTP scenario: {duration.TotalSeconds:0.#} s measured after {warmup.TotalSeconds:0.#} s of warm-up; closed loop, one shared HttpClient, loopback. " +
-            "pred/s for raw ORT is rows/s; its latency is one run of the whole batch. CPU is the server process's (raw ORT: the benchmark's own).");
+        text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"Each HTTP scenario: {duration.TotalSeconds:0.#} s measured after {warmup.TotalSeconds:0.#} s of warm-up; closed loop, one shared HttpClient, loopback. ") +
+            "A prediction is every head for one input: one call for b and d, x calls for c (issued concurrently), one row for raw ORT (a), " +
+            "whose latency is one run of the whole batch. Per-prediction CPU and allocations are the server process's (raw ORT: the benchmark's own CPU).");
         foreach (var failed in results.Where(r => r.Errors > 0))
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"ERRORS in {failed.Model} / {failed.Label} at {failed.Concurrency}: {failed.Errors}; first: {failed.FirstError}");
@@ -77,13 +78,13 @@ internal static class ResultTable
         r.Errors.ToString(CultureInfo.InvariantCulture),
     ];
 
-    private static void AppendRow(StringBuilder text, IReadOnlyList<string> cells, int[] widths)
+    private static void AppendRow(StringBuilder text, string[] cells, int[] widths)
     {
-        for (var i = 0; i < cells.Count; i++)
+        for (var i = 0; i < cells.Length; i++)
         {
             // Names left-aligned, figures right-aligned.
             text.Append(i < 2 ? cells[i].PadRight(widths[i]) : cells[i].PadLeft(widths[i]));
-            if (i < cells.Count - 1)
+            if (i < cells.Length - 1)
             {
                 text.Append("  ");
             }

@@ -46,6 +46,23 @@ internal sealed class FeatureSchemaCache(
     /// <summary>Records a shape just read or written.</summary>
     public void Remember(FeatureTableSchema schema) => Set(schema);
 
+    /// <summary>Reads the table's schema afresh from the store and caches (or forgets) it.</summary>
+    public async ValueTask<FeatureTableSchema?> RefreshAsync(string table, CancellationToken cancellationToken)
+    {
+        SqlIdentifier.Validate(table, "table", nameof(table));
+        var schema = await describe(table, cancellationToken);
+        if (schema is null)
+        {
+            Invalidate(table);
+        }
+        else
+        {
+            Remember(schema);
+        }
+
+        return schema;
+    }
+
     /// <summary>Forgets a table, e.g. after a query against it failed because it changed underneath.</summary>
     public void Invalidate(string table) => _tables.TryRemove(table, out _);
 

@@ -100,21 +100,8 @@ public sealed class PostgresFeatureStore : IFeatureStoreWriter, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public async ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken)
-    {
-        SqlIdentifier.Validate(table, "table", nameof(table));
-        var schema = await ReadSchemaAsync(table, cancellationToken);
-        if (schema is null)
-        {
-            _schemas.Invalidate(table);
-        }
-        else
-        {
-            _schemas.Remember(schema);
-        }
-
-        return schema;
-    }
+    public ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken) =>
+        _schemas.RefreshAsync(table, cancellationToken);
 
     /// <inheritdoc />
     public async ValueTask<bool> PingAsync(CancellationToken cancellationToken)

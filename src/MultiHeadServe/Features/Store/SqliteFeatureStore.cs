@@ -103,21 +103,8 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
     }
 
     /// <inheritdoc />
-    public async ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken)
-    {
-        SqlIdentifier.Validate(table, "table", nameof(table));
-        var schema = await ReadSchemaAsync(table, cancellationToken);
-        if (schema is null)
-        {
-            _schemas.Invalidate(table);
-        }
-        else
-        {
-            _schemas.Remember(schema);
-        }
-
-        return schema;
-    }
+    public ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken) =>
+        _schemas.RefreshAsync(table, cancellationToken);
 
     /// <inheritdoc />
     public async ValueTask<bool> PingAsync(CancellationToken cancellationToken)

@@ -1,0 +1,345 @@
+using System.Diagnostics;
+using System.Globalization;
+using MultiHeadServe.Benchmarks.Hosting;
+using MultiHeadServe.Benchmarks.Load;
+using MultiHeadServe.Benchmarks.Metrics;
+using MultiHeadServe.Benchmarks.Models;
+using MultiHeadServe.Benchmarks.Raw;
+using MultiHeadServe.Benchmarks.Reporting;
+
+namespace MultiHeadServe.Benchmarks;
+
+/// <summary>
+/// One benchmark run: the raw engine sweep in process, then the service and the HTTP floor as child processes
+/// driven over loopback, then one table, results.json and a chart.
+/// </summary>
+internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, TextWriter progress)
+{
+    private const string SeparateApisClient =
+        "The client issues a prediction's x calls concurrently and the prediction completes when the last answer is in: " +
+        "what a latency-minded client of the old APIs does, and the old way's best case (x calls in flight per client).";
+
+    private static readonly TimeSpan ServiceReadyTimeout = TimeSpan.FromMinutes(3);
+
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var wall = Stopwatch.StartNew();
+        var root = RepositoryRoot.Find();
+        var modelsDirectory = Path.GetFullPath(options.ModelsDirectory ?? Path.Combine(root, "models"));
+        var models = options.Models.Select(name => BenchmarkModel.Load(modelsDirectory, name)).ToList();
+        await using var machine = new MachineMonitor();
+        progress.WriteLine(Estimate());
+
+        var results = new List<ScenarioResult>();
+        var sweeps = new List<RawSweep>();
+        if (options.Scenarios.HasFlag(Scenarios.Raw))
+        {
+            progress.WriteLine("a. raw ONNX Runtime, in process:");
+            foreach (var model in models)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var sweep = RawOnnxBenchmark.Run(model, options.BatchSizes, options.RawDuration, progress.WriteLine);
+                sweeps.Add(sweep);
+                results.AddRange(RawRows(sweep));
+            }
+        }
+
+        IReadOnlyList<ModelDeployments> deployments = [];
+        if ((options.Scenarios & ~Scenarios.Raw) != Scenarios.None)
+        {
+            using var repository = BenchmarkRepository.Create(models, options.KeepRepository);
+            if (options.KeepRepository)
+            {
+                progress.WriteLine($"Model repository kept at {repository.ModelsPath}");
+            }
+
+            deployments = repository.Models;
+            results.AddRange(await RunServedScenariosAsync(repository, root, cancellationToken));
+        }
+
+        var ordered = results
+            .OrderBy(r => options.Models.ToList().IndexOf(r.Model))
+            .ThenBy(r => r.Kind == Scenarios.Raw ? 0 : 1)
+            .ThenBy(r => r.Concurrency)
+            .ThenBy(r => (int)r.Kind)
+            .ToList();
+        var acceptance = Acceptance.Evaluate(ordered,
+            [.. models.Select(m => new AcceptanceModel(m.Name, deployments.FirstOrDefault(d => d.Model == m)?.SingleHead.Count ?? 0, m.MaxQueueDelayMicroseconds))]);
+        var machineReport = machine.Report();
+        var table = ResultTable.Render(ordered, acceptance, machineReport, options.Duration, options.Warmup);
+        output.WriteLine();
+        output.Write(table);
+
+        var report = new BenchmarkReport(started, wall.Elapsed.TotalSeconds, Settings(), machineReport,
+            [.. models.Select(m => ModelReportOf(m, deployments.FirstOrDefault(d => d.Model == m)))],
+            [.. sweeps.Select(SweepReportOf)], ordered, acceptance);
+        var directory = WriteResults(root, started, report, table);
+        output.WriteLine();
+        output.WriteLine($"Results: {Path.GetRelativePath(Directory.GetCurrentDirectory(), directory)}{Path.DirectorySeparatorChar} (results.txt, results.json, results.svg)");
+        return ordered.Any(r => r.Errors > 0) ? 1 : 0;
+    }
+
+    private async Task<List<ScenarioResult>> RunServedScenariosAsync(BenchmarkRepository repository, string root, CancellationToken cancellationToken)
+    {
+        var serviceAssembly = ServiceAssembly.Locate(options.ServiceAssembly, root);
+        progress.WriteLine($"Starting the service ({repository.Models.Sum(m => 2 + m.SingleHead.Count)} models) ...");
+        await using var service = await ServerProcess.StartAsync("the service", serviceAssembly, [],
+            ServiceEnvironment(repository.ModelsPath, repository.FeatureStorePath), ServiceReadyTimeout, cancellationToken);
+        await using var floor = options.Scenarios.HasFlag(Scenarios.HttpFloor)
+            ? await ServerProcess.StartAsync("the HTTP floor", typeof(BenchmarkRun).Assembly.Location, [HttpFloor.Command],
+                ProductionEnvironment, TimeSpan.FromMinutes(1), cancellationToken)
+            : null;
+        using var load = new LoadGenerator();
+        // The service's exporter starts counting when /metrics is first read: read it once before any load.
+        _ = await MetricsSnapshot.ScrapeAsync(load.Client, service.BaseAddress, cancellationToken);
+
+        var results = new List<ScenarioResult>();
+        foreach (var deployment in repository.Models)
+        {
+            var model = deployment.Model;
+            var heads = model.ServedHeads.Select(h => h.Name).ToList();
+            var scenarios = new List<ServedScenario>();
+            if (options.Scenarios.HasFlag(Scenarios.MultiHead))
+            {
+                scenarios.Add(new(Scenarios.MultiHead, "b. multi-head, batching on", service, true, [Predict(service, deployment.MultiHead, heads)]));
+            }
+
+            if (options.Scenarios.HasFlag(Scenarios.MultiHeadUnbatched))
+            {
+                scenarios.Add(new(Scenarios.MultiHeadUnbatched, "b. multi-head, batching off", service, true, [Predict(service, deployment.Unbatched, heads)]));
+            }
+
+            if (options.Scenarios.HasFlag(Scenarios.SeparateApis))
+            {
+                scenarios.Add(new(Scenarios.SeparateApis, $"c. {deployment.SingleHead.Count} single-head APIs", service, true,
+                    [.. deployment.SingleHead.Select(d => Predict(service, d.Name, d.Heads))]));
+            }
+
+            if (floor is not null)
+            {
+                scenarios.Add(new(Scenarios.HttpFloor, "d. HTTP floor (empty endpoint)", floor, false,
+                    [new ScenarioTarget(HttpFloor.Route, new Uri(floor.BaseAddress, HttpFloor.Route.TrimStart('/')), [])]));
+            }
+
+            foreach (var concurrency in options.Concurrency)
+            {
+                foreach (var scenario in scenarios)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var result = await MeasureAsync(model, scenario, concurrency, load, cancellationToken);
+                    progress.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  {model.Name,-10} {scenario.Label,-32} {concurrency,3} clients: {result.PredictionsPerSecond,8:0} pred/s, " +
+                        $"p50 {result.P50Milliseconds,7:0.00} ms, p99 {result.P99Milliseconds,7:0.00} ms{(result.Errors > 0 ? $", {result.Errors} ERRORS" : "")}"));
+                    results.Add(result);
+                }
+            }
+        }
+
+        return results;
+    }
+
+    private async Task<ScenarioResult> MeasureAsync(BenchmarkModel model, ServedScenario scenario, int concurrency, LoadGenerator load, CancellationToken cancellationToken)
+    {
+        foreach (var target in scenario.Targets)
+        {
+            await load.ProbeAsync(target.Uri, model.Bodies[0], target.ExpectedHeads, cancellationToken);
+        }
+
+        var server = scenario.Server;
+        MetricsSnapshot? before = null;
+        MetricsSnapshot? after = null;
+        TimeSpan serverCpuBefore = default, serverCpuAfter = default, clientCpuBefore = default, clientCpuAfter = default;
+        var plan = new LoadPlan(concurrency, [.. scenario.Targets.Select(t => t.Uri)], model.Bodies, options.Warmup, options.Duration, options.MaxPredictions);
+        var window = await load.RunAsync(plan,
+            async token =>
+            {
+                // Scrape first, then read CPU: the scrape's own cost stays outside the window.
+                before = scenario.HasMetrics ? await MetricsSnapshot.ScrapeAsync(load.Client, server.BaseAddress, token) : null;
+                serverCpuBefore = server.CpuTime;
+                clientCpuBefore = Environment.CpuUsage.TotalTime;
+            },
+            async token =>
+            {
+                serverCpuAfter = server.CpuTime;
+                clientCpuAfter = Environment.CpuUsage.TotalTime;
+                after = scenario.HasMetrics ? await MetricsSnapshot.ScrapeAsync(load.Client, server.BaseAddress, token) : null;
+            },
+            cancellationToken);
+
+        var predictions = window.Latencies.Count;
+        var calls = scenario.Targets.Count;
+        var activity = before is not null && after is not null
+            ? ServerActivity.Between(before, after, scenario.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal))
+            : null;
+        // Server counters are divided by the server's own count of calls over the same scrapes, so they are exact ratios.
+        var served = activity is { Requests: > 0 } ? activity.Requests / calls : (double?)null;
+        var runs = activity is { SessionRuns: > 0 } ? activity.SessionRuns : (double?)null;
+        return new ScenarioResult
+        {
+            Model = model.Name,
+            Kind = scenario.Kind,
+            Label = scenario.Label,
+            Concurrency = concurrency,
+            CallsPerPrediction = calls,
+            Targets = [.. scenario.Targets.Select(t => t.Name)],
+            Predictions = predictions,
+            Seconds = window.Elapsed.TotalSeconds,
+            PredictionsPerSecond = window.PredictionsPerSecond,
+            P50Milliseconds = window.Latencies.Percentile(50),
+            P90Milliseconds = window.Latencies.Percentile(90),
+            P99Milliseconds = window.Latencies.Percentile(99),
+            MeanMilliseconds = window.Latencies.Mean,
+            MaxMilliseconds = window.Latencies.Max,
+            Errors = window.Errors,
+            FirstError = window.FirstError,
+            ServerCpuMillisecondsPerPrediction = predictions > 0 ? (serverCpuAfter - serverCpuBefore).TotalMilliseconds / predictions : null,
+            ServerCpuShare = (serverCpuAfter - serverCpuBefore).TotalSeconds / (window.Elapsed.TotalSeconds * Environment.ProcessorCount),
+            ClientCpuMillisecondsPerPrediction = predictions > 0 ? (clientCpuAfter - clientCpuBefore).TotalMilliseconds / predictions : null,
+            FeatureFetchesPerPrediction = activity?.FeatureFetches / served,
+            SessionRunsPerPrediction = activity?.SessionRuns / served,
+            MeanBatchRows = activity?.BatchRows / runs,
+            MeanRunMilliseconds = activity?.InferenceMilliseconds / runs,
+            AllocatedBytesPerPrediction = activity?.AllocatedBytes / served,
+            AllocatedBytesPerRequest = activity is { Requests: > 0 } ? activity.AllocatedBytes / activity.Requests : null,
+            LoadAverage = MachineMonitor.LoadAverageNow(),
+        };
+    }
+
+    private static ScenarioTarget Predict(ServerProcess service, string model, IReadOnlyList<string> heads) =>
+        new(model, new Uri(service.BaseAddress, $"v1/models/{model}/predict"), heads);
+
+    private static IEnumerable<ScenarioResult> RawRows(RawSweep sweep)
+    {
+        var first = sweep.Batches.FirstOrDefault(b => b.BatchSize == 1) ?? sweep.Batches[0];
+        yield return RawRow(sweep.Model, first, $"a. raw ORT, batch {first.BatchSize}");
+        if (sweep.Best != first)
+        {
+            yield return RawRow(sweep.Model, sweep.Best, $"a. raw ORT, best batch ({sweep.Best.BatchSize})");
+        }
+    }
+
+    private static ScenarioResult RawRow(string model, RawBatchResult batch, string label) => new()
+    {
+        Model = model,
+        Kind = Scenarios.Raw,
+        Label = label,
+        Concurrency = 1,
+        CallsPerPrediction = 0,
+        BatchSize = batch.BatchSize,
+        Predictions = batch.Runs * batch.BatchSize,
+        Seconds = batch.Elapsed.TotalSeconds,
+        PredictionsPerSecond = batch.RowsPerSecond,
+        P50Milliseconds = batch.RunLatencies.Percentile(50),
+        P90Milliseconds = batch.RunLatencies.Percentile(90),
+        P99Milliseconds = batch.RunLatencies.Percentile(99),
+        MeanMilliseconds = batch.RunLatencies.Mean,
+        MaxMilliseconds = batch.RunLatencies.Max,
+        ServerCpuMillisecondsPerPrediction = batch.CpuMillisecondsPerRow,
+        SessionRunsPerPrediction = 1.0 / batch.BatchSize,
+        MeanBatchRows = batch.BatchSize,
+        MeanRunMilliseconds = batch.RunLatencies.Mean,
+    };
+
+    /// <summary>The service as the issue specifies it for the run: CPU, its own repository and store, warnings only.</summary>
+    private static Dictionary<string, string> ServiceEnvironment(string modelsPath, string featureStorePath) => new(ProductionEnvironment)
+    {
+        ["ModelRepository__Path"] = modelsPath,
+        ["ModelRepository__Provider"] = "Cpu",
+        ["FeatureStore__SqlitePath"] = featureStorePath,
+        // One log line per request would measure the console, not the service.
+        ["Serilog__MinimumLevel__Default"] = "Warning",
+    };
+
+    private static Dictionary<string, string> ProductionEnvironment { get; } = new(StringComparer.Ordinal)
+    {
+        ["ASPNETCORE_ENVIRONMENT"] = "Production",
+        ["DOTNET_ENVIRONMENT"] = "Production",
+    };
+
+    private string Estimate()
+    {
+        var served = 0;
+        foreach (var kind in new[] { Scenarios.MultiHead, Scenarios.MultiHeadUnbatched, Scenarios.SeparateApis, Scenarios.HttpFloor })
+        {
+            served += options.Scenarios.HasFlag(kind) ? 1 : 0;
+        }
+
+        var seconds = options.Models.Count * (served * options.Concurrency.Count * (options.Warmup + options.Duration).TotalSeconds +
+            (options.Scenarios.HasFlag(Scenarios.Raw) ? options.BatchSizes.Count * (options.RawDuration.TotalSeconds + 0.5) : 0));
+        return string.Create(CultureInfo.InvariantCulture,
+            $"Benchmark: {string.Join(", ", options.Models)}; about {Math.Ceiling(seconds / 60)} min of load plus start-up.");
+    }
+
+    private RunSettings Settings() => new(
+        options.Duration.TotalSeconds,
+        options.Warmup.TotalSeconds,
+        options.Concurrency,
+        options.Models,
+        options.Scenarios.ToString(),
+        options.BatchSizes,
+        options.RawDuration.TotalSeconds,
+        options.MaxPredictions,
+        ServiceEnvironment("<temporary repository>", "<temporary folder>/features.db"),
+        SeparateApisClient);
+
+    private static ModelReport ModelReportOf(BenchmarkModel model, ModelDeployments? deployments) => new(
+        model.Name,
+        model.Version,
+        model.FeatureSource,
+        [.. model.ServedHeads.Select(h => h.Name)],
+        model.Members,
+        model.MaxBatchSize,
+        model.MaxQueueDelayMicroseconds,
+        model.Bodies.Count,
+        model.Bodies.Average(b => b.Length),
+        deployments?.MultiHead,
+        deployments?.Unbatched,
+        [.. (deployments?.SingleHead ?? []).Select(d => new SingleHeadReport(d.Name, d.Heads, d.Origin))]);
+
+    private static RawSweepReport SweepReportOf(RawSweep sweep) => new(
+        sweep.Model,
+        sweep.SessionSource,
+        [.. sweep.Batches.Select(b => new RawBatchReport(b.BatchSize, b.Runs, b.RowsPerSecond,
+            b.RunLatencies.Percentile(50), b.RunLatencies.Percentile(99), b.CpuMillisecondsPerRow))]);
+
+    private string WriteResults(string root, DateTimeOffset started, BenchmarkReport report, string table)
+    {
+        var directory = Path.Combine(Path.GetFullPath(options.OutputDirectory ?? Path.Combine(root, "benchmark-results")),
+            started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, "results.txt"), table);
+        File.WriteAllText(Path.Combine(directory, "results.json"), report.ToJson());
+        var subtitle = string.Create(CultureInfo.InvariantCulture,
+            $"{started:yyyy-MM-dd HH:mm} UTC, {report.Machine.Cores} cores, {options.Duration.TotalSeconds:0.#} s per scenario, " +
+            $"load average before the run {report.Machine.LoadAverageBefore?.ToString("0.00", CultureInfo.InvariantCulture) ?? "n/a"}");
+        File.WriteAllText(Path.Combine(directory, "results.svg"), ResultChart.Render(report.Scenarios, subtitle));
+        return directory;
+    }
+
+    /// <summary>A served scenario: the calls one prediction makes, on the service or the floor.</summary>
+    private sealed record ServedScenario(Scenarios Kind, string Label, ServerProcess Server, bool HasMetrics, IReadOnlyList<ScenarioTarget> Targets);
+
+    /// <summary>One call of a prediction and the heads its answer must carry.</summary>
+    private sealed record ScenarioTarget(string Name, Uri Uri, IReadOnlyList<string> ExpectedHeads);
+}
+
+/// <summary>The repository root: the folder holding MultiHeadServe.sln, above the working folder or this executable.</summary>
+internal static class RepositoryRoot
+{
+    public static string Find()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
+            {
+                if (File.Exists(Path.Combine(directory.FullName, "MultiHeadServe.sln")))
+                {
+                    return directory.FullName;
+                }
+            }
+        }
+
+        return Directory.GetCurrentDirectory();
+    }
+}

@@ -1,0 +1,49 @@
+using MultiHeadServe.Benchmarks;
+using MultiHeadServe.Benchmarks.Hosting;
+
+// The same executable is the empty endpoint the HTTP floor scenario measures, started as its own process.
+if (args is [HttpFloor.Command, .. var floorArgs])
+{
+    return await HttpFloor.RunAsync(floorArgs);
+}
+
+if (args.Any(a => a is "--help" or "-h"))
+{
+    Console.WriteLine(BenchmarkOptions.Usage);
+    return 0;
+}
+
+BenchmarkOptions options;
+try
+{
+    options = BenchmarkOptions.Parse(args);
+}
+catch (UsageException ex)
+{
+    Console.Error.WriteLine(ex.Message);
+    Console.Error.WriteLine(BenchmarkOptions.Usage);
+    return 2;
+}
+
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    // Stop cleanly so the child servers are killed and the temporary repository removed.
+    e.Cancel = true;
+    cancellation.Cancel();
+};
+
+try
+{
+    return await new BenchmarkRun(options, Console.Out, Console.Error).RunAsync(cancellation.Token);
+}
+catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+{
+    Console.Error.WriteLine("Cancelled.");
+    return 130;
+}
+catch (InvalidOperationException ex)
+{
+    Console.Error.WriteLine($"The benchmark could not run: {ex.Message}");
+    return 1;
+}
