@@ -21,6 +21,8 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
 
     private static readonly TimeSpan ServiceReadyTimeout = TimeSpan.FromMinutes(3);
 
+    private static readonly TimeSpan ProcessWarmup = TimeSpan.FromSeconds(6);
+
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var started = DateTimeOffset.UtcNow;
@@ -94,34 +96,12 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         // The service's exporter starts counting when /metrics is first read: read it once before any load.
         _ = await MetricsSnapshot.ScrapeAsync(load.Client, service.BaseAddress, cancellationToken);
 
+        var plans = repository.Models.Select(deployment => (deployment.Model, Scenarios: ScenariosOf(deployment, service, floor))).ToList();
+        await WarmUpAsync(plans, load, cancellationToken);
+
         var results = new List<ScenarioResult>();
-        foreach (var deployment in repository.Models)
+        foreach (var (model, scenarios) in plans)
         {
-            var model = deployment.Model;
-            var heads = model.ServedHeads.Select(h => h.Name).ToList();
-            var scenarios = new List<ServedScenario>();
-            if (options.Scenarios.HasFlag(Scenarios.MultiHead))
-            {
-                scenarios.Add(new(Scenarios.MultiHead, "b. multi-head, batching on", service, true, [Predict(service, deployment.MultiHead, heads)]));
-            }
-
-            if (options.Scenarios.HasFlag(Scenarios.MultiHeadUnbatched))
-            {
-                scenarios.Add(new(Scenarios.MultiHeadUnbatched, "b. multi-head, batching off", service, true, [Predict(service, deployment.Unbatched, heads)]));
-            }
-
-            if (options.Scenarios.HasFlag(Scenarios.SeparateApis))
-            {
-                scenarios.Add(new(Scenarios.SeparateApis, $"c. {deployment.SingleHead.Count} single-head APIs", service, true,
-                    [.. deployment.SingleHead.Select(d => Predict(service, d.Name, d.Heads))]));
-            }
-
-            if (floor is not null)
-            {
-                scenarios.Add(new(Scenarios.HttpFloor, "d. HTTP floor (empty endpoint)", floor, false,
-                    [new ScenarioTarget(HttpFloor.Route, new Uri(floor.BaseAddress, HttpFloor.Route.TrimStart('/')), [])]));
-            }
-
             foreach (var concurrency in options.Concurrency)
             {
                 foreach (var scenario in scenarios)
@@ -137,6 +117,60 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         }
 
         return results;
+    }
+
+    /// <summary>
+    /// Load on every endpoint before anything is measured: a freshly started .NET process spends its first seconds
+    /// compiling hot methods again (tiered JIT), which would be charged to whichever scenario came first.
+    /// </summary>
+    private async Task WarmUpAsync(IReadOnlyList<(BenchmarkModel Model, List<ServedScenario> Scenarios)> plans, LoadGenerator load, CancellationToken cancellationToken)
+    {
+        progress.WriteLine($"Warming up every endpoint for {ProcessWarmup.TotalSeconds:0} s per model (not measured) ...");
+        foreach (var (model, scenarios) in plans)
+        {
+            var targets = scenarios.SelectMany(s => s.Targets).ToList();
+            foreach (var target in targets)
+            {
+                await load.ProbeAsync(target.Uri, model.Bodies[0], target.ExpectedHeads, cancellationToken);
+            }
+
+            var plan = new LoadPlan(options.Concurrency.Max(), [.. targets.Select(t => t.Uri)], model.Bodies, TimeSpan.Zero, ProcessWarmup, long.MaxValue);
+            var window = await load.RunAsync(plan, _ => Task.CompletedTask, _ => Task.CompletedTask, cancellationToken);
+            if (window.Errors > 0)
+            {
+                throw new InvalidOperationException($"Warming up {model.Name} failed {window.Errors} time(s); first: {window.FirstError}");
+            }
+        }
+    }
+
+    private List<ServedScenario> ScenariosOf(ModelDeployments deployment, ServerProcess service, ServerProcess? floor)
+    {
+        var model = deployment.Model;
+        var heads = model.ServedHeads.Select(h => h.Name).ToList();
+        var scenarios = new List<ServedScenario>();
+        if (options.Scenarios.HasFlag(Scenarios.MultiHead))
+        {
+            scenarios.Add(new(Scenarios.MultiHead, "b. multi-head, batching on", service, true, [Predict(service, deployment.MultiHead, heads)]));
+        }
+
+        if (options.Scenarios.HasFlag(Scenarios.MultiHeadUnbatched))
+        {
+            scenarios.Add(new(Scenarios.MultiHeadUnbatched, "b. multi-head, batching off", service, true, [Predict(service, deployment.Unbatched, heads)]));
+        }
+
+        if (options.Scenarios.HasFlag(Scenarios.SeparateApis))
+        {
+            scenarios.Add(new(Scenarios.SeparateApis, $"c. {deployment.SingleHead.Count} single-head APIs", service, true,
+                [.. deployment.SingleHead.Select(d => Predict(service, d.Name, d.Heads))]));
+        }
+
+        if (floor is not null)
+        {
+            scenarios.Add(new(Scenarios.HttpFloor, "d. HTTP floor (empty endpoint)", floor, false,
+                [new ScenarioTarget(HttpFloor.Route, new Uri(floor.BaseAddress, HttpFloor.Route.TrimStart('/')), [])]));
+        }
+
+        return scenarios;
     }
 
     private async Task<ScenarioResult> MeasureAsync(BenchmarkModel model, ServedScenario scenario, int concurrency, LoadGenerator load, CancellationToken cancellationToken)
@@ -172,8 +206,9 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         var activity = before is not null && after is not null
             ? ServerActivity.Between(before, after, scenario.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal))
             : null;
-        // Server counters are divided by the server's own count of calls over the same scrapes, so they are exact ratios.
-        var served = activity is { Requests: > 0 } ? activity.Requests / calls : (double?)null;
+        // Server counters over the client's count: an independent check (the scrapes bracket the window, so calls
+        // in flight at its edges are the only slack, a few in tens of thousands).
+        var served = predictions > 0 ? predictions : (double?)null;
         var runs = activity is { SessionRuns: > 0 } ? activity.SessionRuns : (double?)null;
         return new ScenarioResult
         {
@@ -265,7 +300,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             served += options.Scenarios.HasFlag(kind) ? 1 : 0;
         }
 
-        var seconds = options.Models.Count * (served * options.Concurrency.Count * (options.Warmup + options.Duration).TotalSeconds +
+        var seconds = options.Models.Count * ((served > 0 ? ProcessWarmup.TotalSeconds : 0) + served * options.Concurrency.Count * (options.Warmup + options.Duration).TotalSeconds +
             (options.Scenarios.HasFlag(Scenarios.Raw) ? options.BatchSizes.Count * (options.RawDuration.TotalSeconds + 0.5) : 0));
         return string.Create(CultureInfo.InvariantCulture,
             $"Benchmark: {string.Join(", ", options.Models)}; about {Math.Ceiling(seconds / 60)} min of load plus start-up.");

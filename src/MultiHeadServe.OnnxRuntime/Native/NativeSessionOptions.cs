@@ -102,7 +102,7 @@ internal static unsafe class NativeSessionOptions
         var missing = CudaProviderLibraries.Where(name => !File.Exists(Path.Combine(directory, name))).ToList();
         var ortSays = runtimeMessage.Trim();
         return missing.Count > 0
-            ? $"the CUDA provider library {string.Join(" and ", missing)} is missing from {directory} " +
+            ? $"the CUDA provider {(missing.Count == 1 ? "library" : "libraries")} {string.Join(" and ", missing)} {(missing.Count == 1 ? "is" : "are")} missing from {directory} " +
               $"(install a GPU build of ONNX Runtime and point {OnnxRuntimeLibrary.PathVariable} at its libonnxruntime.so). ONNX Runtime said: {ortSays}"
             : $"ONNX Runtime could not start the CUDA execution provider: {ortSays}";
     }

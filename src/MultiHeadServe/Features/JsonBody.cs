@@ -34,6 +34,7 @@ internal static class JsonBody
         var stack = new List<(bool IsArray, string Name, int Index)>();
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 32 });
         string? pendingProperty = null;
+        var failedInside = false;
         try
         {
             while (reader.Read())
@@ -59,15 +60,20 @@ internal static class JsonBody
                         continue;
                 }
             }
+
+            // A body cut short ends the read without an error, but inside an open object or array.
+            failedInside = stack.Count > 0;
         }
         catch (JsonException)
         {
-            // The failing token was never counted: inside an array it is the next element.
-            if (stack.Count > 0 && stack[^1].IsArray)
-            {
-                var top = stack[^1];
-                stack[^1] = (true, top.Name, top.Index + 1);
-            }
+            failedInside = true;
+        }
+
+        // The failing token was never counted: inside an array it is the next element.
+        if (failedInside && stack.Count > 0 && stack[^1].IsArray)
+        {
+            var top = stack[^1];
+            stack[^1] = (true, top.Name, top.Index + 1);
         }
 
         var path = new StringBuilder("$");

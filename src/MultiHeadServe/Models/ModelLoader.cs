@@ -13,6 +13,8 @@ namespace MultiHeadServe.Models;
 /// </summary>
 public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoader> logger)
 {
+    private bool _fallbackReported;
+
     public const string ManifestFile = "model.json";
 
     /// <summary>Loads the highest version of the model in <paramref name="directory"/>.</summary>
@@ -51,7 +53,16 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             WarmUp(model);
             if (session.ProviderFallbackReason is not null)
             {
-                logger.LogWarning("Model {Model} runs on CPU: CUDA was requested with Auto but {Reason}", name, session.ProviderFallbackReason);
+                // One warning per process: every model falls back for the same reason.
+                if (!_fallbackReported)
+                {
+                    logger.LogWarning("Execution provider Auto: CUDA is not usable, models run on CPU: {Reason}", session.ProviderFallbackReason);
+                    _fallbackReported = true;
+                }
+                else
+                {
+                    logger.LogDebug("Model {Model} also runs on CPU: {Reason}", name, session.ProviderFallbackReason);
+                }
             }
 
             logger.LogInformation("Loaded model {Model} version {Version} on {Provider}: inputs {Inputs}, heads {Heads}",

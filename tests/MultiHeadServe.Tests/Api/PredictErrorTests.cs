@@ -30,7 +30,7 @@ public sealed class PredictErrorTests
     [Theory]
     [InlineData("""{"instances": [{"features": [1, 2]}, {"features": [1, 2 3]}]}""", "$.instances[1].features[2]")]
     [InlineData("""{"user_id": "u0001", "item_id": }""", "$.item_id")]
-    [InlineData("""{"features": [1, 2""", "$.features[2]")]
+    [InlineData("""{"features": [1, 2""", "$.features[1]")]
     public async Task MalformedJsonIs400WithTheJsonPath(string body, string path)
     {
         var problem = await ProblemAsync(HttpStatusCode.BadRequest, "/v1/models/ranking/predict", body);

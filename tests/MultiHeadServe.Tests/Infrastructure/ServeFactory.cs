@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace MultiHeadServe.Tests.Infrastructure;
 
@@ -21,7 +22,6 @@ public sealed class ServeFactory : WebApplicationFactory<Program>
             ["ModelRepository:Provider"] = "Cpu",
             ["ModelRepository:IntraOpThreads"] = "1",
             ["FeatureStore:SqlitePath"] = Path.Combine(_dataDirectory, "features.db"),
-            ["Serilog:MinimumLevel:Default"] = "Warning",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
@@ -39,6 +39,7 @@ public sealed class ServeFactory : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        builder.ConfigureLogging(logging => logging.AddFilter(level => level >= Microsoft.Extensions.Logging.LogLevel.Warning));
         foreach (var (key, value) in Settings)
         {
             builder.UseSetting(key, value);
