@@ -13,6 +13,8 @@ builder.Services.AddModelRepository();
 builder.Services.AddFeatureSources();
 builder.Services.AddSingleton<InferenceService>();
 builder.Services.AddServeMetrics();
+// Responses leave out what does not apply (a single row has no "predictions", a box without an image no "pixels").
+builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ServeExceptionHandler>();
 builder.Services.AddOpenApiExplorer();
