@@ -60,6 +60,9 @@ internal sealed record BenchmarkOptions
     /// <summary>Keep the temporary model repository (for inspecting what was served).</summary>
     public bool KeepRepository { get; init; }
 
+    /// <summary>Extra environment for the service process (configuration experiments), applied after the run's own settings.</summary>
+    public IReadOnlyDictionary<string, string> ServiceEnvironment { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
     public const string Usage = """
         Usage: dotnet run -c Release --project tests/MultiHeadServe.Benchmarks -- [options]
 
@@ -75,6 +78,7 @@ internal sealed record BenchmarkOptions
           --models-dir <dir>      model repository to copy from (default models/ at the repository root)
           --service <dll>         the service to start (default: the MultiHeadServe.dll built with this benchmark)
           --keep-repository       keep the temporary model repository
+          --service-env <K=V>     extra environment for the service, e.g. ModelRepository__IntraOpThreads=1 (repeatable)
         """;
 
     /// <exception cref="UsageException">An unknown option or a malformed value.</exception>
@@ -108,6 +112,7 @@ internal sealed record BenchmarkOptions
                 "--models-dir" => options with { ModelsDirectory = Value() },
                 "--service" => options with { ServiceAssembly = Value() },
                 "--keep-repository" => options with { KeepRepository = true },
+                "--service-env" => options with { ServiceEnvironment = WithSetting(options.ServiceEnvironment, Value()) },
                 _ => throw new UsageException($"Unknown option '{name}'."),
             };
         }
@@ -145,6 +150,17 @@ internal sealed record BenchmarkOptions
     {
         var names = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return names.Length > 0 ? [.. names.Distinct(StringComparer.Ordinal)] : throw new UsageException($"{option} needs at least one name.");
+    }
+
+    private static Dictionary<string, string> WithSetting(IReadOnlyDictionary<string, string> settings, string value)
+    {
+        var equals = value.IndexOf('=', StringComparison.Ordinal);
+        if (equals <= 0)
+        {
+            throw new UsageException($"--service-env takes NAME=value; got '{value}'.");
+        }
+
+        return new Dictionary<string, string>(settings, StringComparer.Ordinal) { [value[..equals]] = value[(equals + 1)..] };
     }
 
     private static Scenarios ParseScenarios(string value)

@@ -69,7 +69,10 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         var acceptance = Acceptance.Evaluate(ordered,
             [.. models.Select(m => new AcceptanceModel(m.Name, deployments.FirstOrDefault(d => d.Model == m)?.SingleHead.Count ?? 0, m.MaxQueueDelayMicroseconds))]);
         var machineReport = machine.Report();
-        var table = ResultTable.Render(ordered, acceptance, machineReport, options.Duration, options.Warmup);
+        List<string> notes = options.ServiceEnvironment.Count == 0
+            ? []
+            : [$"NOT the service's defaults: this run set {string.Join(", ", options.ServiceEnvironment.Select(e => $"{e.Key}={e.Value}"))}."];
+        var table = ResultTable.Render(ordered, acceptance, machineReport, options.Duration, options.Warmup, notes);
         output.WriteLine();
         output.Write(table);
 
@@ -78,7 +81,8 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             [.. sweeps.Select(SweepReportOf)], ordered, acceptance);
         var directory = WriteResults(root, started, report, table);
         output.WriteLine();
-        output.WriteLine($"Results: {Path.GetRelativePath(Directory.GetCurrentDirectory(), directory)}{Path.DirectorySeparatorChar} (results.txt, results.json, results.svg)");
+        var shown = directory.StartsWith(root, StringComparison.Ordinal) ? Path.GetRelativePath(root, directory) : directory;
+        output.WriteLine($"Results: {shown}{Path.DirectorySeparatorChar} (results.txt, results.json, results.svg)");
         return ordered.Any(r => r.Errors > 0) ? 1 : 0;
     }
 
@@ -206,9 +210,10 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         var activity = before is not null && after is not null
             ? ServerActivity.Between(before, after, scenario.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal))
             : null;
-        // Server counters over the client's count: an independent check (the scrapes bracket the window, so calls
-        // in flight at its edges are the only slack, a few in tens of thousands).
-        var served = predictions > 0 ? predictions : (double?)null;
+        // Server counters are divided by the server's own count of calls between the same two scrapes: calls in flight
+        // at either scrape are as many at the start as at the end, so the ratios hold exactly at steady state.
+        // CPU is read from outside right at the window's edges and divided by the client's count.
+        var served = activity is { Requests: > 0 } ? activity.Requests / calls : (double?)null;
         var runs = activity is { SessionRuns: > 0 } ? activity.SessionRuns : (double?)null;
         return new ScenarioResult
         {
@@ -232,6 +237,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             ServerCpuShare = (serverCpuAfter - serverCpuBefore).TotalSeconds / (window.Elapsed.TotalSeconds * Environment.ProcessorCount),
             ClientCpuMillisecondsPerPrediction = predictions > 0 ? (clientCpuAfter - clientCpuBefore).TotalMilliseconds / predictions : null,
             FeatureFetchesPerPrediction = activity?.FeatureFetches / served,
+            MeanFetchMilliseconds = activity is { FeatureFetches: > 0 } ? activity.FetchMilliseconds / activity.FeatureFetches : null,
             SessionRunsPerPrediction = activity?.SessionRuns / served,
             MeanBatchRows = activity?.BatchRows / runs,
             MeanRunMilliseconds = activity?.InferenceMilliseconds / runs,
@@ -277,14 +283,23 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
     };
 
     /// <summary>The service as the issue specifies it for the run: CPU, its own repository and store, warnings only.</summary>
-    private static Dictionary<string, string> ServiceEnvironment(string modelsPath, string featureStorePath) => new(ProductionEnvironment)
+    private Dictionary<string, string> ServiceEnvironment(string modelsPath, string featureStorePath)
     {
-        ["ModelRepository__Path"] = modelsPath,
-        ["ModelRepository__Provider"] = "Cpu",
-        ["FeatureStore__SqlitePath"] = featureStorePath,
-        // One log line per request would measure the console, not the service.
-        ["Serilog__MinimumLevel__Default"] = "Warning",
-    };
+        var environment = new Dictionary<string, string>(ProductionEnvironment, StringComparer.Ordinal)
+        {
+            ["ModelRepository__Path"] = modelsPath,
+            ["ModelRepository__Provider"] = "Cpu",
+            ["FeatureStore__SqlitePath"] = featureStorePath,
+            // One log line per request would measure the console, not the service.
+            ["Serilog__MinimumLevel__Default"] = "Warning",
+        };
+        foreach (var (name, value) in options.ServiceEnvironment)
+        {
+            environment[name] = value;
+        }
+
+        return environment;
+    }
 
     private static Dictionary<string, string> ProductionEnvironment { get; } = new(StringComparer.Ordinal)
     {

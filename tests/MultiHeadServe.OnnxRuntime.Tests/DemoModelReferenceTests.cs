@@ -67,7 +67,7 @@ public sealed class DemoModelReferenceTests
     /// <summary>Rebuilds the shapes input from the raw RGB pixels: NCHW, pixel/255, then (v - 0.5) / 0.5, as the manifest says.</summary>
     private static (float[] Data, long[] Shape) ImageTensor(JsonElement reference)
     {
-        var images = reference.GetProperty("pixels").EnumerateArray().Select(p => Convert.FromBase64String(p.GetString()!)).ToList();
+        var images = reference.GetProperty("pixels").GetProperty("data").EnumerateArray().Select(p => Convert.FromBase64String(p.GetString()!)).ToList();
         const int Side = 64;
         var data = new float[images.Count * 3 * Side * Side];
         for (var n = 0; n < images.Count; n++)

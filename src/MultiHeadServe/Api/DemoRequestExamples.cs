@@ -23,7 +23,23 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             return;
         }
 
-        foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
+        // Handlers that read their model from the fetched features do not bind {model}; describe it anyway.
+        operation.Parameters ??= [];
+        foreach (var name in RouteParameters(context.ApiDescription.RelativePath))
+        {
+            if (!operation.Parameters.Any(p => p.Name == name))
+            {
+                operation.Parameters.Add(new OpenApiParameter
+                {
+                    Name = name,
+                    In = ParameterLocation.Path,
+                    Required = true,
+                    Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+                });
+            }
+        }
+
+        foreach (var parameter in operation.Parameters.OfType<OpenApiParameter>())
         {
             if (parameter.Name == "model" && parameter.Schema is OpenApiSchema schema)
             {
@@ -56,6 +72,9 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             media.Examples![name] = new OpenApiExample { Summary = summary, Value = example.DeepClone() };
         }
     }
+
+    private static IEnumerable<string> RouteParameters(string? template) =>
+        System.Text.RegularExpressions.Regex.Matches(template ?? "", @"\{([A-Za-z_][A-Za-z0-9_]*)\}").Select(m => m.Groups[1].Value);
 
     private static List<(string Name, string Summary, JsonNode Body)> Build(ModelRegistry registry)
     {

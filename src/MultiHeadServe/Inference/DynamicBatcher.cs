@@ -117,37 +117,49 @@ public sealed class DynamicBatcher : IDisposable
         }
     }
 
-    /// <summary>Waits for a first request, then gathers more until the batch is full, preferred, or the oldest has waited long enough.</summary>
+    /// <summary>
+    /// Waits for a first request, then for the batch to fill, reach a preferred size, or for the oldest
+    /// request to have waited the maximum delay. Requests stay in the queue until the batch is dispatched,
+    /// so one cancelled while the batch forms is simply unlinked and never runs.
+    /// </summary>
     private bool Collect(List<WorkItem> batch)
     {
         lock (_gate)
         {
-            while (_queue.Count == 0)
-            {
-                if (_stopping)
-                {
-                    return false;
-                }
-
-                Monitor.Wait(_gate);
-            }
-
-            var rows = 0;
-            var deadline = _queue.First!.Value.EnqueuedTimestamp + (long)(_maxDelay.TotalSeconds * Stopwatch.Frequency);
             while (true)
             {
-                while (_queue.First is { } node && (rows == 0 || rows + node.Value.Rows <= _spec.MaxBatchSize))
+                while (_queue.Count == 0)
                 {
-                    _queue.RemoveFirst();
-                    node.Value.Node = null;
-                    batch.Add(node.Value);
-                    rows += node.Value.Rows;
+                    if (_stopping)
+                    {
+                        return false;
+                    }
+
+                    Monitor.Wait(_gate);
                 }
 
-                var full = rows >= _spec.MaxBatchSize || _queue.Count > 0 || _preferred.Contains(rows);
+                // The rows the next batch would take: the longest queue prefix that fits maxBatchSize (at least one request).
+                var rows = 0;
+                var take = 0;
+                for (var node = _queue.First; node is not null && (take == 0 || rows + node.Value.Rows <= _spec.MaxBatchSize); node = node.Next)
+                {
+                    rows += node.Value.Rows;
+                    take++;
+                }
+
+                var full = rows >= _spec.MaxBatchSize || take < _queue.Count || _preferred.Contains(rows);
+                var deadline = _queue.First!.Value.EnqueuedTimestamp + (long)(_maxDelay.TotalSeconds * Stopwatch.Frequency);
                 var remaining = TimeSpan.FromSeconds((double)(deadline - Stopwatch.GetTimestamp()) / Stopwatch.Frequency);
                 if (full || remaining <= TimeSpan.Zero || _stopping)
                 {
+                    for (var i = 0; i < take; i++)
+                    {
+                        var node = _queue.First!;
+                        _queue.RemoveFirst();
+                        node.Value.Node = null;
+                        batch.Add(node.Value);
+                    }
+
                     return true;
                 }
 

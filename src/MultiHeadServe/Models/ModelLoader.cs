@@ -92,7 +92,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         }
         catch (JsonException ex)
         {
-            throw new ManifestException(displayPath, ex.Path ?? "(root)", ex.Message);
+            var field = ex.Path is { Length: > 2 } jsonPath && jsonPath.StartsWith("$.", StringComparison.Ordinal) ? jsonPath[2..] : ex.Path ?? "(root)";
+            throw new ManifestException(displayPath, field, ex.Message);
         }
     }
 

@@ -113,6 +113,7 @@ internal sealed class MetricsSnapshot
 /// <summary>What the service did between two scrapes, for the models of one scenario.</summary>
 /// <param name="Requests">Predict calls answered (mhs_requests_total).</param>
 /// <param name="FeatureFetches">mhs_feature_fetches_total.</param>
+/// <param name="FetchMilliseconds">Time spent fetching features over all calls (mhs_feature_fetch_ms sum): image decode, store lookups.</param>
 /// <param name="SessionRuns">mhs_session_runs_total.</param>
 /// <param name="BatchRows">Rows over all runs (mhs_batch_rows sum).</param>
 /// <param name="InferenceMilliseconds">Run time over all runs (mhs_inference_ms sum).</param>
@@ -121,6 +122,7 @@ internal sealed class MetricsSnapshot
 internal sealed record ServerActivity(
     double Requests,
     double FeatureFetches,
+    double FetchMilliseconds,
     double SessionRuns,
     double BatchRows,
     double InferenceMilliseconds,
@@ -134,6 +136,7 @@ internal sealed record ServerActivity(
         return new ServerActivity(
             Delta("mhs_requests_total"),
             Delta("mhs_feature_fetches_total"),
+            Delta("mhs_feature_fetch_ms_sum"),
             Delta("mhs_session_runs_total"),
             Delta("mhs_batch_rows_sum"),
             Delta("mhs_inference_ms_sum"),

@@ -145,7 +145,7 @@ internal sealed class BenchmarkRepository : IDisposable
         return manifest;
     }
 
-    /// <summary>Writes <c>name/model.json</c>, the model folder's files (labels) and, unless told not to, the served version's files.</summary>
+    /// <summary>Writes <c>name/model.json</c>, the label files it names and, unless told not to, the served version's files.</summary>
     /// <returns>The version folder written.</returns>
     private static string CopyModel(BenchmarkModel model, string modelsPath, string name, JsonObject manifest, bool withFeatures, bool withVersionFiles = true)
     {
@@ -161,9 +161,13 @@ internal sealed class BenchmarkRepository : IDisposable
         }
 
         File.WriteAllText(Path.Combine(directory, "model.json"), manifest.ToJsonString(ManifestWriting));
-        foreach (var file in Directory.EnumerateFiles(model.Directory).Where(f => Path.GetFileName(f) != "model.json"))
+        // The files the manifest names beside it: head labels.
+        var labels = (manifest["heads"]?.AsArray() ?? []).Select(h => h?["labels"]?.GetValue<string>()).OfType<string>().Distinct(StringComparer.Ordinal);
+        foreach (var file in labels)
         {
-            File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
+            var target = Path.Combine(directory, file);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(Path.Combine(model.Directory, file), target);
         }
 
         if (withFeatures && Directory.Exists(featuresDirectory))

@@ -9,10 +9,11 @@ internal static class ResultTable
     private static readonly string[] Header =
     [
         "model", "scenario", "conc", "pred/s", "p50 ms", "p90 ms", "p99 ms", "srv CPU ms/pred",
-        "fetch/pred", "runs/pred", "rows/run", "run ms", "alloc KB/pred", "errors",
+        "fetch/pred", "fetch ms", "runs/pred", "rows/run", "run ms", "alloc KB/pred", "errors",
     ];
 
-    public static string Render(IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceLine> acceptance, MachineReport machine, TimeSpan duration, TimeSpan warmup)
+    public static string Render(IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceLine> acceptance, MachineReport machine,
+        TimeSpan duration, TimeSpan warmup, IReadOnlyList<string> notes)
     {
         var rows = results.Select(Cells).ToList();
         var widths = Header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
@@ -36,6 +37,11 @@ internal static class ResultTable
             $"Each HTTP scenario: {duration.TotalSeconds:0.#} s measured after {warmup.TotalSeconds:0.#} s of warm-up; closed loop, one shared HttpClient, loopback. ") +
             "A prediction is every head for one input: one call for b and d, x calls for c (issued concurrently), one row for raw ORT (a), " +
             "whose latency is one run of the whole batch. Per-prediction CPU and allocations are the server process's (raw ORT: the benchmark's own CPU).");
+        foreach (var note in notes)
+        {
+            text.AppendLine(note);
+        }
+
         foreach (var failed in results.Where(r => r.Errors > 0))
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"ERRORS in {failed.Model} / {failed.Label} at {failed.Concurrency}: {failed.Errors}; first: {failed.FirstError}");
@@ -71,6 +77,7 @@ internal static class ResultTable
         F(r.P99Milliseconds, "0.00"),
         F(r.ServerCpuMillisecondsPerPrediction, "0.000"),
         F(r.FeatureFetchesPerPrediction, "0.00"),
+        F(r.MeanFetchMilliseconds, "0.000"),
         F(r.SessionRunsPerPrediction, "0.000"),
         F(r.MeanBatchRows, "0.0"),
         F(r.MeanRunMilliseconds, "0.00"),

@@ -62,6 +62,9 @@ internal sealed record ScenarioResult
 
     public double? FeatureFetchesPerPrediction { get; init; }
 
+    /// <summary>Mean time of one feature fetch in the window (mhs_feature_fetch_ms): decode or store lookups.</summary>
+    public double? MeanFetchMilliseconds { get; init; }
+
     public double? SessionRunsPerPrediction { get; init; }
 
     /// <summary>Mean rows per session run (mhs_batch_rows).</summary>

@@ -36,9 +36,9 @@ public sealed class OpenApiExplorerTests
         await operation.Locator(".opblock-summary").ClickAsync();
         await operation.Locator("button.try-out__btn").ClickAsync();
         await operation.Locator("tr[data-param-name='model'] select").SelectOptionAsync(model);
-        await operation.Locator(".opblock-section-request-body select").SelectOptionAsync(example);
+        await operation.Locator("select.examples-select-element").SelectOptionAsync(example);
         await operation.Locator("button.execute").ClickAsync();
-        var status = operation.Locator(".live-responses-table .response-col_status");
+        var status = operation.Locator(".live-responses-table td.response-col_status:not(.col_header)");
         await status.WaitForAsync(new() { Timeout = 30_000 });
         var body = await operation.Locator(".live-responses-table .response-col_description pre").First.InnerTextAsync();
         await page.ScreenshotAsync(new() { Path = Path.Combine(app.DataDirectory, $"swagger-{model}.png"), FullPage = true });

@@ -47,7 +47,8 @@ public sealed class ManifestValidationTests
     [Fact]
     public async Task CudaRequiredOnAHostWithoutItStopsStartUpNamingTheProviderLibrary()
     {
-        using var repository = new TempRepository().With("shapes");
+        // The service-wide setting applies to manifests that do not choose a provider themselves.
+        using var repository = new TempRepository().With("shapes", manifest => manifest.Remove("provider"));
         await using var app = new ServeFactory(repository.Settings(("ModelRepository:Provider", "Cuda")));
 
         var error = Assert.Throws<ManifestException>(() => app.CreateClient());
@@ -57,9 +58,21 @@ public sealed class ManifestValidationTests
     }
 
     [Fact]
+    public async Task AManifestRequiringCudaStopsStartUpToo()
+    {
+        using var repository = new TempRepository().With("ranking", manifest => manifest["provider"] = "cuda");
+        await using var app = new ServeFactory(repository.Settings());
+
+        var error = Assert.Throws<ManifestException>(() => app.CreateClient());
+
+        Assert.Equal("provider", error.Field);
+        Assert.Contains("libonnxruntime_providers_shared.so", error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AutoFallsBackToCpuAndServes()
     {
-        using var repository = new TempRepository().With("shapes");
+        using var repository = new TempRepository().With("shapes", manifest => manifest.Remove("provider"));
         await using var app = new ServeFactory(repository.Settings(("ModelRepository:Provider", "Auto")));
         using var client = app.CreateClient();
 
