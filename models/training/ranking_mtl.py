@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import dataclass
 
 import torch
@@ -104,17 +103,6 @@ def run_mtl(config: StrategyConfig, data: RankingData, raw_revenue: bool = False
                   metrics(predict(model, data.test), data.test, data.train, scales))
 
 
-def served_log_variances(run: MTLRun) -> dict[str, float]:
-    """The learned s_i re-expressed for losses on served (de-normalised) values.
-
-    A regression head trained on (y - offset) / scale has L_served = scale^2 * L_trained, so
-    s_served = s_trained + 2 log(scale) gives exactly the same weighted loss up to a constant.
-    """
-    learned = run.result.log_variances or {}
-    return {name: round(s + (2 * math.log(run.scales[name].scale) if name in run.scales else 0.0), 4)
-            for name, s in learned.items()}
-
-
 def export(run: MTLRun, data: RankingData) -> None:
     """Write models/ranking-mtl: model.json, 1/model.onnx and 1/reference.json."""
     config = run.result.strategy
@@ -131,8 +119,9 @@ def export(run: MTLRun, data: RankingData) -> None:
     training: dict = {"strategy": config.name, "seed": MTL_SEED, "epochs": len(run.result.history),
                       "learningRate": config.lr, "kit": "models/training"}
     if run.result.log_variances:
-        loss["logVariances"] = served_log_variances(run)
-        training["logVariancesStandardized"] = {k: round(v, 4) for k, v in run.result.log_variances.items()}
+        # The learned s_i as trained: the service computes each head's loss in the head's raw output
+        # space (standardised targets for regression heads), the quantity training minimised.
+        loss["logVariances"] = {k: round(v, 4) for k, v in run.result.log_variances.items()}
     if config.head_lr:
         training["headLearningRates"] = config.head_lr
     manifest = {

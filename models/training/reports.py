@@ -90,8 +90,10 @@ the shape's tight pixel extent. {shapes.TRAIN_SIZE:,} training images (random ho
 {shapes.VAL_SIZE:,} validation images (loss curves, choice of the committed strategy) and
 {shapes.TEST_SIZE:,} held-out test images, which every number below is measured on.
 
-**Model.** Four conv blocks (16-32-64-64 channels, batch norm, ReLU, 8x8 output) shared by two
-heads: `class` (global max pool, linear, raw logits) and `bbox` (flatten, MLP, sigmoid). Every
+**Model.** A shared trunk reads the image and a copy with each channel's image mean
+subtracted (colour relative to the background), then four conv blocks (16-32-64-64 channels,
+batch norm, ReLU, 8x8 output). Two heads: `class` (global max pool, linear, raw logits) and
+`bbox` (flatten, MLP, sigmoid). Every
 strategy starts from the same initial weights, sees the same batches and trains
 {shapes.EPOCHS} epochs with Adam and a cosine learning-rate decay.
 

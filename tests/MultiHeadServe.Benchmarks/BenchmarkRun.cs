@@ -188,6 +188,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         MetricsSnapshot? before = null;
         MetricsSnapshot? after = null;
         TimeSpan serverCpuBefore = default, serverCpuAfter = default, clientCpuBefore = default, clientCpuAfter = default;
+        TimeSpan? machineBefore = null, machineAfter = null;
         var plan = new LoadPlan(concurrency, [.. scenario.Targets.Select(t => t.Uri)], model.Bodies, options.Warmup, options.Duration, options.MaxPredictions);
         var window = await load.RunAsync(plan,
             async token =>
@@ -196,9 +197,11 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
                 before = scenario.HasMetrics ? await MetricsSnapshot.ScrapeAsync(load.Client, server.BaseAddress, token) : null;
                 serverCpuBefore = server.CpuTime;
                 clientCpuBefore = Environment.CpuUsage.TotalTime;
+                machineBefore = MachineMonitor.MachineBusyTime();
             },
             async token =>
             {
+                machineAfter = MachineMonitor.MachineBusyTime();
                 serverCpuAfter = server.CpuTime;
                 clientCpuAfter = Environment.CpuUsage.TotalTime;
                 after = scenario.HasMetrics ? await MetricsSnapshot.ScrapeAsync(load.Client, server.BaseAddress, token) : null;
@@ -243,9 +246,14 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             MeanRunMilliseconds = activity?.InferenceMilliseconds / runs,
             AllocatedBytesPerPrediction = activity?.AllocatedBytes / served,
             AllocatedBytesPerRequest = activity is { Requests: > 0 } ? activity.AllocatedBytes / activity.Requests : null,
+            OtherCpuShare = OtherCpuShare(machineAfter - machineBefore, serverCpuAfter - serverCpuBefore + (clientCpuAfter - clientCpuBefore), window.Elapsed),
             LoadAverage = MachineMonitor.LoadAverageNow(),
         };
     }
+
+    /// <summary>The machine's busy time less the benchmark's own, as a share of every core over the window.</summary>
+    private static double? OtherCpuShare(TimeSpan? machineBusy, TimeSpan own, TimeSpan elapsed) =>
+        machineBusy is { } busy ? Math.Max(0, (busy - own).TotalSeconds) / (elapsed.TotalSeconds * Environment.ProcessorCount) : null;
 
     private static ScenarioTarget Predict(ServerProcess service, string model, IReadOnlyList<string> heads) =>
         new(model, new Uri(service.BaseAddress, $"v1/models/{model}/predict"), heads);
@@ -280,6 +288,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         SessionRunsPerPrediction = 1.0 / batch.BatchSize,
         MeanBatchRows = batch.BatchSize,
         MeanRunMilliseconds = batch.RunLatencies.Mean,
+        OtherCpuShare = batch.OtherCpuShare,
     };
 
     /// <summary>The service as the issue specifies it for the run: CPU, its own repository and store, warnings only.</summary>

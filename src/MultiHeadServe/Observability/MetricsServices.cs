@@ -8,7 +8,7 @@ public static class MetricsServices
     {
         services.AddMetrics();
         services.AddSingleton<ServeMetrics>();
-        services.AddSingleton(_ => new PrometheusExporter([ServeMetrics.MeterName, FeatureStoreMetrics.MeterName]));
+        services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), [ServeMetrics.MeterName, FeatureStoreMetrics.MeterName]));
         return services;
     }
 

@@ -18,12 +18,14 @@ public sealed class PrometheusExporter : IDisposable
     private readonly ConcurrentDictionary<(string Name, string Labels), Series> _series = new();
     private readonly ConcurrentDictionary<string, (string Type, string Help)> _families = new();
 
-    public PrometheusExporter(IEnumerable<string> meterNames)
+    /// <param name="meterFactory">The application's meter factory: only its meters are exported, so two hosts in one process (tests) never mix.</param>
+    /// <param name="meterNames">The meters to export.</param>
+    public PrometheusExporter(IMeterFactory meterFactory, IEnumerable<string> meterNames)
     {
         var names = meterNames.ToHashSet(StringComparer.Ordinal);
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (names.Contains(instrument.Meter.Name))
+            if (names.Contains(instrument.Meter.Name) && ReferenceEquals(instrument.Meter.Scope, meterFactory))
             {
                 var type = instrument switch
                 {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MultiHeadServe.Benchmarks.Load;
 using MultiHeadServe.Benchmarks.Models;
+using MultiHeadServe.Benchmarks.Reporting;
 using MultiHeadServe.Onnx;
 using MultiHeadServe.OnnxRuntime;
 using SessionOptions = MultiHeadServe.OnnxRuntime.SessionOptions;
@@ -13,7 +14,8 @@ namespace MultiHeadServe.Benchmarks.Raw;
 /// <param name="Elapsed">The window.</param>
 /// <param name="RunLatencies">Time per run (the whole batch).</param>
 /// <param name="CpuMillisecondsPerRow">This process's CPU time over the window, per row.</param>
-internal sealed record RawBatchResult(int BatchSize, long Runs, TimeSpan Elapsed, LatencySamples RunLatencies, double CpuMillisecondsPerRow)
+/// <param name="OtherCpuShare">CPU other processes used over the window, as a share of the machine.</param>
+internal sealed record RawBatchResult(int BatchSize, long Runs, TimeSpan Elapsed, LatencySamples RunLatencies, double CpuMillisecondsPerRow, double? OtherCpuShare)
 {
     public double RowsPerSecond => Runs * BatchSize / Elapsed.TotalSeconds;
 }
@@ -95,6 +97,7 @@ internal static class RawOnnxBenchmark
 
         var latencies = new List<long>(4096);
         var cpuBefore = Environment.CpuUsage.TotalTime;
+        var machineBefore = MachineMonitor.MachineBusyTime();
         var start = Stopwatch.GetTimestamp();
         var end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         var now = start;
@@ -109,8 +112,10 @@ internal static class RawOnnxBenchmark
             now = finished;
         }
 
+        var machineBusy = MachineMonitor.MachineBusyTime() - machineBefore;
         var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
         var elapsed = Stopwatch.GetElapsedTime(start, now);
-        return new RawBatchResult(batch, latencies.Count, elapsed, new LatencySamples([latencies]), cpu.TotalMilliseconds / (latencies.Count * (double)batch));
+        double? others = machineBusy is { } busy ? Math.Max(0, (busy - cpu).TotalSeconds) / (elapsed.TotalSeconds * Environment.ProcessorCount) : null;
+        return new RawBatchResult(batch, latencies.Count, elapsed, new LatencySamples([latencies]), cpu.TotalMilliseconds / (latencies.Count * (double)batch), others);
     }
 }

@@ -41,6 +41,27 @@ internal sealed class MachineMonitor : IAsyncDisposable
         _sampling = SampleAsync(_stop.Token);
     }
 
+    /// <summary>
+    /// CPU time the whole machine has spent busy (every process, user and system), from /proc/stat; null where it
+    /// does not exist. Less the benchmark's own processes, it shows whether anything else ran during a window.
+    /// </summary>
+    public static TimeSpan? MachineBusyTime()
+    {
+        const string path = "/proc/stat";
+        // The kernel reports in USER_HZ ticks, 100 per second on Linux.
+        const double TicksPerSecond = 100;
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        var fields = File.ReadLines(path).First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // cpu user nice system idle iowait irq softirq steal ...: busy is everything but idle and iowait.
+        var ticks = fields.Skip(1).Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        var busy = ticks.Where((_, i) => i is not 3 and not 4 && i < 8).Sum();
+        return TimeSpan.FromSeconds(busy / TicksPerSecond);
+    }
+
     /// <summary>The one-minute load average now (Linux), or null where /proc/loadavg does not exist.</summary>
     public static double? LoadAverageNow() => ReadLoadAverage()?.OneMinute;
 

@@ -9,7 +9,7 @@ internal static class ResultTable
     private static readonly string[] Header =
     [
         "model", "scenario", "conc", "pred/s", "p50 ms", "p90 ms", "p99 ms", "srv CPU ms/pred",
-        "fetch/pred", "fetch ms", "runs/pred", "rows/run", "run ms", "alloc KB/pred", "errors",
+        "fetch/pred", "fetch ms", "runs/pred", "rows/run", "run ms", "alloc KB/pred", "errors", "others",
     ];
 
     public static string Render(IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceLine> acceptance, MachineReport machine,
@@ -36,7 +36,8 @@ internal static class ResultTable
         text.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Each HTTP scenario: {duration.TotalSeconds:0.#} s measured after {warmup.TotalSeconds:0.#} s of warm-up; closed loop, one shared HttpClient, loopback. ") +
             "A prediction is every head for one input: one call for b and d, x calls for c (issued concurrently), one row for raw ORT (a), " +
-            "whose latency is one run of the whole batch. Per-prediction CPU and allocations are the server process's (raw ORT: the benchmark's own CPU).");
+            "whose latency is one run of the whole batch. Per-prediction CPU and allocations are the server process's (raw ORT: the benchmark's own CPU); " +
+            "'others' is the CPU that other processes on the machine used during the window.");
         foreach (var note in notes)
         {
             text.AppendLine(note);
@@ -63,6 +64,12 @@ internal static class ResultTable
                 $"Load average: {machine.LoadAverageBefore:0.00} (1 min) / {machine.LoadAverageFiveMinutesBefore:0.00} (5 min) before the run " +
                 $"({(machine.QuietBefore == true ? "quiet" : "NOT quiet: other work shared the cores")}); " +
                 $"peak {machine.LoadAveragePeak:0.00} during the run, which counts the benchmark's own client and server."));
+        if (results.Select(r => r.OtherCpuShare).OfType<double>().ToList() is { Count: > 0 } others)
+        {
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"Other processes during the measured windows: {others.Average():0.0%} of the machine on average, at most {others.Max():0.0%} " +
+                $"({(others.Max() < 0.05 ? "quiet" : "NOT quiet")})."));
+        }
         return text.ToString();
     }
 
@@ -83,6 +90,7 @@ internal static class ResultTable
         F(r.MeanRunMilliseconds, "0.00"),
         F(r.AllocatedBytesPerPrediction / 1024, "0.0"),
         r.Errors.ToString(CultureInfo.InvariantCulture),
+        r.OtherCpuShare is { } others ? others.ToString("0%", CultureInfo.InvariantCulture) : "-",
     ];
 
     private static void AppendRow(StringBuilder text, string[] cells, int[] widths)

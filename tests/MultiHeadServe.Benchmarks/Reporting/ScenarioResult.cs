@@ -79,6 +79,12 @@ internal sealed record ScenarioResult
     /// <summary>Managed bytes the server allocated per HTTP call (differs from per prediction for the old way).</summary>
     public double? AllocatedBytesPerRequest { get; init; }
 
+    /// <summary>
+    /// CPU that processes other than the benchmark and the measured server used during the window, as a share of
+    /// the machine: 0 on a quiet machine.
+    /// </summary>
+    public double? OtherCpuShare { get; init; }
+
     /// <summary>The one-minute load average when the window ended.</summary>
     public double? LoadAverage { get; init; }
 }
