@@ -97,7 +97,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
                 ProductionEnvironment, TimeSpan.FromMinutes(1), cancellationToken)
             : null;
         using var load = new LoadGenerator();
-        // The service's exporter starts counting when /metrics is first read: read it once before any load.
+        // Every server figure comes from /metrics: fail now, not after minutes of load, if it cannot be read.
         _ = await MetricsSnapshot.ScrapeAsync(load.Client, service.BaseAddress, cancellationToken);
 
         var plans = repository.Models.Select(deployment => (deployment.Model, Scenarios: ScenariosOf(deployment, service, floor))).ToList();
@@ -360,7 +360,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         sweep.Model,
         sweep.SessionSource,
         [.. sweep.Batches.Select(b => new RawBatchReport(b.BatchSize, b.Runs, b.RowsPerSecond,
-            b.RunLatencies.Percentile(50), b.RunLatencies.Percentile(99), b.CpuMillisecondsPerRow))]);
+            b.RunLatencies.Percentile(50), b.RunLatencies.Percentile(99), b.CpuMillisecondsPerRow, b.OtherCpuShare))]);
 
     private string WriteResults(string root, DateTimeOffset started, BenchmarkReport report, string table)
     {

@@ -61,4 +61,5 @@ internal sealed record SingleHeadReport(string Name, IReadOnlyList<string> Heads
 /// <summary>The raw engine's batch-size sweep for one model.</summary>
 internal sealed record RawSweepReport(string Model, string Session, IReadOnlyList<RawBatchReport> Batches);
 
-internal sealed record RawBatchReport(int BatchSize, long Runs, double RowsPerSecond, double P50RunMilliseconds, double P99RunMilliseconds, double CpuMillisecondsPerRow);
+internal sealed record RawBatchReport(
+    int BatchSize, long Runs, double RowsPerSecond, double P50RunMilliseconds, double P99RunMilliseconds, double CpuMillisecondsPerRow, double? OtherCpuShare);

@@ -13,13 +13,13 @@ internal static class ResultChart
     private const double Margin = 20;
     private const double LabelWidth = 300;
     private const double PanelWidth = 360;
-    private const double PanelGap = 90;
+    private const double PanelGap = 130;
     private const double RowHeight = 22;
     private const double BarHeight = 14;
     private const double TitleHeight = 44;
     private const double AxisHeight = 46;
     private const double SectionGap = 24;
-    private const double Width = Margin + LabelWidth + PanelWidth + PanelGap + PanelWidth + Margin + 40;
+    private const double Width = Margin + LabelWidth + PanelWidth + PanelGap + PanelWidth + Margin + 60;
 
     public static string Render(IReadOnlyList<ScenarioResult> results, string subtitle)
     {
@@ -67,6 +67,13 @@ internal static class ResultChart
     {
         var values = rows.Select(r => r is null ? double.NaN : value(r)).ToList();
         var max = values.Where(double.IsFinite).DefaultIfEmpty(1).Max();
+        // The raw engine can outrun HTTP by orders of magnitude (a small MLP): then the axis fits the served rows
+        // and the raw bars are drawn broken, so the comparison the chart is for stays readable.
+        var served = rows.Select((r, i) => r is { Kind: not Scenarios.Raw } ? values[i] : double.NaN).Where(double.IsFinite).DefaultIfEmpty(0).Max();
+        if (served > 0 && max > 3 * served)
+        {
+            max = served;
+        }
         var step = NiceStep(max);
         var axisMax = Math.Max(step, Math.Ceiling(max / step) * step);
         var bottom = top + rows.Count * RowHeight;
@@ -94,11 +101,23 @@ internal static class ResultChart
             }
 
             var barTop = top + i * RowHeight + (RowHeight - BarHeight) / 2;
-            var width = Math.Max(1, X(values[i]) - left);
+            var offScale = values[i] > axisMax;
+            var width = Math.Max(1, offScale ? PanelWidth : X(values[i]) - left);
             svg.AppendLine(CultureInfo.InvariantCulture,
                 $"""<rect x="{left}" y="{barTop:0.#}" width="{width:0.#}" height="{BarHeight}" fill="{Colour(row.Kind)}"/>""");
+            if (offScale)
+            {
+                // Two white slashes across the bar: the axis is broken here.
+                foreach (var offset in new[] { 24.0, 18.0 })
+                {
+                    svg.AppendLine(CultureInfo.InvariantCulture,
+                        $"""<line x1="{left + width - offset - 3:0.#}" y1="{barTop + BarHeight + 1:0.#}" x2="{left + width - offset + 3:0.#}" y2="{barTop - 1:0.#}" stroke="white" stroke-width="2"/>""");
+                }
+            }
+
+            var label = values[i].ToString(format, CultureInfo.InvariantCulture) + (offScale ? " (off scale)" : "");
             svg.AppendLine(CultureInfo.InvariantCulture,
-                $"""<text x="{left + width + 4:0.#}" y="{barTop + BarHeight - 3:0.#}" fill="#111">{Escape(values[i].ToString(format, CultureInfo.InvariantCulture))}</text>""");
+                $"""<text x="{left + width + 4:0.#}" y="{barTop + BarHeight - 3:0.#}" fill="#111">{Escape(label)}</text>""");
         }
     }
 
