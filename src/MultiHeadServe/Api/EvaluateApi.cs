@@ -61,7 +61,6 @@ public static class EvaluateApi
                 }
             }
 
-            var outputs = heads.Select(h => model.Heads[h].Output).Distinct(StringComparer.Ordinal).ToList();
             var run = await PredictApi.RunAsync(context, features, heads.Select(h => model.Heads[h]).ToList(), inference, cancellationToken);
             if (run.Problem is not null)
             {
@@ -75,7 +74,7 @@ public static class EvaluateApi
             }
 
             return TypedResults.Ok(new EvaluateResponse(model.Name, model.Version, result.Loss, result.Combination, result.Alpha, result.Heads,
-                PredictApi.Timings(features, run.Result, context)));
+                PredictApi.Timings(features, run.Result)));
         }
         catch (EvaluationRequestException ex)
         {

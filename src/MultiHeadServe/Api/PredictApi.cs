@@ -67,7 +67,7 @@ public static class PredictApi
             model.Version,
             single ? rows[0] : null,
             single ? null : rows.Select(r => new RowPrediction(r)).ToList(),
-            Timings(features, run.Result!, context)));
+            Timings(features, run.Result!)));
     }
 
     internal static async Task<Results<Ok<HeadPredictResponse>, ProblemHttpResult>> PredictHead(
@@ -95,7 +95,7 @@ public static class PredictApi
         var rows = Decode(features, heads!, run.Result!).Select(r => r[head]).ToList();
         var single = IsSingleRow(features);
         return TypedResults.Ok(new HeadPredictResponse(
-            model.Name, model.Version, head, single ? rows[0] : null, single ? null : rows, Timings(features, run.Result!, context)));
+            model.Name, model.Version, head, single ? rows[0] : null, single ? null : rows, Timings(features, run.Result!)));
     }
 
     private static bool IsSingleRow(FetchedFeatures features) =>
@@ -172,7 +172,7 @@ public static class PredictApi
         return rows;
     }
 
-    internal static Timings Timings(FetchedFeatures features, InferenceResult result, HttpContext context) => new(
+    internal static Timings Timings(FetchedFeatures features, InferenceResult result) => new(
         Math.Round(features.FetchMilliseconds, 3),
         Math.Round(result.QueueMilliseconds, 3),
         Math.Round(result.RunMilliseconds, 3),
