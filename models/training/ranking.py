@@ -263,6 +263,8 @@ def heads_spec(scales: dict[str, TargetScale]) -> list[dict]:
              "threshold": 0.5, "loss": "bce", "served": True}, regression("dwell"), regression("revenue")]
 
 
+# A small model under concurrent requests: parallelism comes from the requests, not from threads inside one run.
+INTRA_OP_THREADS = 1
 BATCHING = {"enabled": True, "maxBatchSize": 64, "maxQueueDelayMicroseconds": 1000,
             "preferredBatchSizes": [16, 32, 64], "maxQueueSize": 2048, "instances": 1}
 
@@ -297,6 +299,7 @@ def export_independent(run: IndependentRun, data: RankingData) -> None:
         "name": "ranking",
         "description": "Three single-task networks (click, dwell, revenue) over one user+item feature row, "
                        "fused into one graph at load time.",
+        "intraOpThreads": INTRA_OP_THREADS,
         "inputs": [{"name": "features", "dataType": "float32", "shape": [-1, len(COLUMNS)]}],
         "members": [f"{t}.onnx" for t in HEAD_NAMES],
         "features": features_spec(),

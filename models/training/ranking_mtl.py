@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from . import onnx_tools
 from .common import MODELS_DIR, dump_json, setup_torch
-from .ranking import (BATCHING, EPOCHS, HEAD_NAMES, HEADS, LEARNING_RATE, OUTPUTS, RAW, SEED, BATCH_SIZE,
+from .ranking import (BATCHING, EPOCHS, HEAD_NAMES, HEADS, INTRA_OP_THREADS, LEARNING_RATE, OUTPUTS, RAW, SEED, BATCH_SIZE,
                       RankingData, Standardize, TargetScale, batches, features_spec, heads_spec, load_data, metrics,
                       predict, reference)
 from .ranking_data import COLUMNS
@@ -128,6 +128,7 @@ def export(run: MTLRun, data: RankingData) -> None:
         "name": "ranking-mtl",
         "description": "One shared trunk, three heads (click, dwell, revenue); the dwell head reads the "
                        "click estimate through a stop-gradient.",
+        "intraOpThreads": INTRA_OP_THREADS,
         "inputs": [{"name": "features", "dataType": "float32", "shape": [-1, len(COLUMNS)]}],
         "members": None,
         "features": {**features_spec(), "seedFrom": "ranking"},

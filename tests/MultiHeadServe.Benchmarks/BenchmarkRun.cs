@@ -67,7 +67,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             .ThenBy(r => (int)r.Kind)
             .ToList();
         var acceptance = Acceptance.Evaluate(ordered,
-            [.. models.Select(m => new AcceptanceModel(m.Name, deployments.FirstOrDefault(d => d.Model == m)?.SingleHead.Count ?? 0, m.MaxQueueDelayMicroseconds))]);
+            [.. models.Select(m => new AcceptanceModel(m.Name, deployments.FirstOrDefault(d => d.Model == m)?.SingleHead.Count ?? 0, m.MaxQueueDelayMicroseconds))], sweeps);
         var machineReport = machine.Report();
         List<string> notes = options.ServiceEnvironment.Count == 0
             ? []
@@ -260,11 +260,11 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
 
     private static IEnumerable<ScenarioResult> RawRows(RawSweep sweep)
     {
-        var first = sweep.Batches.FirstOrDefault(b => b.BatchSize == 1) ?? sweep.Batches[0];
-        yield return RawRow(sweep.Model, first, $"a. raw ORT, batch {first.BatchSize}");
+        var first = sweep.BestSingleRow ?? sweep.Batches[0];
+        yield return RawRow(sweep.Model, first, $"a. raw ORT, batch {first.BatchSize}, {first.Layout}");
         if (sweep.Best != first)
         {
-            yield return RawRow(sweep.Model, sweep.Best, $"a. raw ORT, best batch ({sweep.Best.BatchSize})");
+            yield return RawRow(sweep.Model, sweep.Best, $"a. raw ORT, best batch ({sweep.Best.BatchSize}), {sweep.Best.Layout}");
         }
     }
 
@@ -273,7 +273,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         Model = model,
         Kind = Scenarios.Raw,
         Label = label,
-        Concurrency = 1,
+        Concurrency = batch.Layout.Callers,
         CallsPerPrediction = 0,
         BatchSize = batch.BatchSize,
         Predictions = batch.Runs * batch.BatchSize,
@@ -325,7 +325,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         }
 
         var seconds = options.Models.Count * ((served > 0 ? ProcessWarmup.TotalSeconds : 0) + served * options.Concurrency.Count * (options.Warmup + options.Duration).TotalSeconds +
-            (options.Scenarios.HasFlag(Scenarios.Raw) ? options.BatchSizes.Count * (options.RawDuration.TotalSeconds + 0.5) : 0));
+            (options.Scenarios.HasFlag(Scenarios.Raw) ? ThreadLayout.For(Environment.ProcessorCount).Count * options.BatchSizes.Count * (options.RawDuration.TotalSeconds + 0.5) : 0));
         return string.Create(CultureInfo.InvariantCulture,
             $"Benchmark: {string.Join(", ", options.Models)}; about {Math.Ceiling(seconds / 60)} min of load plus start-up.");
     }
@@ -359,7 +359,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
     private static RawSweepReport SweepReportOf(RawSweep sweep) => new(
         sweep.Model,
         sweep.SessionSource,
-        [.. sweep.Batches.Select(b => new RawBatchReport(b.BatchSize, b.Runs, b.RowsPerSecond,
+        [.. sweep.Batches.Select(b => new RawBatchReport(b.Layout.ToString(), b.Layout.IntraOpThreads, b.Layout.Callers, b.BatchSize, b.Runs, b.RowsPerSecond,
             b.RunLatencies.Percentile(50), b.RunLatencies.Percentile(99), b.CpuMillisecondsPerRow, b.OtherCpuShare))]);
 
     private string WriteResults(string root, DateTimeOffset started, BenchmarkReport report, string table)

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using MultiHeadServe.Features.Images;
@@ -132,7 +133,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
 
             try
             {
-                var decoded = ImageDecoder.DecodeBase64(StripDataUrl(image.GetString()!), limits);
+                var decoded = DecodeImage(image, limits);
                 ImageTensorWriter.Write(decoded, preprocessing, buffer.AsSpan(r * model.RowLength, model.RowLength));
                 sizes[r] = new ImageSize(decoded.Width, decoded.Height);
             }
@@ -143,11 +144,17 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         }
     }
 
-    /// <summary>Accepts "data:image/png;base64,..." as browsers produce it.</summary>
-    private static string StripDataUrl(string value)
+    /// <summary>
+    /// Decodes the base64 straight from the request's UTF-8 bytes; only a string with JSON escapes in it
+    /// (some serialisers write '+' and '/' as \u002B and \/) is unescaped into a string first.
+    /// </summary>
+    private static DecodedImage DecodeImage(JsonElement image, ImageDecodeLimits limits)
     {
-        var comma = value.StartsWith("data:", StringComparison.Ordinal) ? value.IndexOf(',', StringComparison.Ordinal) : -1;
-        return comma >= 0 ? value[(comma + 1)..] : value;
+        var raw = JsonMarshal.GetRawUtf8Value(image);
+        var text = raw.Length >= 2 && raw[0] == (byte)'"' ? raw[1..^1] : raw;
+        return text.Contains((byte)'\\')
+            ? ImageDecoder.DecodeBase64(image.GetString()!, limits)
+            : ImageDecoder.DecodeBase64(text, limits);
     }
 
     private async Task<string> FillTabularAsync(LoadedModel model, List<JsonElement> rows, string prefix, IReadOnlySet<string> envelope, float[] buffer, CancellationToken cancellationToken)

@@ -4,10 +4,10 @@ using MultiHeadServe.Models;
 namespace MultiHeadServe.Inference;
 
 /// <summary>
-/// Triton's dynamic batcher for one model: concurrent requests wait up to <c>maxQueueDelayMicroseconds</c>
-/// (from the oldest request's arrival) to be stacked into one tensor of at most <c>maxBatchSize</c> rows,
-/// dispatched early when a preferred batch size is reached; <c>instances</c> worker threads run batches
-/// concurrently. The queue is bounded (<c>maxQueueSize</c> requests): a full queue refuses at once. A request
+/// Triton's dynamic batcher for one model: concurrent requests are stacked into one tensor of at most
+/// <c>maxBatchSize</c> rows as <see cref="BatchFormation"/> decides (a preferred size at once, otherwise
+/// wait up to <c>maxQueueDelayMicroseconds</c> from the oldest request's arrival for a full batch);
+/// <c>instances</c> worker threads run batches concurrently. The queue is bounded (<c>maxQueueSize</c> requests): a full queue refuses at once. A request
 /// cancelled while queued is unlinked from the queue and costs nothing.
 /// <para>
 /// Workers are dedicated threads: a session run blocks its thread for the whole run, which must not come
@@ -24,6 +24,8 @@ public sealed class DynamicBatcher : IDisposable
     private readonly object _gate = new();
     private readonly Thread[] _workers;
     private readonly ILogger _logger;
+    private readonly int _smallestPreferred;
+    private int _queuedRows;
     private bool _stopping;
 
     public DynamicBatcher(ModelRunner runner, ILogger logger)
@@ -32,6 +34,7 @@ public sealed class DynamicBatcher : IDisposable
         _logger = logger;
         _spec = runner.Model.Manifest.Batching;
         _preferred = [.. _spec.PreferredBatchSizes];
+        _smallestPreferred = _preferred.Count > 0 ? _preferred.Min() : int.MaxValue;
         _maxDelay = TimeSpan.FromTicks(_spec.MaxQueueDelayMicroseconds * TimeSpan.TicksPerMicrosecond);
         _workers = Enumerable.Range(0, _spec.Instances).Select(i => new Thread(Work)
         {
@@ -71,7 +74,15 @@ public sealed class DynamicBatcher : IDisposable
             }
 
             item.Node = _queue.AddLast(item);
-            Monitor.Pulse(_gate);
+            _queuedRows += item.Rows;
+
+            // Wake a worker only when it may have something to do now: a first request to start the delay
+            // clock for, or enough rows for a preferred or a full batch. Waking it on every arrival costs a context switch
+            // per request for nothing; its timed wait already ends at the oldest request's deadline.
+            if (_queue.Count == 1 || _queuedRows >= _spec.MaxBatchSize || _queuedRows >= _smallestPreferred)
+            {
+                Monitor.Pulse(_gate);
+            }
         }
 
         if (cancellationToken.CanBeCanceled)
@@ -96,6 +107,7 @@ public sealed class DynamicBatcher : IDisposable
             }
 
             _queue.Remove(item.Node);
+            _queuedRows -= item.Rows;
             item.Node = null;
         }
 
@@ -138,26 +150,25 @@ public sealed class DynamicBatcher : IDisposable
                     Monitor.Wait(_gate);
                 }
 
-                // The rows the next batch would take: the longest queue prefix that fits maxBatchSize (at least one request).
-                var rows = 0;
-                var take = 0;
-                for (var node = _queue.First; node is not null && (take == 0 || rows + node.Value.Rows <= _spec.MaxBatchSize); node = node.Next)
-                {
-                    rows += node.Value.Rows;
-                    take++;
-                }
-
-                var full = rows >= _spec.MaxBatchSize || take < _queue.Count || _preferred.Contains(rows);
                 var deadline = _queue.First!.Value.EnqueuedTimestamp + (long)(_maxDelay.TotalSeconds * Stopwatch.Frequency);
                 var remaining = TimeSpan.FromSeconds((double)(deadline - Stopwatch.GetTimestamp()) / Stopwatch.Frequency);
-                if (full || remaining <= TimeSpan.Zero || _stopping)
+                var take = BatchFormation.Take(_queue.Select(static item => item.Rows), _spec.MaxBatchSize, _preferred,
+                    delayExpired: remaining <= TimeSpan.Zero || _stopping);
+                if (take > 0)
                 {
                     for (var i = 0; i < take; i++)
                     {
                         var node = _queue.First!;
                         _queue.RemoveFirst();
+                        _queuedRows -= node.Value.Rows;
                         node.Value.Node = null;
                         batch.Add(node.Value);
+                    }
+
+                    if (_queue.Count > 0)
+                    {
+                        // What is left starts the next batch: an idle instance can take it while this one runs.
+                        Monitor.Pulse(_gate);
                     }
 
                     return true;

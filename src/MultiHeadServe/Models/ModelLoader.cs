@@ -17,6 +17,9 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
 
     public const string ManifestFile = "model.json";
 
+    /// <summary>The most intra-op threads a manifest may ask for (as the service option allows).</summary>
+    public const int MaxIntraOpThreads = 256;
+
     /// <summary>Loads the highest version of the model in <paramref name="directory"/>.</summary>
     /// <exception cref="ManifestException">The manifest, a file it names or the model itself cannot be served.</exception>
     public LoadedModel Load(string directory)
@@ -99,11 +102,16 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
 
     private InferenceSession CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
     {
+        if (manifest.IntraOpThreads is < 0 or > MaxIntraOpThreads)
+        {
+            throw new ManifestException(displayPath, "intraOpThreads", $"{manifest.IntraOpThreads} is not between 0 (one per core) and {MaxIntraOpThreads}.");
+        }
+
         var sessionOptions = new OnnxRuntime.SessionOptions
         {
             ExecutionProvider = ProviderFor(manifest, displayPath),
             CudaDeviceId = options.CudaDeviceId,
-            IntraOpThreads = options.IntraOpThreads,
+            IntraOpThreads = manifest.IntraOpThreads ?? options.IntraOpThreads,
             GraphOptimizationLevel = options.GraphOptimizationLevel,
             // Spinning threads burn the cores the HTTP server and the other sessions need.
             ConfigEntries = { ["session.intra_op.allow_spinning"] = "0" },

@@ -16,6 +16,12 @@ public sealed record ModelManifest
     /// <summary>auto | cpu | cuda; null: the service default.</summary>
     public string? Provider { get; init; }
 
+    /// <summary>
+    /// Threads inside one operator for this model's session (0: one per core); null: the service default.
+    /// A small model serving many concurrent requests runs best on 1: its parallelism comes from the requests.
+    /// </summary>
+    public int? IntraOpThreads { get; init; }
+
     public IReadOnlyList<InputSpec> Inputs { get; init; } = [];
 
     /// <summary>Several ONNX files in the version folder over the same inputs, fused into one graph at load.</summary>

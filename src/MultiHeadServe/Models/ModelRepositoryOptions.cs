@@ -21,7 +21,7 @@ public sealed class ModelRepositoryOptions
     public int CudaDeviceId { get; set; }
 
     /// <summary>Threads inside one operator per session; 0 lets ONNX Runtime use one per core.</summary>
-    [Range(0, 256)]
+    [Range(0, ModelLoader.MaxIntraOpThreads)]
     public int IntraOpThreads { get; set; }
 
     public GraphOptimizationLevel GraphOptimizationLevel { get; set; } = GraphOptimizationLevel.All;

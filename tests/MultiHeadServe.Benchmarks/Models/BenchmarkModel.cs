@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -193,7 +194,12 @@ internal sealed class BenchmarkModel
             Serialize(new JsonObject { ["features"] = new JsonArray([.. data.Skip(r * columns).Take(columns).Select(v => v!.DeepClone())]) }))];
     }
 
-    private static byte[] Serialize(JsonObject body) => JsonSerializer.SerializeToUtf8Bytes(body);
+    // As most clients write JSON (Python's json, JavaScript's JSON.stringify): base64's '+' and '/' are
+    // not escaped. .NET's default encoder writes '+' as \u002B, which the service accepts at the cost of
+    // unescaping the string first.
+    private static readonly JsonSerializerOptions ClientJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static byte[] Serialize(JsonObject body) => JsonSerializer.SerializeToUtf8Bytes(body, ClientJson);
 
     private InvalidOperationException Invalid(string field, string problem) =>
         new($"Model '{Name}': model.json field '{field}' {problem}.");

@@ -8,14 +8,31 @@ using SessionOptions = MultiHeadServe.OnnxRuntime.SessionOptions;
 
 namespace MultiHeadServe.Benchmarks.Raw;
 
-/// <summary>One batch size of the raw sweep.</summary>
+/// <summary>
+/// How the raw runs use the cores: <paramref name="Callers"/> threads each running batches back to back on
+/// the one session, each run using <paramref name="IntraOpThreads"/> threads inside its operators.
+/// </summary>
+internal sealed record ThreadLayout(int IntraOpThreads, int Callers)
+{
+    /// <summary>The two ways to fill the machine: one run using every core, or one single-threaded run per core.</summary>
+    public static IReadOnlyList<ThreadLayout> For(int cores) =>
+        cores <= 1 ? [new(1, 1)] : [new(cores, 1), new(1, cores)];
+
+    public override string ToString() => Callers == 1
+        ? $"1 run x {IntraOpThreads} threads"
+        : $"{Callers} runs x {IntraOpThreads} thread{(IntraOpThreads == 1 ? "" : "s")}";
+}
+
+/// <summary>One batch size of the raw sweep, in one thread layout.</summary>
+/// <param name="Layout">Callers and threads per run.</param>
 /// <param name="BatchSize">Rows per run.</param>
-/// <param name="Runs">Runs in the measured window.</param>
+/// <param name="Runs">Runs in the measured window (all callers).</param>
 /// <param name="Elapsed">The window.</param>
 /// <param name="RunLatencies">Time per run (the whole batch).</param>
 /// <param name="CpuMillisecondsPerRow">This process's CPU time over the window, per row.</param>
 /// <param name="OtherCpuShare">CPU other processes used over the window, as a share of the machine.</param>
-internal sealed record RawBatchResult(int BatchSize, long Runs, TimeSpan Elapsed, LatencySamples RunLatencies, double CpuMillisecondsPerRow, double? OtherCpuShare)
+internal sealed record RawBatchResult(
+    ThreadLayout Layout, int BatchSize, long Runs, TimeSpan Elapsed, LatencySamples RunLatencies, double CpuMillisecondsPerRow, double? OtherCpuShare)
 {
     public double RowsPerSecond => Runs * BatchSize / Elapsed.TotalSeconds;
 }
@@ -23,43 +40,55 @@ internal sealed record RawBatchResult(int BatchSize, long Runs, TimeSpan Elapsed
 /// <summary>The sweep for one model, and how its session was built.</summary>
 internal sealed record RawSweep(string Model, string SessionSource, IReadOnlyList<RawBatchResult> Batches)
 {
+    /// <summary>The machine's limit for the model: the most rows per second of any layout and batch size.</summary>
     public RawBatchResult Best => Batches.MaxBy(b => b.RowsPerSecond)!;
+
+    /// <summary>The best the model does one row per run.</summary>
+    public RawBatchResult? BestSingleRow => Batches.Where(b => b.BatchSize == 1).MaxBy(b => b.RowsPerSecond);
 }
 
 /// <summary>
-/// a. The machine's limit: ONNX Runtime in this process, no HTTP, no features, one caller running batches back
-/// to back. The session is created as the service creates it (CPU, intra-op threads one per core, spinning off,
-/// all graph optimisations; members fused with the service's own fusion), so the gap to b is the serving stack.
+/// a. The machine's limit: ONNX Runtime in this process, no HTTP, no features, runs back to back. The session is
+/// created as the service creates it (CPU, spinning off, all graph optimisations; members fused with the service's
+/// own fusion), once per <see cref="ThreadLayout"/>: one run using every core, and one single-threaded run per core
+/// (which is how a server's concurrent requests use the machine). The gap to b is the serving stack.
 /// </summary>
 internal static class RawOnnxBenchmark
 {
     public static RawSweep Run(BenchmarkModel model, IReadOnlyList<int> batchSizes, TimeSpan perBatch, Action<string> progress)
     {
-        var (session, source) = CreateSession(model);
-        using (session)
+        var results = new List<RawBatchResult>();
+        var source = "";
+        foreach (var layout in ThreadLayout.For(Environment.ProcessorCount))
         {
-            var input = session.Inputs.Single(i => i.Name == model.FeatureInput);
-            var rowShape = input.Shape.Skip(1).ToArray();
-            var rowLength = (int)rowShape.Aggregate(1L, (a, d) => a * d);
-            var reference = model.ReferenceRows(rowLength);
-            var results = new List<RawBatchResult>();
-            foreach (var batch in batchSizes)
+            var (session, sessionSource) = CreateSession(model, layout.IntraOpThreads);
+            source = sessionSource;
+            using (session)
             {
-                var result = RunBatch(session, input.Name, rowShape, rowLength, reference, batch, perBatch);
-                progress($"  raw {model.Name} batch {batch,3}: {result.RowsPerSecond,10:0} rows/s, {result.RunLatencies.Percentile(50),8:0.000} ms per run");
-                results.Add(result);
+                var input = session.Inputs.Single(i => i.Name == model.FeatureInput);
+                var rowShape = input.Shape.Skip(1).ToArray();
+                var rowLength = (int)rowShape.Aggregate(1L, (a, d) => a * d);
+                var reference = model.ReferenceRows(rowLength);
+                foreach (var batch in batchSizes)
+                {
+                    var result = RunBatch(session, input.Name, rowShape, rowLength, reference, layout, batch, perBatch);
+                    progress($"  raw {model.Name} {layout}, batch {batch,3}: {result.RowsPerSecond,10:0} rows/s, " +
+                        $"{result.RunLatencies.Percentile(50),8:0.000} ms per run, {result.CpuMillisecondsPerRow:0.000} CPU ms per row");
+                    results.Add(result);
+                }
             }
-
-            return new RawSweep(model.Name, source, results);
         }
+
+        return new RawSweep(model.Name, source, results);
     }
 
-    private static (InferenceSession Session, string Source) CreateSession(BenchmarkModel model)
+    private static (InferenceSession Session, string Source) CreateSession(BenchmarkModel model, int intraOpThreads)
     {
         var options = new SessionOptions
         {
             ExecutionProvider = ExecutionProvider.Cpu,
             GraphOptimizationLevel = GraphOptimizationLevel.All,
+            IntraOpThreads = intraOpThreads,
             ConfigEntries = { ["session.intra_op.allow_spinning"] = "0" },
         };
         var environment = OrtEnvironment.Shared(OrtLoggingLevel.Error);
@@ -75,7 +104,8 @@ internal static class RawOnnxBenchmark
         return (InferenceSession.FromBytes(fused.ToBytes(), options, environment), $"{string.Join(" + ", model.Members)} fused with ModelFusion.Fuse");
     }
 
-    private static RawBatchResult RunBatch(InferenceSession session, string inputName, long[] rowShape, int rowLength, float[] reference, int batch, TimeSpan duration)
+    private static RawBatchResult RunBatch(
+        InferenceSession session, string inputName, long[] rowShape, int rowLength, float[] reference, ThreadLayout layout, int batch, TimeSpan duration)
     {
         var data = new float[batch * rowLength];
         for (var i = 0; i < data.Length; i++)
@@ -84,38 +114,63 @@ internal static class RawOnnxBenchmark
         }
 
         long[] shape = [batch, .. rowShape];
-        using var tensor = OrtValue.CreateTensor(data.AsMemory(), shape);
-        KeyValuePair<string, OrtValue>[] inputs = [new(inputName, tensor)];
 
-        // Warm-up: the first runs at a new shape plan their memory.
-        var warmupEnd = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 2;
-        do
+        // Each caller has its own input tensor over the same rows; the session is shared, as the service shares it.
+        var tensors = Enumerable.Range(0, layout.Callers).Select(_ => OrtValue.CreateTensor(data.AsMemory(), shape)).ToArray();
+        try
         {
-            using var _ = session.Run(inputs);
-        }
-        while (Stopwatch.GetTimestamp() < warmupEnd);
-
-        var latencies = new List<long>(4096);
-        var cpuBefore = Environment.CpuUsage.TotalTime;
-        var machineBefore = MachineMonitor.MachineBusyTime();
-        var start = Stopwatch.GetTimestamp();
-        var end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        var now = start;
-        while (now < end)
-        {
-            using (session.Run(inputs))
+            var latencies = tensors.Select(_ => new List<long>(4096)).ToArray();
+            using var go = new Barrier(layout.Callers + 1);
+            long start = 0, end = 0;
+            var callers = tensors.Select((tensor, c) => new Thread(() =>
             {
-            }
+                KeyValuePair<string, OrtValue>[] inputs = [new(inputName, tensor)];
 
-            var finished = Stopwatch.GetTimestamp();
-            latencies.Add(finished - now);
-            now = finished;
+                // Warm-up: the first runs at a new shape plan their memory.
+                var warmupEnd = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 2;
+                do
+                {
+                    using var _ = session.Run(inputs);
+                }
+                while (Stopwatch.GetTimestamp() < warmupEnd);
+
+                go.SignalAndWait(); // warm
+                go.SignalAndWait(); // measure from here
+                var now = Volatile.Read(ref start);
+                while (now < Volatile.Read(ref end))
+                {
+                    using (session.Run(inputs))
+                    {
+                    }
+
+                    var finished = Stopwatch.GetTimestamp();
+                    latencies[c].Add(finished - now);
+                    now = finished;
+                }
+            }) { IsBackground = true, Name = $"raw-caller-{c}" }).ToList();
+            callers.ForEach(t => t.Start());
+
+            go.SignalAndWait();
+            var cpuBefore = Environment.CpuUsage.TotalTime;
+            var machineBefore = MachineMonitor.MachineBusyTime();
+            Volatile.Write(ref start, Stopwatch.GetTimestamp());
+            Volatile.Write(ref end, start + (long)(duration.TotalSeconds * Stopwatch.Frequency));
+            go.SignalAndWait();
+            callers.ForEach(t => t.Join());
+
+            var elapsed = Stopwatch.GetElapsedTime(start);
+            var machineBusy = MachineMonitor.MachineBusyTime() - machineBefore;
+            var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
+            var runs = latencies.Sum(l => l.Count);
+            double? others = machineBusy is { } busy ? Math.Max(0, (busy - cpu).TotalSeconds) / (elapsed.TotalSeconds * Environment.ProcessorCount) : null;
+            return new RawBatchResult(layout, batch, runs, elapsed, new LatencySamples(latencies), cpu.TotalMilliseconds / (runs * (double)batch), others);
         }
-
-        var machineBusy = MachineMonitor.MachineBusyTime() - machineBefore;
-        var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
-        var elapsed = Stopwatch.GetElapsedTime(start, now);
-        double? others = machineBusy is { } busy ? Math.Max(0, (busy - cpu).TotalSeconds) / (elapsed.TotalSeconds * Environment.ProcessorCount) : null;
-        return new RawBatchResult(batch, latencies.Count, elapsed, new LatencySamples([latencies]), cpu.TotalMilliseconds / (latencies.Count * (double)batch), others);
+        finally
+        {
+            foreach (var tensor in tensors)
+            {
+                tensor.Dispose();
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MultiHeadServe.Benchmarks.Raw;
 
 namespace MultiHeadServe.Benchmarks.Reporting;
 
@@ -28,7 +29,7 @@ internal static class Acceptance
 
     private const double RawShareTarget = 0.7;
 
-    public static IReadOnlyList<AcceptanceLine> Evaluate(IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceModel> models)
+    public static IReadOnlyList<AcceptanceLine> Evaluate(IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceModel> models, IReadOnlyList<RawSweep> sweeps)
     {
         var lines = new List<AcceptanceLine>();
         foreach (var model in models)
@@ -39,6 +40,7 @@ internal static class Acceptance
         if (models.FirstOrDefault(m => m.Name == BatchingModel) is { } batching)
         {
             BatchingOnVersusOff(results, batching, lines);
+            BatchingCeiling(results, sweeps.FirstOrDefault(s => s.Model == BatchingModel), lines);
             BatchingVersusRaw(results, lines);
         }
 
@@ -103,6 +105,33 @@ internal static class Acceptance
         lines.Add(new(on.P99Milliseconds <= bound ? "PASS" : "FAIL",
             $"{latencySubject}: {F(on.P99Milliseconds, "0.00")} ms, bound = max queue delay {F(delayMs, "0.00")} ms + 2 × mean batch run " +
             $"{F(runMs, "0.00")} ms ({F(on.MeanBatchRows ?? 0, "0.0")} rows) = {F(bound, "0.00")} ms"));
+    }
+
+    /// <summary>
+    /// What batching could give at most, from the raw sweep: it saves ONNX Runtime's CPU per row (batch 1 against
+    /// the best batch, one thread per run as concurrent requests use the cores) and nothing else a request costs.
+    /// </summary>
+    private static void BatchingCeiling(IReadOnlyList<ScenarioResult> results, RawSweep? sweep, List<AcceptanceLine> lines)
+    {
+        var singleThreaded = sweep?.Batches.Where(b => b.Layout.IntraOpThreads == 1).ToList() ?? [];
+        var single = singleThreaded.FirstOrDefault(b => b.BatchSize == 1);
+        if (single is null)
+        {
+            return;
+        }
+
+        var cheapest = singleThreaded.MinBy(b => b.CpuMillisecondsPerRow)!;
+        var saved = single.CpuMillisecondsPerRow - cheapest.CpuMillisecondsPerRow;
+        var text = $"{BatchingModel}: the most batching can save is ONNX Runtime's CPU per row, {F(single.CpuMillisecondsPerRow, "0.000")} ms at batch 1 vs " +
+            $"{F(cheapest.CpuMillisecondsPerRow, "0.000")} ms at batch {cheapest.BatchSize} (1 thread per run) = {F(single.CpuMillisecondsPerRow / cheapest.CpuMillisecondsPerRow, "0.00")}× on inference";
+        if (Find(results, BatchingModel, Scenarios.MultiHeadUnbatched, BatchingConcurrency) is { ServerCpuMillisecondsPerPrediction: { } off and > 0 })
+        {
+            // CPU-bound, throughput goes as 1 / CPU per prediction: removing every saved millisecond is the ceiling.
+            text += $"; against the {F(off, "0.000")} ms of server CPU a prediction costs with batching off, a CPU-bound server can gain at most " +
+                $"{F(off / Math.Max(off - saved, 1e-9), "0.00")}× from batching";
+        }
+
+        lines.Add(new("INFO", text + "."));
     }
 
     private static void BatchingVersusRaw(IReadOnlyList<ScenarioResult> results, List<AcceptanceLine> lines)

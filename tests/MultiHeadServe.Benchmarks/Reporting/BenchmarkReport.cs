@@ -58,8 +58,8 @@ internal sealed record ModelReport(
 
 internal sealed record SingleHeadReport(string Name, IReadOnlyList<string> Heads, string Origin);
 
-/// <summary>The raw engine's batch-size sweep for one model.</summary>
+/// <summary>The raw engine's sweep for one model: every thread layout at every batch size.</summary>
 internal sealed record RawSweepReport(string Model, string Session, IReadOnlyList<RawBatchReport> Batches);
 
 internal sealed record RawBatchReport(
-    int BatchSize, long Runs, double RowsPerSecond, double P50RunMilliseconds, double P99RunMilliseconds, double CpuMillisecondsPerRow, double? OtherCpuShare);
+    string Layout, int IntraOpThreads, int Callers, int BatchSize, long Runs, double RowsPerSecond, double P50RunMilliseconds, double P99RunMilliseconds, double CpuMillisecondsPerRow, double? OtherCpuShare);

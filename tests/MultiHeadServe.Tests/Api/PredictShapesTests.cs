@@ -75,4 +75,31 @@ public sealed class PredictShapesTests
         var box = body.GetProperty("prediction").GetProperty("box");
         Assert.InRange(box.GetProperty("xMin").GetDouble(), reference.OutputRow("bbox", 3)[0] - Tolerance, reference.OutputRow("bbox", 3)[0] + Tolerance);
     }
+
+    [Fact]
+    public async Task PlainEscapedAndDataUrlBase64GiveTheSameOutputs()
+    {
+        // The service decodes plain base64 straight from the request bytes and unescapes a string only
+        // when it holds JSON escapes: every spelling of the same image must give the reference outputs.
+        var reference = ReferenceData.Load("shapes");
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        var image = reference.Images[5];
+        Assert.Contains('/', image);
+        var bodies = new Dictionary<string, string>
+        {
+            ["plain"] = $$"""{"image":"{{image}}"}""",
+            ["escaped"] = $$"""{"image":"{{image.Replace("/", "\\/", StringComparison.Ordinal).Replace("+", "\\u002B", StringComparison.Ordinal)}}"}""",
+            ["data URL, spaced"] = $$"""{"image":"data:image/png;base64,{{string.Join(" ", image.Chunk(76).Select(line => new string(line)))}}"}""",
+        };
+
+        foreach (var (spelling, body) in bodies)
+        {
+            var response = await client.PostRawAsync("/v1/models/shapes/heads/bbox/predict", body);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{spelling}: {await response.Content.ReadAsStringAsync()}");
+            var box = (await response.JsonAsync()).GetProperty("prediction").GetProperty("box");
+            Assert.InRange(box.GetProperty("xMin").GetDouble(), reference.OutputRow("bbox", 5)[0] - Tolerance, reference.OutputRow("bbox", 5)[0] + Tolerance);
+            Assert.InRange(box.GetProperty("yMax").GetDouble(), reference.OutputRow("bbox", 5)[3] - Tolerance, reference.OutputRow("bbox", 5)[3] + Tolerance);
+        }
+    }
 }

@@ -16,6 +16,7 @@ public sealed class ManifestValidationTests
         { "features.image", "does not match the input shape", """{"op":"set","path":"features.image.width","value":32}""" },
         { "name", "must equal the folder name", """{"op":"set","path":"name","value":"other"}""" },
         { "headz", "could not be mapped", """{"op":"set","path":"headz","value":[]}""" },
+        { "intraOpThreads", "is not between 0 (one per core) and 256", """{"op":"set","path":"intraOpThreads","value":-1}""" },
         { "batching.preferredBatchSizes", "between 1 and maxBatchSize", """{"op":"set","path":"batching.preferredBatchSizes","value":[64]}""" },
     };
 

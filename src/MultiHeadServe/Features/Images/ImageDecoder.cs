@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Buffers.Text;
+using System.Text;
 
 namespace MultiHeadServe.Features.Images;
 
@@ -57,17 +59,41 @@ public static class ImageDecoder
     /// <exception cref="DllNotFoundException">A codec library is not installed (deployment error).</exception>
     public static DecodedImage DecodeBase64(ReadOnlySpan<char> base64, ImageDecodeLimits limits)
     {
-        var text = StripDataUrl(base64).Trim();
+        // Base64 is ASCII: anything else is not base64, and the UTF-8 path says so.
+        var utf8 = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(base64.Length));
+        try
+        {
+            var length = Encoding.UTF8.GetBytes(base64, utf8);
+            return DecodeBase64(utf8.AsSpan(0, length), limits);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(utf8);
+        }
+    }
+
+    /// <summary>
+    /// Decodes base64 given as UTF-8 bytes, as an unescaped JSON string holds it, without copying
+    /// it into a string first. Otherwise as <see cref="DecodeBase64(ReadOnlySpan{char}, ImageDecodeLimits)"/>.
+    /// </summary>
+    /// <param name="base64">Standard base64 (RFC 4648 §4) as UTF-8, optionally a data URL; whitespace is ignored.</param>
+    /// <param name="limits">The largest image accepted.</param>
+    /// <exception cref="ImageDecodeException">The text is not base64, or the image it holds cannot be decoded.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="limits"/> is unusable (configuration error).</exception>
+    /// <exception cref="DllNotFoundException">A codec library is not installed (deployment error).</exception>
+    public static DecodedImage DecodeBase64(ReadOnlySpan<byte> base64, ImageDecodeLimits limits)
+    {
+        var text = StripDataUrl(base64).Trim(" \t\r\n"u8);
         if (text.IsEmpty)
         {
             throw new ImageDecodeException("image is empty");
         }
 
         // The encoded file is only needed during the call: borrow the buffer.
-        var buffer = ArrayPool<byte>.Shared.Rent((text.Length + 3) / 4 * 3);
+        var buffer = ArrayPool<byte>.Shared.Rent(Base64.GetMaxDecodedFromUtf8Length(text.Length));
         try
         {
-            if (!Convert.TryFromBase64Chars(text, buffer, out var length))
+            if (Base64.DecodeFromUtf8(text, buffer, out _, out var length) != OperationStatus.Done)
             {
                 throw new ImageDecodeException("image is not valid base64");
             }
@@ -95,15 +121,15 @@ public static class ImageDecoder
     internal static ImageDecodeException TooLarge(long width, long height, ImageDecodeLimits limits) =>
         new($"image {width}x{height} exceeds the limit {limits.MaxWidth}x{limits.MaxHeight}");
 
-    private static ReadOnlySpan<char> StripDataUrl(ReadOnlySpan<char> text)
+    private static ReadOnlySpan<byte> StripDataUrl(ReadOnlySpan<byte> text)
     {
-        if (!text.StartsWith("data:", StringComparison.OrdinalIgnoreCase))
+        if (text.Length < 5 || !Ascii.EqualsIgnoreCase(text[..5], "data:"u8))
         {
             return text;
         }
 
-        var comma = text.IndexOf(',');
-        if (comma < 0 || !text[..comma].EndsWith(";base64", StringComparison.OrdinalIgnoreCase))
+        var comma = text.IndexOf((byte)',');
+        if (comma < 0 || !Ascii.EqualsIgnoreCase(text[Math.Max(0, comma - 7)..comma], ";base64"u8))
         {
             throw new ImageDecodeException("image data URL is not base64 (expected data:<type>;base64,<data>)");
         }
