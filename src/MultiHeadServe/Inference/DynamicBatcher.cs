@@ -174,7 +174,9 @@ public sealed class DynamicBatcher : IDisposable
                     return true;
                 }
 
-                Monitor.Wait(_gate, remaining);
+                // Monitor waits count whole milliseconds and a wait of 0 returns at once: round up, or the last
+                // fraction of a millisecond before every deadline becomes a busy loop that burns a core.
+                Monitor.Wait(_gate, Math.Max(1, (int)Math.Ceiling(remaining.TotalMilliseconds)));
             }
         }
     }

@@ -130,7 +130,12 @@ public sealed record BatchingSpec
 
     public int MaxBatchSize { get; init; } = 32;
 
-    public int MaxQueueDelayMicroseconds { get; init; } = 2000;
+    /// <summary>
+    /// How long the oldest request may wait for a batch to fill when no preferred size can be formed; 0 (Triton's
+    /// default) batches only what queued while the instances were busy and never waits. Honoured to the
+    /// millisecond: waits round up to whole milliseconds.
+    /// </summary>
+    public int MaxQueueDelayMicroseconds { get; init; }
 
     public IReadOnlyList<int> PreferredBatchSizes { get; init; } = [];
 

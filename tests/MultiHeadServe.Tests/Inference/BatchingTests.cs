@@ -99,6 +99,38 @@ public sealed class BatchingTests
         Assert.All(responses, r => Assert.Equal(1, r.GetProperty("timings").GetProperty("batchRows").GetInt32()));
     }
 
+    [Fact]
+    public async Task ABatchWaitingForItsDelaySleepsInsteadOfSpinning()
+    {
+        // Every request waits out the 5 ms delay alone. The batcher's thread should sleep through the waits:
+        // its CPU time is the runs of a model that costs microseconds plus its wake-ups (about 0.4 ms per
+        // request measured), not a busy loop before each deadline (which cost about 1 ms more per wait).
+        const int Requests = 40;
+        using var repository = new TempRepository().With("ranking", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 8, ["maxQueueDelayMicroseconds"] = 5_000, ["maxQueueSize"] = 16, ["instances"] = 1,
+        }, asName: "idle");
+        await using var app = new ServeFactory(repository.Settings());
+        using var client = app.CreateClient();
+        var features = ReferenceData.Load("ranking").InputRow("features", 2);
+        Assert.Equal(HttpStatusCode.OK, (await client.PostJsonAsync("/v1/models/idle/predict", new { features })).StatusCode);
+        var worker = ThreadCpu.Find("batcher-idle-0");
+        var before = worker.Elapsed;
+        var started = DateTime.UtcNow;
+
+        for (var i = 0; i < Requests; i++)
+        {
+            var response = await client.PostJsonAsync("/v1/models/idle/predict", new { features });
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var waited = DateTime.UtcNow - started;
+        var cpu = worker.Elapsed - before;
+        Assert.True(waited >= TimeSpan.FromMilliseconds(Requests * 5), $"the requests took {waited.TotalMilliseconds:0} ms: they did not wait the delay");
+        Assert.True(cpu < TimeSpan.FromMilliseconds(30),
+            $"the batcher thread used {cpu.TotalMilliseconds:0.0} ms of CPU over {Requests} waits of 5 ms ({waited.TotalMilliseconds:0} ms in all)");
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
