@@ -266,9 +266,9 @@ def heads_spec(scales: dict[str, TargetScale]) -> list[dict]:
 # A small model under concurrent requests: parallelism comes from the requests, not from threads inside one run.
 INTRA_OP_THREADS = 1
 # No queue delay: a batch of 64 rows runs in 0.03 ms, so waiting for one only adds latency; batches still form
-# from the requests that queue while a run is in progress.
+# from the requests that queue while the two instances are busy.
 BATCHING = {"enabled": True, "maxBatchSize": 64, "maxQueueDelayMicroseconds": 0,
-            "preferredBatchSizes": [16, 32, 64], "maxQueueSize": 2048, "instances": 1}
+            "preferredBatchSizes": [16, 32, 64], "maxQueueSize": 2048, "instances": 2}
 
 
 def reference(model_name: str, data: Interactions, outputs: dict[str, np.ndarray]) -> dict:

@@ -7,11 +7,14 @@ namespace MultiHeadServe.Inference;
 /// Triton's dynamic batcher for one model: concurrent requests are stacked into one tensor of at most
 /// <c>maxBatchSize</c> rows as <see cref="BatchFormation"/> decides (a preferred size at once, otherwise
 /// wait up to <c>maxQueueDelayMicroseconds</c> from the oldest request's arrival for a full batch);
-/// <c>instances</c> worker threads run batches concurrently. The queue is bounded (<c>maxQueueSize</c> requests): a full queue refuses at once. A request
-/// cancelled while queued is unlinked from the queue and costs nothing.
+/// at most <c>instances</c> batches run at once. The queue is bounded (<c>maxQueueSize</c> requests): a full
+/// queue refuses at once. A request cancelled while queued is unlinked from the queue and costs nothing.
 /// <para>
-/// Workers are dedicated threads: a session run blocks its thread for the whole run, which must not come
-/// out of the thread pool that serves HTTP.
+/// Queued batches run on dedicated worker threads, one per instance: a session run blocks its thread for the
+/// whole run, which should not come out of the thread pool that serves HTTP. The one exception is the case
+/// where batching has nothing to offer: with no queue delay, a request that finds the queue empty and an
+/// instance idle runs at once on its own thread, as it would without batching (at most <c>instances</c>
+/// such runs at a time); only requests arriving while the instances are busy queue up and run together.
 /// </para>
 /// </summary>
 public sealed class DynamicBatcher : IDisposable
@@ -26,6 +29,7 @@ public sealed class DynamicBatcher : IDisposable
     private readonly ILogger _logger;
     private readonly int _smallestPreferred;
     private int _queuedRows;
+    private int _busyInstances;
     private bool _stopping;
 
     public DynamicBatcher(ModelRunner runner, ILogger logger)
@@ -65,24 +69,52 @@ public sealed class DynamicBatcher : IDisposable
     {
         cancellationToken.ThrowIfCancellationRequested();
         var item = new WorkItem(rows, rows.Length / _runner.Model.RowLength, outputs);
+        var runHere = false;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_stopping, this);
-            if (_queue.Count >= _spec.MaxQueueSize)
+            if (_maxDelay == TimeSpan.Zero && _queue.Count == 0 && _busyInstances < _spec.Instances)
             {
-                throw new QueueFullException(_runner.Model.Name, _spec.MaxQueueSize);
+                // An idle instance and no delay to wait out: Triton sends this request alone, now. It runs on
+                // this thread, because handing it to a worker would cost two thread switches and gain nothing.
+                // Requests that arrive while the instances are busy queue and run together, as below.
+                _busyInstances++;
+                runHere = true;
+            }
+            else
+            {
+                if (_queue.Count >= _spec.MaxQueueSize)
+                {
+                    throw new QueueFullException(_runner.Model.Name, _spec.MaxQueueSize);
+                }
+
+                item.Node = _queue.AddLast(item);
+                _queuedRows += item.Rows;
+
+                // Wake a worker only when it may have something to do now: an instance is free and there is a
+                // first request to start the delay clock for, or enough rows for a preferred or a full batch.
+                // Waking it on every arrival costs a context switch per request for nothing; its timed wait
+                // already ends at the oldest request's deadline, and a finishing run wakes it too.
+                if (_busyInstances < _spec.Instances &&
+                    (_queue.Count == 1 || _queuedRows >= _spec.MaxBatchSize || _queuedRows >= _smallestPreferred))
+                {
+                    Monitor.Pulse(_gate);
+                }
+            }
+        }
+
+        if (runHere)
+        {
+            try
+            {
+                Run([item]);
+            }
+            finally
+            {
+                ReleaseInstance();
             }
 
-            item.Node = _queue.AddLast(item);
-            _queuedRows += item.Rows;
-
-            // Wake a worker only when it may have something to do now: a first request to start the delay
-            // clock for, or enough rows for a preferred or a full batch. Waking it on every arrival costs a context switch
-            // per request for nothing; its timed wait already ends at the oldest request's deadline.
-            if (_queue.Count == 1 || _queuedRows >= _spec.MaxBatchSize || _queuedRows >= _smallestPreferred)
-            {
-                Monitor.Pulse(_gate);
-            }
+            return item.Completion.Task;
         }
 
         if (cancellationToken.CanBeCanceled)
@@ -125,7 +157,27 @@ public sealed class DynamicBatcher : IDisposable
                 return;
             }
 
-            Run(batch);
+            try
+            {
+                Run(batch);
+            }
+            finally
+            {
+                ReleaseInstance();
+            }
+        }
+    }
+
+    /// <summary>A run is over: its instance is free for what queued meanwhile.</summary>
+    private void ReleaseInstance()
+    {
+        lock (_gate)
+        {
+            _busyInstances--;
+            if (_queue.Count > 0)
+            {
+                Monitor.Pulse(_gate);
+            }
         }
     }
 
@@ -140,9 +192,9 @@ public sealed class DynamicBatcher : IDisposable
         {
             while (true)
             {
-                while (_queue.Count == 0)
+                while (_queue.Count == 0 || _busyInstances >= _spec.Instances)
                 {
-                    if (_stopping)
+                    if (_stopping && _queue.Count == 0)
                     {
                         return false;
                     }
@@ -156,6 +208,7 @@ public sealed class DynamicBatcher : IDisposable
                     delayExpired: remaining <= TimeSpan.Zero || _stopping);
                 if (take > 0)
                 {
+                    _busyInstances++;
                     for (var i = 0; i < take; i++)
                     {
                         var node = _queue.First!;
@@ -165,7 +218,7 @@ public sealed class DynamicBatcher : IDisposable
                         batch.Add(node.Value);
                     }
 
-                    if (_queue.Count > 0)
+                    if (_queue.Count > 0 && _busyInstances < _spec.Instances)
                     {
                         // What is left starts the next batch: an idle instance can take it while this one runs.
                         Monitor.Pulse(_gate);

@@ -100,6 +100,36 @@ public sealed class BatchingTests
     }
 
     [Fact]
+    public async Task WithoutADelayALoneRequestRunsAtOnceOnItsOwnThread()
+    {
+        // Nothing to batch with and no delay to wait out: the request runs alone, now, without the two thread
+        // switches of a hand-off to the worker, whose thread therefore does no work at all.
+        const int Requests = 50;
+        using var repository = new TempRepository().With("shapes", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 8, ["maxQueueDelayMicroseconds"] = 0, ["maxQueueSize"] = 16, ["instances"] = 1,
+        }, asName: "solo");
+        await using var app = new ServeFactory(repository.Settings());
+        using var client = app.CreateClient();
+        var metrics = app.Service<ServeMetrics>();
+        var image = ReferenceData.Load("shapes").Images[4];
+        Assert.Equal(HttpStatusCode.OK, (await client.PostJsonAsync("/v1/models/solo/predict", new { image })).StatusCode);
+        var worker = ThreadCpu.Find("batcher-solo-0");
+        var before = worker.Elapsed;
+        var runsBefore = metrics.SessionRuns;
+
+        for (var i = 0; i < Requests; i++)
+        {
+            var body = await (await client.PostJsonAsync("/v1/models/solo/predict", new { image })).JsonAsync();
+            Assert.Equal(1, body.GetProperty("timings").GetProperty("batchRows").GetInt32());
+        }
+
+        Assert.Equal(Requests, metrics.SessionRuns - runsBefore);
+        var workerCpu = worker.Elapsed - before;
+        Assert.True(workerCpu < TimeSpan.FromMilliseconds(1), $"the worker thread used {workerCpu.TotalMilliseconds:0.00} ms of CPU: the runs were handed to it");
+    }
+
+    [Fact]
     public async Task ABatchWaitingForItsDelaySleepsInsteadOfSpinning()
     {
         // Every request waits out the 5 ms delay alone. The batcher's thread should sleep through the waits:
