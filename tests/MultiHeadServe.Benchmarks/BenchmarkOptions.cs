@@ -33,6 +33,12 @@ internal sealed record BenchmarkOptions
 
     public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// Each scenario's measured time is split into this many rounds, and the scenarios of a model and concurrency
+    /// take turns round by round, so drift on the machine (another tenant, a noisy neighbour) hits them alike.
+    /// </summary>
+    public int Rounds { get; init; } = 3;
+
     public IReadOnlyList<int> Concurrency { get; init; } = [16, 32];
 
     public IReadOnlyList<string> Models { get; init; } = ["shapes", "ranking"];
@@ -68,6 +74,7 @@ internal sealed record BenchmarkOptions
 
           --duration <s>          measured seconds per scenario (default 15)
           --warmup <s>            warm-up seconds per scenario, not measured (default 3)
+          --rounds <n>            measure each scenario in n rounds of duration/n, taking turns (default 3)
           --concurrency <n,..>    concurrent clients (default 16,32)
           --models <name,..>      models from the repository (default shapes,ranking)
           --scenarios <name,..>   raw, multihead, unbatched, separate, floor, or a, b, c, d (default all)
@@ -102,6 +109,7 @@ internal sealed record BenchmarkOptions
             {
                 "--duration" => options with { Duration = Seconds(name, Value()) },
                 "--warmup" => options with { Warmup = Seconds(name, Value(), allowZero: true) },
+                "--rounds" => options with { Rounds = Integers(name, Value()).Single() },
                 "--concurrency" => options with { Concurrency = Integers(name, Value()) },
                 "--models" => options with { Models = Names(name, Value()) },
                 "--scenarios" => options with { Scenarios = ParseScenarios(Value()) },

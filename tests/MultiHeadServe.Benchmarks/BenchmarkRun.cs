@@ -23,6 +23,9 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
 
     private static readonly TimeSpan ProcessWarmup = TimeSpan.FromSeconds(6);
 
+    /// <summary>Warm-up before every round after the first: the connections and the server settle on the new endpoint.</summary>
+    private static readonly TimeSpan RoundWarmup = TimeSpan.FromSeconds(1);
+
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var started = DateTimeOffset.UtcNow;
@@ -104,16 +107,29 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         await WarmUpAsync(plans, load, cancellationToken);
 
         var results = new List<ScenarioResult>();
+        var roundDuration = options.Duration / options.Rounds;
         foreach (var (model, scenarios) in plans)
         {
             foreach (var concurrency in options.Concurrency)
             {
+                // The scenarios take turns round by round: whatever else the machine does meanwhile falls on all of them.
+                var windows = scenarios.ToDictionary(s => s, _ => new List<MeasuredWindow>());
+                for (var round = 0; round < options.Rounds; round++)
+                {
+                    foreach (var scenario in scenarios)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        var warmup = round == 0 ? options.Warmup : TimeSpan.FromTicks(Math.Min(options.Warmup.Ticks, RoundWarmup.Ticks));
+                        windows[scenario].Add(await MeasureAsync(model, scenario, concurrency, load, warmup, roundDuration, cancellationToken));
+                    }
+                }
+
                 foreach (var scenario in scenarios)
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var result = await MeasureAsync(model, scenario, concurrency, load, cancellationToken);
+                    var result = MeasuredWindow.Combine(windows[scenario]);
                     progress.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"  {model.Name,-10} {scenario.Label,-32} {concurrency,3} clients: {result.PredictionsPerSecond,8:0} pred/s, " +
+                        $"  {model.Name,-10} {scenario.Label,-32} {concurrency,3} clients: {result.PredictionsPerSecond,8:0} pred/s " +
+                        $"(rounds {string.Join(", ", result.RoundPredictionsPerSecond.Select(r => r.ToString("0", CultureInfo.InvariantCulture)))}), " +
                         $"p50 {result.P50Milliseconds,7:0.00} ms, p99 {result.P99Milliseconds,7:0.00} ms{(result.Errors > 0 ? $", {result.Errors} ERRORS" : "")}"));
                     results.Add(result);
                 }
@@ -177,7 +193,8 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         return scenarios;
     }
 
-    private async Task<ScenarioResult> MeasureAsync(BenchmarkModel model, ServedScenario scenario, int concurrency, LoadGenerator load, CancellationToken cancellationToken)
+    private async Task<MeasuredWindow> MeasureAsync(
+        BenchmarkModel model, ServedScenario scenario, int concurrency, LoadGenerator load, TimeSpan warmup, TimeSpan duration, CancellationToken cancellationToken)
     {
         foreach (var target in scenario.Targets)
         {
@@ -189,7 +206,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         MetricsSnapshot? after = null;
         TimeSpan serverCpuBefore = default, serverCpuAfter = default, clientCpuBefore = default, clientCpuAfter = default;
         TimeSpan? machineBefore = null, machineAfter = null;
-        var plan = new LoadPlan(concurrency, [.. scenario.Targets.Select(t => t.Uri)], model.Bodies, options.Warmup, options.Duration, options.MaxPredictions);
+        var plan = new LoadPlan(concurrency, [.. scenario.Targets.Select(t => t.Uri)], model.Bodies, warmup, duration, options.MaxPredictions);
         var window = await load.RunAsync(plan,
             async token =>
             {
@@ -218,7 +235,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         // CPU is read from outside right at the window's edges and divided by the client's count.
         var served = activity is { Requests: > 0 } ? activity.Requests / calls : (double?)null;
         var runs = activity is { SessionRuns: > 0 } ? activity.SessionRuns : (double?)null;
-        return new ScenarioResult
+        return new MeasuredWindow(new ScenarioResult
         {
             Model = model.Name,
             Kind = scenario.Kind,
@@ -248,7 +265,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             AllocatedBytesPerRequest = activity is { Requests: > 0 } ? activity.AllocatedBytes / activity.Requests : null,
             OtherCpuShare = OtherCpuShare(machineAfter - machineBefore, serverCpuAfter - serverCpuBefore + (clientCpuAfter - clientCpuBefore), window.Elapsed),
             LoadAverage = MachineMonitor.LoadAverageNow(),
-        };
+        }, window.Latencies);
     }
 
     /// <summary>The machine's busy time less the benchmark's own, as a share of every core over the window.</summary>
@@ -324,7 +341,8 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             served += options.Scenarios.HasFlag(kind) ? 1 : 0;
         }
 
-        var seconds = options.Models.Count * ((served > 0 ? ProcessWarmup.TotalSeconds : 0) + served * options.Concurrency.Count * (options.Warmup + options.Duration).TotalSeconds +
+        var seconds = options.Models.Count * ((served > 0 ? ProcessWarmup.TotalSeconds : 0) + served * options.Concurrency.Count *
+            (options.Warmup + options.Duration + (options.Rounds - 1) * TimeSpan.FromTicks(Math.Min(options.Warmup.Ticks, RoundWarmup.Ticks))).TotalSeconds +
             (options.Scenarios.HasFlag(Scenarios.Raw) ? ThreadLayout.For(Environment.ProcessorCount).Count * options.BatchSizes.Count * (options.RawDuration.TotalSeconds + 0.5) : 0));
         return string.Create(CultureInfo.InvariantCulture,
             $"Benchmark: {string.Join(", ", options.Models)}; about {Math.Ceiling(seconds / 60)} min of load plus start-up.");
@@ -333,6 +351,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
     private RunSettings Settings() => new(
         options.Duration.TotalSeconds,
         options.Warmup.TotalSeconds,
+        options.Rounds,
         options.Concurrency,
         options.Models,
         options.Scenarios.ToString(),

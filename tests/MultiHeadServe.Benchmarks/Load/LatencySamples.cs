@@ -23,6 +23,9 @@ internal sealed class LatencySamples
 
     public int Count => _milliseconds.Length;
 
+    /// <summary>Every sample, in milliseconds, ascending.</summary>
+    public IReadOnlyList<double> Milliseconds => _milliseconds;
+
     public double Mean => Count == 0 ? double.NaN : _milliseconds.Average();
 
     public double Max => Count == 0 ? double.NaN : _milliseconds[^1];

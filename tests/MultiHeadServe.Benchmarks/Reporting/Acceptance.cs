@@ -61,7 +61,7 @@ internal static class Acceptance
         }
 
         var ratio = multiHead.PredictionsPerSecond / separate.PredictionsPerSecond;
-        var measured = $"{F(multiHead.PredictionsPerSecond, "0")} / {F(separate.PredictionsPerSecond, "0")} = {F(ratio, "0.00")}×";
+        var measured = $"{F(multiHead.PredictionsPerSecond, "0")} / {F(separate.PredictionsPerSecond, "0")} = {F(ratio, "0.00")}×{RoundRatios(multiHead, separate)}";
         lines.Add(target is { } goal
             ? new(ratio >= goal ? "PASS" : "FAIL", $"{subject}: {measured} (target ≥ {F(goal, "0.0")}×)")
             : new("INFO", $"{subject}: {measured}"));
@@ -91,7 +91,7 @@ internal static class Acceptance
 
         var ratio = on.PredictionsPerSecond / off.PredictionsPerSecond;
         lines.Add(new(ratio >= BatchingTarget ? "PASS" : "FAIL",
-            $"{subject}: {F(on.PredictionsPerSecond, "0")} / {F(off.PredictionsPerSecond, "0")} = {F(ratio, "0.00")}× (target ≥ {F(BatchingTarget, "0")}×)"));
+            $"{subject}: {F(on.PredictionsPerSecond, "0")} / {F(off.PredictionsPerSecond, "0")} = {F(ratio, "0.00")}×{RoundRatios(on, off)} (target ≥ {F(BatchingTarget, "0")}×)"));
 
         var latencySubject = $"{model.Name}: p99 with batching at concurrency {BatchingConcurrency}";
         if (on.MeanRunMilliseconds is not { } runMs)
@@ -150,6 +150,12 @@ internal static class Acceptance
             $"{subject}: {F(served.PredictionsPerSecond, "0")} pred/s (best, at concurrency {served.Concurrency}) / " +
             $"{F(raw.PredictionsPerSecond, "0")} rows/s (batch {raw.BatchSize}) = {F(share, "0.00")}× (target ≥ {F(RawShareTarget, "0.0")}×)"));
     }
+
+    /// <summary>The ratio in each round, when both scenarios ran in the same rounds: how much the machine's noise moves it.</summary>
+    private static string RoundRatios(ScenarioResult numerator, ScenarioResult denominator) =>
+        numerator.RoundPredictionsPerSecond.Count > 1 && numerator.RoundPredictionsPerSecond.Count == denominator.RoundPredictionsPerSecond.Count
+            ? $" (rounds: {string.Join(", ", numerator.RoundPredictionsPerSecond.Zip(denominator.RoundPredictionsPerSecond, (n, d) => F(n / d, "0.00")))})"
+            : "";
 
     private static ScenarioResult? Find(IReadOnlyList<ScenarioResult> results, string model, Scenarios kind, int concurrency) =>
         results.FirstOrDefault(r => r.Model == model && r.Kind == kind && r.Concurrency == concurrency);

@@ -32,6 +32,7 @@ internal sealed record BenchmarkReport(
 internal sealed record RunSettings(
     double DurationSeconds,
     double WarmupSeconds,
+    int Rounds,
     IReadOnlyList<int> Concurrency,
     IReadOnlyList<string> Models,
     string Scenarios,

@@ -36,6 +36,9 @@ internal sealed record ScenarioResult
     /// <summary>Predictions per second (raw engine: rows per second).</summary>
     public required double PredictionsPerSecond { get; init; }
 
+    /// <summary>Predictions per second of each round, in order (one entry when the scenario ran in one window).</summary>
+    public IReadOnlyList<double> RoundPredictionsPerSecond { get; init; } = [];
+
     /// <summary>Latency of a prediction as the client saw it (raw engine: of one run of the whole batch).</summary>
     public required double P50Milliseconds { get; init; }
 

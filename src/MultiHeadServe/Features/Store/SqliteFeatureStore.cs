@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Text;
 using System.Text.Json;
@@ -10,9 +11,10 @@ namespace MultiHeadServe.Features.Store;
 /// configured.
 /// </summary>
 /// <remarks>
-/// <para>Thread-safe; register as a singleton. Every call opens its own pooled connection, and the
-/// database runs in write-ahead-log mode, so concurrent lookups never block each other and a
-/// seeding writer does not block them either.</para>
+/// <para>Thread-safe; register as a singleton. A lookup borrows an open connection whose lookup
+/// statements are already prepared (parsing the SQL and opening the file cost more than the lookup
+/// itself), and the database runs in write-ahead-log mode, so concurrent lookups never block each
+/// other and a seeding writer does not block them either.</para>
 /// <para>Microsoft.Data.Sqlite runs its "async" methods synchronously: a lookup occupies the
 /// calling thread for its (sub-millisecond) duration, and a timeout cannot interrupt it midway.
 /// A lookup that meets a lock waits at most <see cref="LookupTimeoutSeconds"/>.</para>
@@ -23,8 +25,12 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
     /// <summary>How long a lookup waits on a locked database before failing as busy (transient).</summary>
     public const int LookupTimeoutSeconds = 1;
 
+    /// <summary>Open readers kept between lookups; more than this many concurrent lookups open and close their own.</summary>
+    private static readonly int MaxIdleReaders = Environment.ProcessorCount * 4;
+
     private readonly string _connectionString;
     private readonly FeatureSchemaCache _schemas;
+    private readonly ConcurrentBag<LookupReader> _idleReaders = [];
     private int _walEnabled;
 
     /// <summary>Opens (or, on first write, creates) the database at <paramref name="databasePath"/>.</summary>
@@ -66,36 +72,50 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
         }
 
         var schema = await _schemas.GetAsync(table, columns, cancellationToken);
-        await using var connection = await OpenAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
+
         // All keys travel as one JSON array parameter: the statement text is the same whatever the
-        // number of keys, and there is no parameter-count limit to reach.
-        command.CommandText =
+        // number of keys, so it is prepared once per reader and there is no parameter-count limit to reach.
+        var text =
             $"SELECT {FeatureLookup.SelectList(schema, columns)} FROM {SqlIdentifier.Quote(schema.Table)} " +
             $"WHERE {SqlIdentifier.Quote(schema.KeyColumn)} IN (SELECT value FROM json_each($keys))";
-        command.Parameters.AddWithValue("$keys", JsonSerializer.Serialize(distinct));
-        command.CommandTimeout = LookupTimeoutSeconds;
-
+        var reader = await RentReaderAsync(cancellationToken);
         var found = new Dictionary<string, float[]>(distinct.Count, StringComparer.Ordinal);
         try
         {
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            var command = reader.Statement(text);
+            command.Parameters[0].Value = JsonSerializer.Serialize(distinct);
+            await using (var rows = await command.ExecuteReaderAsync(cancellationToken))
             {
-                var values = new float[columns.Count];
-                for (var i = 0; i < values.Length; i++)
+                while (await rows.ReadAsync(cancellationToken))
                 {
-                    // SQLite stores NaN as NULL; NULL reads back as NaN.
-                    values[i] = reader.IsDBNull(i + 1) ? float.NaN : (float)reader.GetDouble(i + 1);
-                }
+                    var values = new float[columns.Count];
+                    for (var i = 0; i < values.Length; i++)
+                    {
+                        // SQLite stores NaN as NULL; NULL reads back as NaN.
+                        values[i] = rows.IsDBNull(i + 1) ? float.NaN : (float)rows.GetDouble(i + 1);
+                    }
 
-                found[reader.GetString(0)] = values;
+                    found[rows.GetString(0)] = values;
+                }
             }
+
+            ReturnReader(reader);
         }
-        catch (SqliteException exception) when (!TransientFailure.IsTransient(exception))
+        catch (SqliteException exception)
         {
-            // Most likely the table changed underneath the cached shape; read it afresh next time.
-            _schemas.Invalidate(table);
+            // A reader that failed is not reused; its statements may refer to a table that changed.
+            reader.Dispose();
+            if (!TransientFailure.IsTransient(exception))
+            {
+                // Most likely the table changed underneath the cached shape; read it afresh next time.
+                _schemas.Invalidate(table);
+            }
+
+            throw;
+        }
+        catch
+        {
+            reader.Dispose();
             throw;
         }
 
@@ -209,11 +229,31 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
         return new FeatureSeedResult(schema.Table, exists ? FeatureSeedOutcome.Replaced : FeatureSeedOutcome.Created, count);
     }
 
-    /// <summary>Clears the connection pool of this database file.</summary>
+    /// <summary>Closes the idle readers and clears the connection pool of this database file.</summary>
     public void Dispose()
     {
+        while (_idleReaders.TryTake(out var reader))
+        {
+            reader.Dispose();
+        }
+
         using var connection = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(connection);
+    }
+
+    private async ValueTask<LookupReader> RentReaderAsync(CancellationToken cancellationToken) =>
+        _idleReaders.TryTake(out var reader) ? reader : new LookupReader(await OpenAsync(cancellationToken));
+
+    private void ReturnReader(LookupReader reader)
+    {
+        if (_idleReaders.Count < MaxIdleReaders)
+        {
+            _idleReaders.Add(reader);
+        }
+        else
+        {
+            reader.Dispose();
+        }
     }
 
     private async ValueTask<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
@@ -270,5 +310,37 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
         }
 
         return new FeatureTableSchema(table, keys[0], columns);
+    }
+
+    /// <summary>An open connection and its prepared lookup statements, used by one lookup at a time.</summary>
+    private sealed class LookupReader(SqliteConnection connection) : IDisposable
+    {
+        private readonly Dictionary<string, SqliteCommand> _statements = new(StringComparer.Ordinal);
+
+        /// <summary>The prepared statement for <paramref name="text"/>, whose one parameter is <c>$keys</c>.</summary>
+        public SqliteCommand Statement(string text)
+        {
+            if (!_statements.TryGetValue(text, out var command))
+            {
+                command = connection.CreateCommand();
+                command.CommandText = text;
+                command.CommandTimeout = LookupTimeoutSeconds;
+                command.Parameters.Add("$keys", SqliteType.Text);
+                command.Prepare();
+                _statements[text] = command;
+            }
+
+            return command;
+        }
+
+        public void Dispose()
+        {
+            foreach (var command in _statements.Values)
+            {
+                command.Dispose();
+            }
+
+            connection.Dispose();
+        }
     }
 }
