@@ -31,6 +31,7 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
     private readonly string _connectionString;
     private readonly FeatureSchemaCache _schemas;
     private readonly ConcurrentBag<LookupReader> _idleReaders = [];
+    private volatile bool _disposed;
     private int _walEnabled;
 
     /// <summary>Opens (or, on first write, creates) the database at <paramref name="databasePath"/>.</summary>
@@ -232,6 +233,7 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
     /// <summary>Closes the idle readers and clears the connection pool of this database file.</summary>
     public void Dispose()
     {
+        _disposed = true;
         while (_idleReaders.TryTake(out var reader))
         {
             reader.Dispose();
@@ -246,7 +248,7 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
 
     private void ReturnReader(LookupReader reader)
     {
-        if (_idleReaders.Count < MaxIdleReaders)
+        if (!_disposed && _idleReaders.Count < MaxIdleReaders)
         {
             _idleReaders.Add(reader);
         }
