@@ -37,7 +37,7 @@ internal sealed record BenchmarkOptions
     /// Each scenario's measured time is split into this many rounds, and the scenarios of a model and concurrency
     /// take turns round by round, so drift on the machine (another tenant, a noisy neighbour) hits them alike.
     /// </summary>
-    public int Rounds { get; init; } = 3;
+    public int Rounds { get; init; } = 5;
 
     public IReadOnlyList<int> Concurrency { get; init; } = [16, 32];
 
@@ -74,7 +74,7 @@ internal sealed record BenchmarkOptions
 
           --duration <s>          measured seconds per scenario (default 15)
           --warmup <s>            warm-up seconds per scenario, not measured (default 3)
-          --rounds <n>            measure each scenario in n rounds of duration/n, taking turns (default 3)
+          --rounds <n>            measure each scenario in n rounds of duration/n, taking turns (default 5)
           --concurrency <n,..>    concurrent clients (default 16,32)
           --models <name,..>      models from the repository (default shapes,ranking)
           --scenarios <name,..>   raw, multihead, unbatched, separate, floor, or a, b, c, d (default all)
