@@ -18,7 +18,14 @@ public sealed class BatchingTests
         var random = new Random(42);
         var inputs = Enumerable.Range(0, Requests).Select(_ => Enumerable.Range(0, columns).Select(_ => (float)(random.NextDouble() * 2)).ToArray()).ToArray();
         var expected = ExpectedRevenue(inputs, columns);
-        await using var app = new ServeFactory();
+
+        // A queue delay makes the requests stack up whatever the machine's speed (the demo manifest has none, so
+        // a fast machine might run every request alone and prove nothing about stacking and splitting).
+        using var repository = new TempRepository().With("ranking", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 64, ["maxQueueDelayMicroseconds"] = 2_000, ["maxQueueSize"] = 2048, ["instances"] = 2,
+        });
+        await using var app = new ServeFactory(repository.Settings());
         using var client = app.CreateClient();
         var metrics = app.Service<ServeMetrics>();
         var runsBefore = metrics.SessionRuns;
