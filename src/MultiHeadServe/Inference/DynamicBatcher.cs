@@ -241,13 +241,14 @@ public sealed class DynamicBatcher : IDisposable
             .ToList();
         try
         {
+            // Queue time: from the request's arrival to its batch's dispatch (0 for a request run at once).
+            var dispatched = Stopwatch.GetTimestamp();
             var (perPart, runMs) = _runner.Run(batch.Select(b => b.Data).ToList(), outputs, CancellationToken.None);
             var totalRows = batch.Sum(b => b.Rows);
-            var now = Stopwatch.GetTimestamp();
             for (var i = 0; i < batch.Count; i++)
             {
                 var item = batch[i];
-                var queueMs = Stopwatch.GetElapsedTime(item.EnqueuedTimestamp, now).TotalMilliseconds - runMs;
+                var queueMs = Stopwatch.GetElapsedTime(item.EnqueuedTimestamp, dispatched).TotalMilliseconds;
                 item.Registration.Dispose();
                 item.Completion.TrySetResult(new InferenceResult(perPart[i].Outputs, Math.Max(0, queueMs), runMs, totalRows));
             }
