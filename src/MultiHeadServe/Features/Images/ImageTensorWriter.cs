@@ -100,6 +100,25 @@ public static class ImageTensorWriter
         }
 
         var pixelCount = output.Width * output.Height;
+        if (output.IsPlanar && sourceChannels == 3)
+        {
+            // The common case (RGB into NCHW): one pass over the pixels, three planes written side by side.
+            var red = destination[..pixelCount];
+            var green = destination.Slice(pixelCount, pixelCount);
+            var blue = destination.Slice(2 * pixelCount, pixelCount);
+            ReadOnlySpan<float> redTable = table[..256], greenTable = table.Slice(256, 256), blueTable = table.Slice(512, 256);
+            var rgb = source[..(pixelCount * 3)];
+            for (var pixel = 0; pixel < pixelCount; pixel++)
+            {
+                var offset = pixel * 3;
+                red[pixel] = redTable[rgb[offset]];
+                green[pixel] = greenTable[rgb[offset + 1]];
+                blue[pixel] = blueTable[rgb[offset + 2]];
+            }
+
+            return;
+        }
+
         for (var channel = 0; channel < sourceChannels; channel++)
         {
             var channelTable = table.Slice(channel * 256, 256);
@@ -193,6 +212,9 @@ public static class ImageTensorWriter
         public int Width { get; }
 
         public int Height { get; }
+
+        /// <summary>Channel planes one after the other (NCHW), rather than channels interleaved per pixel (NHWC).</summary>
+        public bool IsPlanar => _pixelStride == 1 && _channelStride > 1;
 
         public int Index(int channel, int pixel) => channel * _channelStride + pixel * _pixelStride;
 
