@@ -150,8 +150,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
     /// </summary>
     private static DecodedImage DecodeImage(JsonElement image, ImageDecodeLimits limits)
     {
-        var raw = JsonMarshal.GetRawUtf8Value(image);
-        var text = raw.Length >= 2 && raw[0] == (byte)'"' ? raw[1..^1] : raw;
+        var text = JsonMarshal.GetRawUtf8Value(image)[1..^1]; // a string's raw value: its quotes and what they hold
         return text.Contains((byte)'\\')
             ? ImageDecoder.DecodeBase64(image.GetString()!, limits)
             : ImageDecoder.DecodeBase64(text, limits);

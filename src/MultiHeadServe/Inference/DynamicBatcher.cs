@@ -250,7 +250,7 @@ public sealed class DynamicBatcher : IDisposable
                 var item = batch[i];
                 var queueMs = Stopwatch.GetElapsedTime(item.EnqueuedTimestamp, dispatched).TotalMilliseconds;
                 item.Registration.Dispose();
-                item.Completion.TrySetResult(new InferenceResult(perPart[i].Outputs, Math.Max(0, queueMs), runMs, totalRows));
+                item.Completion.TrySetResult(new InferenceResult(perPart[i].Outputs, queueMs, runMs, totalRows));
             }
         }
 #pragma warning disable CA1031 // A failed run must fail its requests, never the worker thread.

@@ -102,21 +102,16 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
 
             ReturnReader(reader);
         }
-        catch (SqliteException exception)
+        catch (Exception exception)
         {
             // A reader that failed is not reused; its statements may refer to a table that changed.
             reader.Dispose();
-            if (!TransientFailure.IsTransient(exception))
+            if (exception is SqliteException sqlite && !TransientFailure.IsTransient(sqlite))
             {
                 // Most likely the table changed underneath the cached shape; read it afresh next time.
                 _schemas.Invalidate(table);
             }
 
-            throw;
-        }
-        catch
-        {
-            reader.Dispose();
             throw;
         }
 
