@@ -68,8 +68,7 @@ public sealed class DynamicBatcher : IDisposable
     public Task<InferenceResult> SubmitAsync(ReadOnlyMemory<float> rows, IReadOnlyList<string> outputs, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var item = new WorkItem(rows, rows.Length / _runner.Model.RowLength, outputs);
-        var runHere = false;
+        WorkItem? item = null; // stays null for a request run at once
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_stopping, this);
@@ -79,7 +78,6 @@ public sealed class DynamicBatcher : IDisposable
                 // this thread, because handing it to a worker would cost two thread switches and gain nothing.
                 // Requests that arrive while the instances are busy queue and run together, as below.
                 _busyInstances++;
-                runHere = true;
             }
             else
             {
@@ -88,6 +86,7 @@ public sealed class DynamicBatcher : IDisposable
                     throw new QueueFullException(_runner.Model.Name, _spec.MaxQueueSize);
                 }
 
+                item = new WorkItem(rows, rows.Length / _runner.Model.RowLength, outputs);
                 item.Node = _queue.AddLast(item);
                 _queuedRows += item.Rows;
 
@@ -103,18 +102,17 @@ public sealed class DynamicBatcher : IDisposable
             }
         }
 
-        if (runHere)
+        if (item is null)
         {
+            // Exactly what the model does without batching, holding one of the instances meanwhile.
             try
             {
-                Run([item]);
+                return Task.FromResult(_runner.RunAlone(rows, outputs, cancellationToken));
             }
             finally
             {
                 ReleaseInstance();
             }
-
-            return item.Completion.Task;
         }
 
         if (cancellationToken.CanBeCanceled)

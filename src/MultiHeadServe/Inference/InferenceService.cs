@@ -27,8 +27,7 @@ public sealed class InferenceService(ServeMetrics metrics, ILoggerFactory logger
             return batcher.SubmitAsync(rows, outputs, cancellationToken);
         }
 
-        var (perPart, runMs) = executor.Runner.Run([rows], outputs, cancellationToken);
-        return Task.FromResult(new InferenceResult(perPart[0].Outputs, 0, runMs, rows.Length / model.RowLength));
+        return Task.FromResult(executor.Runner.RunAlone(rows, outputs, cancellationToken));
     }
 
     /// <summary>Requests waiting in a model's batcher queue (0 without batching).</summary>

@@ -77,6 +77,13 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
         }
     }
 
+    /// <summary>One request's rows in a run of their own: the unbatched path, and a batcher's request that found an instance idle.</summary>
+    public InferenceResult RunAlone(ReadOnlyMemory<float> rows, IReadOnlyList<string> outputNames, CancellationToken cancellationToken)
+    {
+        var (perPart, runMs) = Run([rows], outputNames, cancellationToken);
+        return new InferenceResult(perPart[0].Outputs, 0, runMs, rows.Length / model.RowLength);
+    }
+
     private static InferenceOutputs[] Split(RunResult result, IReadOnlyList<string> outputNames, int[] rowsPerPart)
     {
         var perPart = new InferenceOutputs[rowsPerPart.Length];
