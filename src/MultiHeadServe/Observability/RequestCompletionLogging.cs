@@ -23,11 +23,15 @@ public sealed class RequestCompletionLogging(RequestDelegate next, ServeMetrics 
                 metrics.RecordRequest(telemetry.Model, route, context.Response.StatusCode);
             }
 
-            logger.LogInformation(
-                "{Method} {Path} -> {Status} in {ElapsedMs:0.0} ms; model {Model}, heads {Heads}, rows {Rows}, fetch {FetchMs:0.00} ms, inference {InferenceMs:0.00} ms",
-                context.Request.Method, context.Request.Path.Value, context.Response.StatusCode, elapsed,
-                telemetry.Model ?? "-", telemetry.Heads is null ? "-" : string.Join(",", telemetry.Heads), telemetry.Rows,
-                telemetry.FetchMilliseconds, telemetry.InferenceMilliseconds);
+            // Checked first: the heads join and the boxed arguments would otherwise cost every request, logged or not.
+            if (logger.IsEnabled(LogLevel.Information))
+            {
+                logger.LogInformation(
+                    "{Method} {Path} -> {Status} in {ElapsedMs:0.0} ms; model {Model}, heads {Heads}, rows {Rows}, fetch {FetchMs:0.00} ms, inference {InferenceMs:0.00} ms",
+                    context.Request.Method, context.Request.Path.Value, context.Response.StatusCode, elapsed,
+                    telemetry.Model ?? "-", telemetry.Heads is null ? "-" : string.Join(",", telemetry.Heads), telemetry.Rows,
+                    telemetry.FetchMilliseconds, telemetry.InferenceMilliseconds);
+            }
         }
     }
 }
