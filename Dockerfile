@@ -3,67 +3,45 @@
 #   docker build -t multiheadserve .                              CPU image (default)
 #   docker build --build-arg VARIANT=gpu -t multiheadserve:gpu .  CUDA image, see deploy/README.md
 #
+# Both variants build the same code; the GPU one builds with -p:OnnxRuntimeGpu=true, which swaps the
+# official CPU package of ONNX Runtime for its CUDA package (Microsoft.ML.OnnxRuntime.Gpu.Linux).
+#
 # Base images: .NET 10 ships its Linux container images on Ubuntu 24.04 "Noble" (the default
 # `10.0` tag), Alpine and Azure Linux; there are no Debian-based .NET 10 images. The tags below
 # name Noble explicitly so a future change of the default distro cannot silently change the apt
 # package names this file relies on (libpng16-16t64 and libturbojpeg are the Noble names of
-# Debian 12's libpng16-16 and libturbojpeg0). Alpine is ruled out: the ONNX Runtime library is
-# built against glibc.
+# Debian 12's libpng16-16 and libturbojpeg0). Alpine is ruled out: ONNX Runtime is built
+# against glibc.
 #
-# The image is linux/amd64 only: the pinned ONNX Runtime package ships an x64 library.
+# The image is linux/amd64 only (the CUDA package ships x64 libraries).
 
 ARG VARIANT=cpu
-# GPU variant only. The CUDA and cuDNN major versions must be those the official GPU build of
-# ONNX Runtime is linked against: CUDA 13 and cuDNN 9 for current releases (CUDA 12 builds are
-# deprecated). The runtime-gpu stage checks it and names any missing library.
+# GPU variant only. The CUDA and cuDNN major versions must be those the CUDA package of ONNX
+# Runtime is linked against: CUDA 13 and cuDNN 9 for 1.31. The runtime-gpu stage checks it and
+# names any missing library.
 ARG CUDA_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
 
 # ---------------------------------------------------------------------------------------------
-# SDK + Node.js: the build restores the ONNX Runtime native library with npm.
-FROM mcr.microsoft.com/dotnet/sdk:10.0-noble AS sdk
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm \
- && rm -rf /var/lib/apt/lists/*
-
-# ---------------------------------------------------------------------------------------------
-FROM sdk AS build
+FROM mcr.microsoft.com/dotnet/sdk:10.0-noble AS build
+ARG VARIANT
 WORKDIR /src
-
-# The native library first: the largest download and the input that changes least. This is the
-# same command OnnxRuntimeNative.targets runs; with the library in place the target skips it.
-COPY src/MultiHeadServe.OnnxRuntime/native/package.json src/MultiHeadServe.OnnxRuntime/native/package-lock.json src/MultiHeadServe.OnnxRuntime/native/
-RUN cd src/MultiHeadServe.OnnxRuntime/native \
- && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 # NuGet restore from the project files alone, so a source change does not invalidate it. The
 # service project is restored rather than the solution, which would also need every test project.
-COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
+COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props .editorconfig ./
 COPY src/MultiHeadServe/MultiHeadServe.csproj src/MultiHeadServe/
 COPY src/MultiHeadServe.Onnx/MultiHeadServe.Onnx.csproj src/MultiHeadServe.Onnx/
-COPY src/MultiHeadServe.OnnxRuntime/MultiHeadServe.OnnxRuntime.csproj src/MultiHeadServe.OnnxRuntime/
-COPY src/MultiHeadServe.OnnxRuntime/native/OnnxRuntimeNative.targets src/MultiHeadServe.OnnxRuntime/native/
-RUN dotnet restore src/MultiHeadServe/MultiHeadServe.csproj -r linux-x64
+RUN gpu=false; [ "$VARIANT" = gpu ] && gpu=true; \
+    dotnet restore src/MultiHeadServe/MultiHeadServe.csproj -r linux-x64 -p:OnnxRuntimeGpu=$gpu
 
 COPY src/ src/
-# Framework-dependent for linux-x64: only the x64 copies of the native libraries are published
-# (no runtimes/ folder for other platforms). The publish output must carry libonnxruntime.so.1.
-RUN dotnet publish src/MultiHeadServe/MultiHeadServe.csproj -c Release -r linux-x64 --self-contained false \
-        --no-restore -o /app/publish \
- && test -f /app/publish/libonnxruntime.so.1
-
-# ---------------------------------------------------------------------------------------------
-# GPU build of ONNX Runtime (the library plus its CUDA provider libraries), from NuGet. The
-# version is read from the npm lock file so the CPU and GPU images run the same ONNX Runtime.
-FROM sdk AS onnxruntime-gpu
-WORKDIR /onnxruntime-gpu
-COPY src/MultiHeadServe.OnnxRuntime/native/package-lock.json deploy/docker/onnxruntime-gpu.csproj ./
-RUN version="$(node -p "require('./package-lock.json').packages['node_modules/onnxruntime-node'].version")" \
- && dotnet restore onnxruntime-gpu.csproj -p:OnnxRuntimeVersion="$version" --packages /onnxruntime-gpu/packages \
- && native="packages/microsoft.ml.onnxruntime.gpu.linux/$version/runtimes/linux-x64/native" \
- && mkdir -p /opt/onnxruntime-gpu \
- && cp -P "$native"/libonnxruntime.so* "$native"/libonnxruntime_providers_shared.so "$native"/libonnxruntime_providers_cuda.so /opt/onnxruntime-gpu/ \
- && if [ ! -e /opt/onnxruntime-gpu/libonnxruntime.so ]; then ln -s libonnxruntime.so.1 /opt/onnxruntime-gpu/libonnxruntime.so; fi \
- && test -e /opt/onnxruntime-gpu/libonnxruntime.so
+# Framework-dependent for linux-x64: only the x64 native libraries are published. The CPU build
+# carries libonnxruntime.so; the GPU build also its CUDA provider libraries.
+RUN gpu=false; [ "$VARIANT" = gpu ] && gpu=true; \
+    dotnet publish src/MultiHeadServe/MultiHeadServe.csproj -c Release -r linux-x64 --self-contained false \
+        -p:OnnxRuntimeGpu=$gpu --no-restore -o /app/publish \
+ && test -f /app/publish/libonnxruntime.so \
+ && if [ "$gpu" = true ]; then test -f /app/publish/libonnxruntime_providers_cuda.so; fi
 
 # ---------------------------------------------------------------------------------------------
 # CPU runtime: ASP.NET Core on Noble plus the image codecs the service loads by soname
@@ -76,8 +54,8 @@ RUN apt-get update \
 ENV ModelRepository__Provider=Cpu
 
 # ---------------------------------------------------------------------------------------------
-# GPU runtime: NVIDIA's CUDA + cuDNN runtime on Ubuntu 24.04 (same package names as above), the
-# ASP.NET Core runtime copied from the official image, and the GPU build of ONNX Runtime.
+# GPU runtime: NVIDIA's CUDA + cuDNN runtime on Ubuntu 24.04 (same package names as above) and the
+# ASP.NET Core runtime copied from the official image.
 FROM ${CUDA_IMAGE} AS runtime-gpu
 ENV APP_UID=1654 \
     DOTNET_ROOT=/usr/share/dotnet \
@@ -89,19 +67,19 @@ RUN apt-get update \
  && useradd --uid "$APP_UID" --gid "$APP_UID" --no-create-home --shell /usr/sbin/nologin app
 COPY --from=mcr.microsoft.com/dotnet/aspnet:10.0-noble /usr/share/dotnet /usr/share/dotnet
 RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet
-COPY --from=onnxruntime-gpu /opt/onnxruntime-gpu /opt/onnxruntime-gpu
 # Fail the build, not the first start, when the base image lacks a CUDA or cuDNN library the CUDA
 # provider needs. libcuda.so.1 belongs to the driver: the NVIDIA runtime mounts it from the host.
-RUN missing="$(LD_LIBRARY_PATH="/opt/onnxruntime-gpu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-        ldd /opt/onnxruntime-gpu/libonnxruntime_providers_cuda.so | awk '/not found/ && $1 != "libcuda.so.1" { print $1 }')" \
+COPY --from=build /app/publish/libonnxruntime_providers_cuda.so /app/publish/libonnxruntime_providers_shared.so /tmp/ort-check/
+RUN missing="$(LD_LIBRARY_PATH="/tmp/ort-check${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        ldd /tmp/ort-check/libonnxruntime_providers_cuda.so | awk '/not found/ && $1 != "libcuda.so.1" { print $1 }')" \
+ && rm -rf /tmp/ort-check \
  && if [ -n "$missing" ]; then \
         echo "libonnxruntime_providers_cuda.so needs libraries this base image lacks:" $missing >&2; \
         echo "build with --build-arg CUDA_IMAGE=nvidia/cuda:<the CUDA version they belong to>-cudnn-runtime-ubuntu24.04" >&2; \
         exit 1; \
     fi
 # Cuda fails start-up with a clear message when no GPU is visible, instead of quietly running on CPU.
-ENV MHS_ONNXRUNTIME_PATH=/opt/onnxruntime-gpu/libonnxruntime.so \
-    ModelRepository__Provider=Cuda
+ENV ModelRepository__Provider=Cuda
 
 # ---------------------------------------------------------------------------------------------
 FROM runtime-${VARIANT} AS final

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using MultiHeadServe.Models;
-using MultiHeadServe.OnnxRuntime;
+using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Api;
 
@@ -40,7 +40,7 @@ public static class ModelsApi
         model.Manifest.Heads.Select(h => new HeadSummary(h.Name, h.Kind, h.Output, h.Served,
             model.Labels.TryGetValue(h.Name, out var labels) ? labels : null)).ToList());
 
-    private static TensorSummary Tensor(NodeMetadata node) => new(
+    private static TensorSummary Tensor(TensorMetadata node) => new(
         node.Name,
         TensorElementTypes.Name(node.ElementType),
         node.Shape,

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Options;
 using MultiHeadServe.Features;
 using MultiHeadServe.Inference;
 using MultiHeadServe.Models;
-using MultiHeadServe.OnnxRuntime;
+using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Api;
 
@@ -233,7 +233,7 @@ public static class OpenInferenceApi
         return null;
     }
 
-    private static V2Tensor Describe(NodeMetadata node) => new(node.Name, DataType(node.ElementType), node.Shape);
+    private static V2Tensor Describe(TensorMetadata node) => new(node.Name, DataType(node.ElementType), node.Shape);
 
     private static string DataType(TensorElementType type) => type switch
     {
@@ -273,7 +273,7 @@ public sealed record V2InputTensor(string Name, IReadOnlyList<long> Shape, strin
 
 public sealed record V2RequestedOutput(string Name);
 
-public sealed record V2OutputTensor(string Name, IReadOnlyList<long> Shape, string Datatype, IReadOnlyList<float> Data);
+public sealed record V2OutputTensor(string Name, IReadOnlyList<long> Shape, string Datatype, ReadOnlyMemory<float> Data);
 
 public sealed record V2InferResponse(
     [property: System.Text.Json.Serialization.JsonPropertyName("model_name")] string ModelName,

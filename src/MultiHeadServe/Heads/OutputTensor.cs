@@ -1,15 +1,15 @@
 namespace MultiHeadServe.Heads;
 
 /// <summary>
-/// One ONNX output of a whole batch, copied out of the runtime's memory: <see cref="Shape"/> is <c>[N]</c>,
+/// One ONNX output of a request's rows, in memory the service owns (the run wrote it there): <see cref="Shape"/> is <c>[N]</c>,
 /// <c>[N, k]</c> or <c>[N, d1, d2, ...]</c>; row <c>r</c> is request <c>r</c> of the batch. Decoders and
-/// loss evaluation read it and never see ONNX Runtime. The arrays are not copied: the tensor must not be
-/// mutated while a decoder reads it.
+/// loss evaluation read it and never see ONNX Runtime. <see cref="Data"/> may be a slice of a batch's array
+/// shared with the other requests of that batch: nothing writes to it after the run.
 /// </summary>
 /// <param name="Name">The ONNX output name.</param>
 /// <param name="Data">Row-major values, <see cref="Rows"/> × <see cref="Width"/> of them.</param>
 /// <param name="Shape">The output's shape; the first dimension is the batch.</param>
-public sealed record OutputTensor(string Name, float[] Data, long[] Shape)
+public sealed record OutputTensor(string Name, ReadOnlyMemory<float> Data, long[] Shape)
 {
     /// <summary>The batch size, <c>Shape[0]</c>.</summary>
     public int Rows
@@ -49,14 +49,14 @@ public sealed record OutputTensor(string Name, float[] Data, long[] Shape)
         var rows = CheckedRows(width);
         ArgumentOutOfRangeException.ThrowIfNegative(row);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, rows);
-        return Data.AsSpan(row * width, width);
+        return Data.Span.Slice(row * width, width);
     }
 
     /// <summary>Every row, row-major, once the data is checked against the shape.</summary>
     internal ReadOnlySpan<float> AllRows()
     {
         CheckedRows(Width);
-        return Data;
+        return Data.Span;
     }
 
     private int CheckedRows(int width)

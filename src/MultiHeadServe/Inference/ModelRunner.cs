@@ -3,7 +3,7 @@ using System.Diagnostics;
 using MultiHeadServe.Heads;
 using MultiHeadServe.Models;
 using MultiHeadServe.Observability;
-using MultiHeadServe.OnnxRuntime;
+using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Inference;
 
@@ -59,11 +59,8 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
                 shape[d + 1] = model.RowShape[d];
             }
 
-            // ONNX Runtime only reads the input; the cast lets the tensor wrap the caller's memory without a copy.
-            var memory = System.Runtime.InteropServices.MemoryMarshal.AsMemory(tensor);
-            using var input = OrtValue.CreateTensor(memory, shape);
             var start = Stopwatch.GetTimestamp();
-            using var result = model.Session.Run([new(model.FeatureInput.Name, input)], outputNames, cancellationToken);
+            var result = model.Session.Run(model.FeatureInput.Name, tensor, shape, outputNames, cancellationToken);
             var runMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             metrics.RecordRun(model.Name, totalRows, runMs);
             return (Split(result, outputNames, rowsPerPart), runMs);
@@ -84,7 +81,8 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
         return new InferenceResult(perPart[0].Outputs, 0, runMs, rows.Length / model.RowLength);
     }
 
-    private static InferenceOutputs[] Split(RunResult result, IReadOnlyList<string> outputNames, int[] rowsPerPart)
+    /// <summary>Each part's rows of each output: slices of the run's own arrays, not copies.</summary>
+    private static InferenceOutputs[] Split(SessionOutputs result, IReadOnlyList<string> outputNames, int[] rowsPerPart)
     {
         var perPart = new InferenceOutputs[rowsPerPart.Length];
         for (var p = 0; p < perPart.Length; p++)
@@ -94,22 +92,22 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
 
         for (var o = 0; o < outputNames.Count; o++)
         {
-            var value = result[o];
-            var data = value.GetData<float>();
-            var shape = value.Shape;
-            var totalRows = shape.Count == 0 ? 1 : (int)shape[0];
+            var data = result.Data[o];
+            var shape = result.Shapes[o];
+            var totalRows = shape.Length == 0 ? 1 : (int)shape[0];
             var width = totalRows == 0 ? 0 : data.Length / totalRows;
             var offset = 0;
             for (var p = 0; p < perPart.Length; p++)
             {
                 var rows = rowsPerPart[p];
-                var partShape = shape.ToArray();
-                if (partShape.Length > 0)
+                var partShape = shape;
+                if (perPart.Length > 1 && partShape.Length > 0)
                 {
+                    partShape = (long[])shape.Clone();
                     partShape[0] = rows;
                 }
 
-                perPart[p].Outputs[outputNames[o]] = new OutputTensor(outputNames[o], data.Slice(offset * width, rows * width).ToArray(), partShape);
+                perPart[p].Outputs[outputNames[o]] = new OutputTensor(outputNames[o], data.AsMemory(offset * width, rows * width), partShape);
                 offset += rows;
             }
         }

@@ -1,6 +1,6 @@
 using MultiHeadServe.Heads;
 using MultiHeadServe.Heads.Losses;
-using MultiHeadServe.OnnxRuntime;
+using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Models;
 
@@ -10,7 +10,7 @@ namespace MultiHeadServe.Models;
 /// </summary>
 public sealed class LoadedModel : IDisposable
 {
-    public LoadedModel(string name, int version, string directory, ModelManifest manifest, InferenceSession session,
+    public LoadedModel(string name, int version, string directory, ModelManifest manifest, ModelSession session,
         IReadOnlyDictionary<string, IReadOnlyList<string>> labels, IReadOnlyList<int> availableVersions,
         IReadOnlyDictionary<string, HeadDecoder> decoders, MultiTaskEvaluator evaluator)
     {
@@ -39,7 +39,7 @@ public sealed class LoadedModel : IDisposable
 
     public ModelManifest Manifest { get; }
 
-    public InferenceSession Session { get; }
+    public ModelSession Session { get; }
 
     /// <summary>Labels per head name, for heads that have a labels file.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<string>> Labels { get; }
@@ -47,7 +47,7 @@ public sealed class LoadedModel : IDisposable
     public IReadOnlyList<int> AvailableVersions { get; }
 
     /// <summary>The graph input the feature tensor feeds.</summary>
-    public NodeMetadata FeatureInput { get; }
+    public TensorMetadata FeatureInput { get; }
 
     /// <summary>The feature input's shape without the batch dimension (e.g. [3, 64, 64] or [12]).</summary>
     public IReadOnlyList<long> RowShape { get; }

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using MultiHeadServe.OnnxRuntime;
+using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Models;
 
@@ -22,7 +22,7 @@ public static partial class ManifestValidator
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$")]
     private static partial Regex Identifier();
 
-    public static void Validate(ModelManifest manifest, InferenceSession session, string file)
+    public static void Validate(ModelManifest manifest, ModelSession session, string file)
     {
         void Fail(string field, string reason) => throw new ManifestException(file, field, reason);
 
@@ -38,7 +38,7 @@ public static partial class ManifestValidator
         ValidateLoss(manifest, Fail);
     }
 
-    private static void ValidateInputs(ModelManifest manifest, InferenceSession session, Action<string, string> fail)
+    private static void ValidateInputs(ModelManifest manifest, ModelSession session, Action<string, string> fail)
     {
         foreach (var actual in session.Inputs)
         {
@@ -73,7 +73,7 @@ public static partial class ManifestValidator
         }
     }
 
-    private static void ValidateFeatures(ModelManifest manifest, InferenceSession session, Action<string, string> fail)
+    private static void ValidateFeatures(ModelManifest manifest, ModelSession session, Action<string, string> fail)
     {
         var features = manifest.Features;
         if (!Sources.Contains(features.Source))
@@ -160,7 +160,7 @@ public static partial class ManifestValidator
         }
     }
 
-    private static void ValidateImage(ImageSpec? image, NodeMetadata input, Action<string, string> fail)
+    private static void ValidateImage(ImageSpec? image, TensorMetadata input, Action<string, string> fail)
     {
         if (image is null)
         {
@@ -197,7 +197,7 @@ public static partial class ManifestValidator
         }
     }
 
-    private static void ValidateHeads(ModelManifest manifest, InferenceSession session, Action<string, string> fail)
+    private static void ValidateHeads(ModelManifest manifest, ModelSession session, Action<string, string> fail)
     {
         if (manifest.Heads.Count == 0)
         {
@@ -254,7 +254,7 @@ public static partial class ManifestValidator
         }
     }
 
-    private static void ValidateBatching(ModelManifest manifest, InferenceSession session, Action<string, string> fail)
+    private static void ValidateBatching(ModelManifest manifest, ModelSession session, Action<string, string> fail)
     {
         var batching = manifest.Batching;
         if (batching.MaxBatchSize < 1 || batching.MaxQueueSize < 1 || batching.Instances < 1 || batching.MaxQueueDelayMicroseconds < 0)

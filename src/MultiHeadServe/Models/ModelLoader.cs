@@ -3,7 +3,7 @@ using System.Text.Json;
 using MultiHeadServe.Heads;
 using MultiHeadServe.Heads.Losses;
 using MultiHeadServe.Onnx;
-using MultiHeadServe.OnnxRuntime;
+using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Models;
 
@@ -100,23 +100,20 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         }
     }
 
-    private InferenceSession CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
+    private ModelSession CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
     {
         if (manifest.IntraOpThreads is < 0 or > MaxIntraOpThreads)
         {
             throw new ManifestException(displayPath, "intraOpThreads", $"{manifest.IntraOpThreads} is not between 0 (one per core) and {MaxIntraOpThreads}.");
         }
 
-        var sessionOptions = new OnnxRuntime.SessionOptions
+        var settings = new SessionSettings
         {
-            ExecutionProvider = ProviderFor(manifest, displayPath),
+            Provider = ProviderFor(manifest, displayPath),
             CudaDeviceId = options.CudaDeviceId,
             IntraOpThreads = manifest.IntraOpThreads ?? options.IntraOpThreads,
             GraphOptimizationLevel = options.GraphOptimizationLevel,
-            // Spinning threads burn the cores the HTTP server and the other sessions need.
-            ConfigEntries = { ["session.intra_op.allow_spinning"] = "0" },
         };
-        var environment = OrtEnvironment.Shared(options.RuntimeLogLevel);
         try
         {
             if (manifest.Members is { Count: > 0 } members)
@@ -132,7 +129,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                     return (Path.GetFileNameWithoutExtension(file), OnnxModel.Load(path).Proto);
                 }).ToList();
                 var fused = new OnnxModel(ModelFusion.Fuse(parts));
-                return InferenceSession.FromBytes(fused.ToBytes(), sessionOptions, environment);
+                return ModelSession.FromBytes(fused.ToBytes(), settings);
             }
 
             var modelPath = Path.Combine(versionDirectory, "model.onnx");
@@ -141,15 +138,15 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                 throw new ManifestException(displayPath, "members", $"no model.onnx in {Path.GetFileName(versionDirectory)}/ and no members listed.");
             }
 
-            return InferenceSession.FromFile(modelPath, sessionOptions, environment);
+            return ModelSession.FromFile(modelPath, settings);
         }
         catch (OnnxModelException ex)
         {
             throw new ManifestException(displayPath, "members", ex.Message);
         }
-        catch (OnnxRuntimeException ex)
+        catch (InferenceEngineException ex)
         {
-            throw new ManifestException(displayPath, "(model)", $"ONNX Runtime cannot load the model: {ex.RuntimeMessage}");
+            throw new ManifestException(displayPath, "(model)", $"ONNX Runtime cannot load the model: {ex.Message}");
         }
         catch (ExecutionProviderUnavailableException ex)
         {
@@ -189,7 +186,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         return labels;
     }
 
-    private static Dictionary<string, HeadDecoder> CreateDecoders(ModelManifest manifest, InferenceSession session,
+    private static Dictionary<string, HeadDecoder> CreateDecoders(ModelManifest manifest, ModelSession session,
         IReadOnlyDictionary<string, IReadOnlyList<string>> labels, string displayPath)
     {
         var decoders = new Dictionary<string, HeadDecoder>(StringComparer.Ordinal);
@@ -241,8 +238,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                 shape[d + 1] = model.RowShape[d];
             }
 
-            using var input = OrtValue.CreateTensor(new float[rows * model.RowLength], shape);
-            using var _ = model.Session.Run([new(model.FeatureInput.Name, input)]);
+            _ = model.Session.Run(model.FeatureInput.Name, new float[rows * model.RowLength], shape,
+                [.. model.Session.Outputs.Where(o => o.ElementType == Inference.Engine.TensorElementType.Float).Select(o => o.Name)], CancellationToken.None);
         }
 
         model.Warm = true;

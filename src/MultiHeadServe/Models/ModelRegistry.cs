@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Models;
 
@@ -40,11 +41,14 @@ public sealed class ModelRepositoryLoader(
     ModelRegistry registry,
     IOptions<ModelRepositoryOptions> options,
     IHostEnvironment environment,
+    ILoggerFactory loggerFactory,
     ILogger<ModelLoader> loaderLogger,
     ILogger<ModelRepositoryLoader> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        // Before the first session: the runtime's own messages go to this log, not to stderr.
+        RuntimeEnvironment.UseLogger(loggerFactory, options.Value.RuntimeLogLevel);
         var root = ResolveRepository(options.Value.Path, environment.ContentRootPath);
         var loader = new ModelLoader(options.Value, loaderLogger);
         var only = options.Value.Only;

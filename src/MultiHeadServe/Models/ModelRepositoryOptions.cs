@@ -1,5 +1,5 @@
 using System.ComponentModel.DataAnnotations;
-using MultiHeadServe.OnnxRuntime;
+using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Models;
 
@@ -26,8 +26,11 @@ public sealed class ModelRepositoryOptions
 
     public GraphOptimizationLevel GraphOptimizationLevel { get; set; } = GraphOptimizationLevel.All;
 
-    /// <summary>ONNX Runtime's own log threshold. Its errors reach the service as exceptions and are logged there.</summary>
-    public OrtLoggingLevel RuntimeLogLevel { get; set; } = OrtLoggingLevel.Fatal;
+    /// <summary>
+    /// The least severe of ONNX Runtime's own messages that reach the service's log (category "OnnxRuntime").
+    /// Its errors also reach the service as exceptions and are logged there.
+    /// </summary>
+    public RuntimeLogLevel RuntimeLogLevel { get; set; } = RuntimeLogLevel.Warning;
 
     /// <summary>Only these models are loaded (empty: every model in the repository).</summary>
     public IList<string> Only { get; } = [];

@@ -3,8 +3,8 @@ using MultiHeadServe.Benchmarks.Load;
 using MultiHeadServe.Benchmarks.Models;
 using MultiHeadServe.Benchmarks.Reporting;
 using MultiHeadServe.Onnx;
-using MultiHeadServe.OnnxRuntime;
-using SessionOptions = MultiHeadServe.OnnxRuntime.SessionOptions;
+using Microsoft.ML.OnnxRuntime;
+using SessionOptions = Microsoft.ML.OnnxRuntime.SessionOptions;
 
 namespace MultiHeadServe.Benchmarks.Raw;
 
@@ -65,13 +65,12 @@ internal static class RawOnnxBenchmark
             source = sessionSource;
             using (session)
             {
-                var input = session.Inputs.Single(i => i.Name == model.FeatureInput);
-                var rowShape = input.Shape.Skip(1).ToArray();
+                var rowShape = session.InputMetadata[model.FeatureInput].Dimensions.Skip(1).Select(d => (long)d).ToArray();
                 var rowLength = (int)rowShape.Aggregate(1L, (a, d) => a * d);
                 var reference = model.ReferenceRows(rowLength);
                 foreach (var batch in batchSizes)
                 {
-                    var result = RunBatch(session, input.Name, rowShape, rowLength, reference, layout, batch, perBatch);
+                    var result = RunBatch(session, model.FeatureInput, rowShape, rowLength, reference, layout, batch, perBatch);
                     progress($"  raw {model.Name} {layout}, batch {batch,3}: {result.RowsPerSecond,10:0} rows/s, " +
                         $"{result.RunLatencies.Percentile(50),8:0.000} ms per run, {result.CpuMillisecondsPerRow:0.000} CPU ms per row");
                     results.Add(result);
@@ -84,24 +83,23 @@ internal static class RawOnnxBenchmark
 
     private static (InferenceSession Session, string Source) CreateSession(BenchmarkModel model, int intraOpThreads)
     {
-        var options = new SessionOptions
+        // The official API as its documentation shows it, with the service's settings (CPU, all optimisations, no spinning).
+        using var options = new SessionOptions
         {
-            ExecutionProvider = ExecutionProvider.Cpu,
-            GraphOptimizationLevel = GraphOptimizationLevel.All,
-            IntraOpThreads = intraOpThreads,
-            ConfigEntries = { ["session.intra_op.allow_spinning"] = "0" },
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = intraOpThreads,
         };
-        var environment = OrtEnvironment.Shared(OrtLoggingLevel.Error);
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         if (model.Members.Count == 0)
         {
-            return (InferenceSession.FromFile(Path.Combine(model.VersionDirectory, "model.onnx"), options, environment), "model.onnx");
+            return (new InferenceSession(Path.Combine(model.VersionDirectory, "model.onnx"), options), "model.onnx");
         }
 
         var members = model.Members
             .Select(file => (Path.GetFileNameWithoutExtension(file), OnnxModel.Load(Path.Combine(model.VersionDirectory, file)).Proto))
             .ToList();
         var fused = new OnnxModel(ModelFusion.Fuse(members));
-        return (InferenceSession.FromBytes(fused.ToBytes(), options, environment), $"{string.Join(" + ", model.Members)} fused with ModelFusion.Fuse");
+        return (new InferenceSession(fused.ToBytes(), options), $"{string.Join(" + ", model.Members)} fused with ModelFusion.Fuse");
     }
 
     private static RawBatchResult RunBatch(
@@ -116,7 +114,10 @@ internal static class RawOnnxBenchmark
         long[] shape = [batch, .. rowShape];
 
         // Each caller has its own input tensor over the same rows; the session is shared, as the service shares it.
-        var tensors = Enumerable.Range(0, layout.Callers).Select(_ => OrtValue.CreateTensor(data.AsMemory(), shape)).ToArray();
+        var tensors = Enumerable.Range(0, layout.Callers).Select(_ => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, data.AsMemory(), shape)).ToArray();
+        using var runOptions = new RunOptions();
+        string[] inputNames = [inputName];
+        var outputNames = session.OutputNames;
         try
         {
             var latencies = tensors.Select(_ => new List<long>(4096)).ToArray();
@@ -124,13 +125,13 @@ internal static class RawOnnxBenchmark
             long start = 0, end = 0;
             var callers = tensors.Select((tensor, c) => new Thread(() =>
             {
-                KeyValuePair<string, OrtValue>[] inputs = [new(inputName, tensor)];
+                OrtValue[] inputs = [tensor];
 
                 // Warm-up: the first runs at a new shape plan their memory.
                 var warmupEnd = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 2;
                 do
                 {
-                    using var _ = session.Run(inputs);
+                    using var _ = session.Run(runOptions, inputNames, inputs, outputNames);
                 }
                 while (Stopwatch.GetTimestamp() < warmupEnd);
 
@@ -139,7 +140,7 @@ internal static class RawOnnxBenchmark
                 var now = Volatile.Read(ref start);
                 while (now < Volatile.Read(ref end))
                 {
-                    using (session.Run(inputs))
+                    using (session.Run(runOptions, inputNames, inputs, outputNames))
                     {
                     }
 

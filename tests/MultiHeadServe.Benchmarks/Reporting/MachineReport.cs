@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using MultiHeadServe.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime;
 
 namespace MultiHeadServe.Benchmarks.Reporting;
 
@@ -73,7 +73,7 @@ internal sealed class MachineMonitor : IAsyncDisposable
             ReadProcessorName(),
             RuntimeInformation.OSDescription,
             RuntimeInformation.FrameworkDescription,
-            OrtEnvironment.RuntimeVersion,
+            OrtEnv.Instance().GetVersionString(),
             _before,
             _fiveMinutesBefore,
             _before is null ? null : Math.Max(Volatile.Read(ref _peak), after ?? 0),

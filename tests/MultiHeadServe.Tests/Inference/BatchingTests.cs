@@ -1,8 +1,8 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.ML.OnnxRuntime;
 using MultiHeadServe.Inference;
 using MultiHeadServe.Observability;
-using MultiHeadServe.OnnxRuntime;
 using MultiHeadServe.Tests.Infrastructure;
 
 namespace MultiHeadServe.Tests.Inference;
@@ -182,16 +182,20 @@ public sealed class BatchingTests
         }
     }
 
-    /// <summary>Each input run alone through the fused members' revenue file: the answer a batch must not change.</summary>
+    /// <summary>
+    /// Each input run alone through the fused members' revenue file, by ONNX Runtime's own API rather than the
+    /// service's: the answer a batch must not change.
+    /// </summary>
     private static float[] ExpectedRevenue(float[][] inputs, int columns)
     {
         var path = Path.Combine(RepositoryPaths.Model("ranking"), "1", "revenue.onnx");
-        using var session = InferenceSession.FromFile(path, new SessionOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        using var session = new InferenceSession(path);
+        using var runOptions = new RunOptions();
         return inputs.Select(values =>
         {
-            using var input = OrtValue.CreateTensor(values, 1, columns);
-            using var result = session.Run([new("features", input)], ["revenue"]);
-            return result[0].GetData<float>()[0];
+            using var input = OrtValue.CreateTensorValueFromMemory(values, [1, columns]);
+            using var result = session.Run(runOptions, ["features"], [input], ["revenue"]);
+            return result[0].GetTensorDataAsSpan<float>()[0];
         }).ToArray();
     }
 }

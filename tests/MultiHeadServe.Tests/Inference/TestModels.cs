@@ -1,9 +1,9 @@
-namespace MultiHeadServe.OnnxRuntime.Tests;
+namespace MultiHeadServe.Tests.Inference;
 
 /// <summary>The models under Models/ (made by make_models.py) and the formulas of their weights.</summary>
 internal static class TestModels
 {
-    public static string Path(string name) => System.IO.Path.Combine(AppContext.BaseDirectory, "Models", name);
+    public static string Path(string name) => System.IO.Path.Combine(AppContext.BaseDirectory, "Inference", "Models", name);
 
     public static string Linear => Path("linear.onnx");
 
@@ -45,6 +45,4 @@ internal static class TestModels
         var random = new Random(seed);
         return Enumerable.Range(0, rows * cols).Select(_ => (float)((random.NextDouble() * 4) - 2)).ToArray();
     }
-
-    public static KeyValuePair<string, OrtValue> Named(string name, OrtValue value) => new(name, value);
 }

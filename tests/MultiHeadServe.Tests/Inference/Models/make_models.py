@@ -1,4 +1,4 @@
-"""Builds the small ONNX models the binding tests run.
+"""Builds the small ONNX models the engine tests run.
 
 Run with Debian's python3-onnx:  /usr/bin/python3 make_models.py
 The weights follow closed formulas that the C# tests recompute, so every expected output is derived
