@@ -24,6 +24,9 @@ internal enum Scenarios
     HttpFloor = 16,
 
     All = Raw | MultiHead | MultiHeadUnbatched | SeparateApis | HttpFloor,
+
+    /// <summary>e. The multi-head call on another build of the service (--baseline), in the same rounds: before and after a change.</summary>
+    Baseline = 32,
 }
 
 /// <summary>Command-line options; every figure has a default so the bare command reproduces the published run.</summary>
@@ -63,6 +66,9 @@ internal sealed record BenchmarkOptions
     /// <summary>The service's MultiHeadServe.dll; null: the one built with this benchmark.</summary>
     public string? ServiceAssembly { get; init; }
 
+    /// <summary>Another build's MultiHeadServe.dll whose multi-head call is measured in the same rounds (scenario e); null: none.</summary>
+    public string? BaselineAssembly { get; init; }
+
     /// <summary>Keep the temporary model repository (for inspecting what was served).</summary>
     public bool KeepRepository { get; init; }
 
@@ -84,6 +90,8 @@ internal sealed record BenchmarkOptions
           --max-predictions <n>   also end a scenario after this many predictions (default 2000000)
           --models-dir <dir>      model repository to copy from (default models/ at the repository root)
           --service <dll>         the service to start (default: the MultiHeadServe.dll built with this benchmark)
+          --baseline <dll>        also measure another build's multi-head call in the same rounds (e.g. the previous
+                                  commit's MultiHeadServe.dll): before and after a change, from one run
           --keep-repository       keep the temporary model repository
           --service-env <K=V>     extra environment for the service, e.g. ModelRepository__IntraOpThreads=1 (repeatable)
         """;
@@ -119,6 +127,7 @@ internal sealed record BenchmarkOptions
                 "--max-predictions" => options with { MaxPredictions = Integers(name, Value()).Single() },
                 "--models-dir" => options with { ModelsDirectory = Value() },
                 "--service" => options with { ServiceAssembly = Value() },
+                "--baseline" => options with { BaselineAssembly = Value() },
                 "--keep-repository" => options with { KeepRepository = true },
                 "--service-env" => options with { ServiceEnvironment = WithSetting(options.ServiceEnvironment, Value()) },
                 _ => throw new UsageException($"Unknown option '{name}'."),

@@ -99,11 +99,15 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             ? await ServerProcess.StartAsync("the HTTP floor", typeof(BenchmarkRun).Assembly.Location, [HttpFloor.Command],
                 ProductionEnvironment, TimeSpan.FromMinutes(1), cancellationToken)
             : null;
+        await using var baseline = options.BaselineAssembly is { } baselineAssembly
+            ? await ServerProcess.StartAsync("the baseline build", ServiceAssembly.Locate(baselineAssembly, root), [],
+                ServiceEnvironment(repository.ModelsPath, repository.FeatureStorePath + ".baseline"), ServiceReadyTimeout, cancellationToken)
+            : null;
         using var load = new LoadGenerator();
         // Every server figure comes from /metrics: fail now, not after minutes of load, if it cannot be read.
         _ = await MetricsSnapshot.ScrapeAsync(load.Client, service.BaseAddress, cancellationToken);
 
-        var plans = repository.Models.Select(deployment => (deployment.Model, Scenarios: ScenariosOf(deployment, service, floor))).ToList();
+        var plans = repository.Models.Select(deployment => (deployment.Model, Scenarios: ScenariosOf(deployment, service, floor, baseline))).ToList();
         await WarmUpAsync(plans, load, cancellationToken);
 
         var results = new List<ScenarioResult>();
@@ -163,7 +167,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         }
     }
 
-    private List<ServedScenario> ScenariosOf(ModelDeployments deployment, ServerProcess service, ServerProcess? floor)
+    private List<ServedScenario> ScenariosOf(ModelDeployments deployment, ServerProcess service, ServerProcess? floor, ServerProcess? baseline)
     {
         var model = deployment.Model;
         var heads = model.ServedHeads.Select(h => h.Name).ToList();
@@ -171,6 +175,11 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         if (options.Scenarios.HasFlag(Scenarios.MultiHead))
         {
             scenarios.Add(new(Scenarios.MultiHead, "b. multi-head, batching on", service, true, [Predict(service, deployment.MultiHead, heads)]));
+        }
+
+        if (baseline is not null)
+        {
+            scenarios.Add(new(Scenarios.Baseline, "e. multi-head, baseline build", baseline, true, [Predict(baseline, deployment.MultiHead, heads)]));
         }
 
         if (options.Scenarios.HasFlag(Scenarios.MultiHeadUnbatched))

@@ -35,6 +35,7 @@ internal static class Acceptance
         foreach (var model in models)
         {
             MultiHeadVersusSeparate(results, model, lines);
+            VersusBaseline(results, model, lines);
         }
 
         if (models.FirstOrDefault(m => m.Name == BatchingModel) is { } batching)
@@ -45,6 +46,27 @@ internal static class Acceptance
         }
 
         return lines;
+    }
+
+    /// <summary>This build's multi-head call against the baseline build's (--baseline), throughput and allocations.</summary>
+    private static void VersusBaseline(IReadOnlyList<ScenarioResult> results, AcceptanceModel model, List<AcceptanceLine> lines)
+    {
+        var current = Find(results, model.Name, Scenarios.MultiHead, MultiHeadConcurrency);
+        var baseline = Find(results, model.Name, Scenarios.Baseline, MultiHeadConcurrency);
+        if (current is null || baseline is null)
+        {
+            return;
+        }
+
+        var ratio = current.PredictionsPerSecond / baseline.PredictionsPerSecond;
+        lines.Add(new(ratio >= 1 ? "PASS" : "FAIL",
+            $"{model.Name}: multi-head, this build vs the baseline build, predictions/s at concurrency {MultiHeadConcurrency}: " +
+            $"{F(current.PredictionsPerSecond, "0")} / {F(baseline.PredictionsPerSecond, "0")} = {F(ratio, "0.00")}×{RoundRatios(current, baseline)} (target ≥ 1.0×)"));
+        if (current.AllocatedBytesPerPrediction is { } now && baseline.AllocatedBytesPerPrediction is { } before)
+        {
+            lines.Add(new(now < before ? "PASS" : "FAIL",
+                $"{model.Name}: managed allocations per prediction, this build vs the baseline build: {F(now / 1024, "0.0")} KB vs {F(before / 1024, "0.0")} KB (target lower)"));
+        }
     }
 
     private static void MultiHeadVersusSeparate(IReadOnlyList<ScenarioResult> results, AcceptanceModel model, List<AcceptanceLine> lines)
