@@ -5,17 +5,26 @@ using MultiHeadServe.Inference;
 using MultiHeadServe.Models;
 using MultiHeadServe.Observability;
 
-var builder = WebApplication.CreateBuilder(args);
+// Settings and content are found next to the application when it is started from another folder (a container's
+// working directory, the repository root), so the same appsettings.json applies wherever it runs from.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = args,
+    ContentRootPath = File.Exists(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json")) ? null : AppContext.BaseDirectory,
+});
 
 builder.AddServeLogging();
 builder.Services.AddOptions<ServeOptions>().BindConfiguration(ServeOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddModelRepository();
 builder.Services.AddFeatureSources();
 builder.Services.AddSingleton<InferenceService>();
-builder.Services.AddServeMetrics();
+builder.Services.AddServeMetrics(builder.Configuration);
+builder.Services.AddServeHealthChecks();
 // Responses leave out what does not apply (a single row has no "predictions", a box without an image no "pixels").
 builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
-builder.Services.AddProblemDetails();
+// Every problem's traceId is the W3C trace id that the request's log line carries, so one finds the other.
+builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
+    context.ProblemDetails.Extensions["traceId"] = System.Diagnostics.Activity.Current?.TraceId.ToHexString() ?? context.HttpContext.TraceIdentifier);
 builder.Services.AddExceptionHandler<ServeExceptionHandler>();
 builder.Services.AddOpenApiExplorer();
 // Bodies are read by the feature-fetch middleware, which enforces Serve:MaxRequestBytes with a 413 problem.
@@ -23,11 +32,12 @@ builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 
 
 var app = builder.Build();
 
+app.UseServeRequestLogging();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
-app.UseMiddleware<RequestCompletionLogging>();
 app.UseOpenApiExplorer();
 app.UseRouting();
+app.UseMiddleware<RequestTelemetryMiddleware>();
 app.UseMiddleware<FeatureFetchMiddleware>();
 
 app.MapHealthApi();

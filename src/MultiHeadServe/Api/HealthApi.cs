@@ -1,36 +1,108 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using MultiHeadServe.Features;
 using MultiHeadServe.Models;
 
 namespace MultiHeadServe.Api;
 
-/// <summary>/healthz (the process is alive) and /readyz (every model loaded and warm, the feature store reachable).</summary>
+/// <summary>
+/// ASP.NET Core health checks. <c>/healthz</c>: the process is alive (no check runs). <c>/readyz</c>: every check
+/// tagged "ready": the models (loaded and warm: unhealthy otherwise) and the feature store (degraded when it does
+/// not answer: only the models that read it are then unready, which <c>/v2/models/{m}/ready</c> reports, while
+/// image and inline models keep the pod in service).
+/// </summary>
 public static class HealthApi
 {
+    private const string ReadyTag = "ready";
+
+    public static IServiceCollection AddServeHealthChecks(this IServiceCollection services)
+    {
+        services.AddHealthChecks()
+            .AddCheck<ModelsHealthCheck>("models", HealthStatus.Unhealthy, [ReadyTag])
+            .AddCheck<FeatureStoreHealthCheck>("feature-store", HealthStatus.Degraded, [ReadyTag]);
+        return services;
+    }
+
     public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder routes)
     {
+        // Route handlers over the health-check service rather than MapHealthChecks: typed results put both in the OpenAPI document.
         routes.MapGet("/healthz", () => TypedResults.Ok(new Liveness("ok")))
             .WithTags("Health").WithName("Liveness").WithSummary("The process is up.");
         routes.MapGet("/readyz", Readiness)
-            .WithTags("Health").WithName("Readiness").WithSummary("Models loaded and warm; feature store reachable.");
+            .WithTags("Health").WithName("Readiness")
+            .WithSummary("Models loaded and warm (else 503); the feature store's state (degraded: its models are unready, the rest serve).");
         return routes;
     }
 
-    internal static async Task<Results<Ok<ReadinessReport>, JsonHttpResult<ReadinessReport>>> Readiness(
-        ModelRegistry registry, FeatureStoreHealth store, CancellationToken cancellationToken)
+    /// <summary>200 when healthy or degraded (the feature store down: only its models are unready), 503 when a model is not ready.</summary>
+    internal static async Task<Results<Ok<ReadinessReport>, JsonHttpResult<ReadinessReport>>> Readiness(HealthCheckService health, CancellationToken cancellationToken)
+    {
+        var report = await health.CheckHealthAsync(check => check.Tags.Contains(ReadyTag), cancellationToken);
+        var readiness = Describe(report);
+        return report.Status == HealthStatus.Unhealthy
+            ? TypedResults.Json(readiness, statusCode: StatusCodes.Status503ServiceUnavailable)
+            : TypedResults.Ok(readiness);
+    }
+
+    private static ReadinessReport Describe(HealthReport report)
+    {
+        var models = report.Entries.TryGetValue("models", out var modelEntry) && modelEntry.Data.TryGetValue("models", out var m)
+            ? (IReadOnlyList<ModelReadiness>)m : [];
+        var store = report.Entries.TryGetValue("feature-store", out var storeEntry) && storeEntry.Data.TryGetValue("report", out var s)
+            ? (FeatureStoreReport)s : null;
+        return new ReadinessReport(
+            report.Status switch { HealthStatus.Healthy => "ready", HealthStatus.Degraded => "degraded", _ => "not ready" },
+            [.. report.Entries.Select(e => new CheckReport(e.Key, e.Value.Status.ToString(), e.Value.Description))],
+            [.. models.Select(model => store is { Reachable: false } && model.ReadsStore ? model with { Ready = false } : model)],
+            store);
+    }
+}
+
+/// <summary>Every model in the repository loaded and warmed up.</summary>
+internal sealed class ModelsHealthCheck(ModelRegistry registry) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         var models = registry.All.OrderBy(m => m.Name, StringComparer.Ordinal)
-            .Select(m => new ModelReadiness(m.Name, m.Version, Loaded: true, m.Warm, m.Session.ExecutionProvider))
+            .Select(m => new ModelReadiness(m.Name, m.Version, Loaded: true, m.Warm, m.Session.ExecutionProvider, m.Warm, FeatureStoreHealth.UsesStore(m)))
             .ToList();
-        var storeReport = await store.CheckAsync(cancellationToken);
-        var ready = registry.Loaded && models.All(m => m.Warm) && storeReport.Reachable;
-        var report = new ReadinessReport(ready ? "ready" : "not ready", models, storeReport);
-        return ready ? TypedResults.Ok(report) : TypedResults.Json(report, statusCode: StatusCodes.Status503ServiceUnavailable);
+        var data = new Dictionary<string, object> { ["models"] = models };
+        var ready = registry.Loaded && models.All(m => m.Warm);
+        return Task.FromResult(ready
+            ? HealthCheckResult.Healthy($"{models.Count} model(s) loaded and warm", data)
+            : new HealthCheckResult(context.Registration.FailureStatus, registry.Loaded ? "a model is not warm yet" : "the model repository is still loading", data: data));
+    }
+}
+
+/// <summary>The feature store answers; when it does not, the check is degraded and names the models that read it.</summary>
+internal sealed class FeatureStoreHealthCheck(FeatureStoreHealth store, ModelRegistry registry) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var report = await store.CheckAsync(cancellationToken);
+        var data = new Dictionary<string, object> { ["report"] = report };
+        if (report.Reachable)
+        {
+            return HealthCheckResult.Healthy($"{report.Kind} answers", data);
+        }
+
+        var affected = registry.All.Where(FeatureStoreHealth.UsesStore).Select(m => m.Name).Order(StringComparer.Ordinal);
+        return new HealthCheckResult(context.Registration.FailureStatus,
+            $"{report.Kind} does not answer: models reading it are unready ({string.Join(", ", affected)})", data: data);
     }
 }
 
 public sealed record Liveness(string Status);
 
-public sealed record ModelReadiness(string Name, int Version, bool Loaded, bool Warm, string ExecutionProvider);
+/// <param name="Name">The model.</param>
+/// <param name="Version">The version served.</param>
+/// <param name="Loaded">Its session exists.</param>
+/// <param name="Warm">Its warm-up run succeeded.</param>
+/// <param name="ExecutionProvider">Where its session runs.</param>
+/// <param name="Ready">Loaded, warm and, for a model that reads the feature store, the store answering.</param>
+/// <param name="ReadsStore">The model's features come from the feature store.</param>
+public sealed record ModelReadiness(string Name, int Version, bool Loaded, bool Warm, string ExecutionProvider, bool Ready, bool ReadsStore);
 
-public sealed record ReadinessReport(string Status, IReadOnlyList<ModelReadiness> Models, FeatureStoreReport FeatureStore);
+public sealed record CheckReport(string Name, string Status, string? Description);
+
+public sealed record ReadinessReport(string Status, IReadOnlyList<CheckReport> Checks, IReadOnlyList<ModelReadiness> Models, FeatureStoreReport? FeatureStore);

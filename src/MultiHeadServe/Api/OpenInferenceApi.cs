@@ -3,8 +3,9 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using MultiHeadServe.Features;
 using MultiHeadServe.Inference;
-using MultiHeadServe.Models;
 using MultiHeadServe.Inference.Engine;
+using MultiHeadServe.Models;
+using MultiHeadServe.Observability;
 
 namespace MultiHeadServe.Api;
 
@@ -55,10 +56,23 @@ public static class OpenInferenceApi
             loaded.Session.Outputs.Select(Describe).ToList()));
     }
 
-    internal static Results<Ok<V2ModelReady>, ProblemHttpResult> ModelReady(string model, ModelRegistry registry) =>
-        registry.TryGet(model, out var loaded)
-            ? TypedResults.Ok(new V2ModelReady(loaded.Name, loaded.Warm))
-            : Error(StatusCodes.Status404NotFound, "model", $"No model named '{model}' is served.");
+    /// <summary>
+    /// The protocol answers readiness with the status code: 200 ready, 4xx not (here 400, as Triton does). A model
+    /// that reads the feature store is not ready while the store does not answer.
+    /// </summary>
+    internal static async Task<Results<Ok<V2ModelReady>, JsonHttpResult<V2ModelReady>, ProblemHttpResult>> ModelReady(
+        string model, ModelRegistry registry, FeatureStoreHealth store, CancellationToken cancellationToken)
+    {
+        if (!registry.TryGet(model, out var loaded))
+        {
+            return Error(StatusCodes.Status404NotFound, "model", $"No model named '{model}' is served.");
+        }
+
+        var ready = await store.IsReadyAsync(loaded, cancellationToken);
+        return ready
+            ? TypedResults.Ok(new V2ModelReady(loaded.Name, true))
+            : TypedResults.Json(new V2ModelReady(loaded.Name, false), statusCode: StatusCodes.Status400BadRequest);
+    }
 
     internal static async Task<Results<Ok<V2InferResponse>, ProblemHttpResult>> Infer(
         string model, string? version, HttpContext context, ModelRegistry registry, InferenceService inference,
@@ -67,6 +81,12 @@ public static class OpenInferenceApi
         if (Resolve(model, version, registry, out var loaded) is { } problem)
         {
             return problem;
+        }
+
+        var telemetry = context.Features.Get<RequestTelemetry>();
+        if (telemetry is not null)
+        {
+            telemetry.Model = loaded.Name;
         }
 
         PooledBody body;
@@ -86,6 +106,15 @@ public static class OpenInferenceApi
                 using var document = JsonBody.Parse(body.Memory);
                 var (id, rows, outputs) = ReadRequest(document.RootElement, loaded);
                 var result = await inference.RunAsync(loaded, rows, outputs, cancellationToken);
+                if (telemetry is not null)
+                {
+                    telemetry.Rows = rows.Length / loaded.RowLength;
+                    telemetry.HeadsLabel = string.Join('+', outputs);
+                    telemetry.QueueMilliseconds = result.QueueMilliseconds;
+                    telemetry.InferenceMilliseconds = result.RunMilliseconds;
+                    telemetry.BatchRows = result.BatchRows;
+                }
+
                 return TypedResults.Ok(new V2InferResponse(
                     loaded.Name,
                     loaded.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),

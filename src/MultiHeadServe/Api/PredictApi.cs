@@ -132,6 +132,7 @@ public static class PredictApi
         if (telemetry is not null)
         {
             telemetry.Heads = heads.Select(h => h.Name).ToList();
+            telemetry.HeadsLabel = heads.Count == features.Model.ServedHeads.Count ? features.Model.ServedHeadsLabel : string.Join('+', telemetry.Heads);
         }
 
         var outputs = heads.Select(h => h.Output).Distinct(StringComparer.Ordinal).ToList();
@@ -141,6 +142,8 @@ public static class PredictApi
             if (telemetry is not null)
             {
                 telemetry.InferenceMilliseconds = result.RunMilliseconds;
+                telemetry.QueueMilliseconds = result.QueueMilliseconds;
+                telemetry.BatchRows = result.BatchRows;
             }
 
             return (result, null);

@@ -60,6 +60,7 @@ public sealed class FeatureFetchMiddleware(
             {
                 telemetry.Rows = features.Rows;
                 telemetry.FetchMilliseconds = features.FetchMilliseconds;
+                telemetry.FeatureFetches++;
             }
 
             context.Features.Set(features);

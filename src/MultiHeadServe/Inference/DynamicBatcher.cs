@@ -247,6 +247,7 @@ public sealed class DynamicBatcher : IDisposable
             {
                 var item = batch[i];
                 var queueMs = Stopwatch.GetElapsedTime(item.EnqueuedTimestamp, dispatched).TotalMilliseconds;
+                _runner.Metrics.RecordQueueWait(_runner.Model.Name, queueMs);
                 item.Registration.Dispose();
                 item.Completion.TrySetResult(new InferenceResult(perPart[i].Outputs, queueMs, runMs, totalRows));
             }

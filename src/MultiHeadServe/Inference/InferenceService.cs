@@ -41,6 +41,11 @@ public sealed class InferenceService(ServeMetrics metrics, ILoggerFactory logger
         var batcher = batching.Enabled && batching.MaxBatchSize > 1
             ? new DynamicBatcher(runner, loggerFactory.CreateLogger<DynamicBatcher>())
             : null;
+        if (batcher is not null)
+        {
+            metrics.ObserveQueue(model.Name, () => batcher.QueueLength);
+        }
+
         return new Executor(runner, batcher);
     }
 

@@ -15,6 +15,8 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
 {
     public LoadedModel Model => model;
 
+    internal ServeMetrics Metrics => metrics;
+
     /// <summary>
     /// One session run over the concatenated rows of <paramref name="parts"/>; returns, per part, its own
     /// rows of each output in <paramref name="outputNames"/>.
@@ -78,6 +80,7 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
     public InferenceResult RunAlone(ReadOnlyMemory<float> rows, IReadOnlyList<string> outputNames, CancellationToken cancellationToken)
     {
         var (perPart, runMs) = Run([rows], outputNames, cancellationToken);
+        metrics.RecordQueueWait(model.Name, 0);
         return new InferenceResult(perPart[0].Outputs, 0, runMs, rows.Length / model.RowLength);
     }
 

@@ -28,6 +28,7 @@ public sealed class LoadedModel : IDisposable
         RowLength = (int)RowShape.Aggregate(1L, (a, d) => a * d);
         Heads = manifest.Heads.ToDictionary(h => h.Name, StringComparer.Ordinal);
         ServedHeads = manifest.Heads.Where(h => h.Served).ToList();
+        ServedHeadsLabel = string.Join('+', ServedHeads.Select(h => h.Name));
     }
 
     public string Name { get; }
@@ -59,6 +60,9 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>Heads clients may ask for (manifest order); the others exist for evaluation only.</summary>
     public IReadOnlyList<HeadSpec> ServedHeads { get; }
+
+    /// <summary>Every served head's name joined by '+': the metric label of a request for all of them, built once.</summary>
+    public string ServedHeadsLabel { get; }
 
     /// <summary>One decoder per head, built and validated at load.</summary>
     public IReadOnlyDictionary<string, HeadDecoder> Decoders { get; }

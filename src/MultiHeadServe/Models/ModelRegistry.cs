@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using MultiHeadServe.Inference.Engine;
+using MultiHeadServe.Observability;
 
 namespace MultiHeadServe.Models;
 
@@ -42,6 +43,7 @@ public sealed class ModelRepositoryLoader(
     IOptions<ModelRepositoryOptions> options,
     IHostEnvironment environment,
     ILoggerFactory loggerFactory,
+    ServeMetrics metrics,
     ILogger<ModelLoader> loaderLogger,
     ILogger<ModelRepositoryLoader> logger) : IHostedService
 {
@@ -64,7 +66,16 @@ public sealed class ModelRepositoryLoader(
                 }
 
                 cancellationToken.ThrowIfCancellationRequested();
-                models[name] = loader.Load(directory);
+                try
+                {
+                    models[name] = loader.Load(directory);
+                    metrics.RecordModelLoad(name, "loaded");
+                }
+                catch
+                {
+                    metrics.RecordModelLoad(name, "failed");
+                    throw;
+                }
             }
         }
         catch

@@ -1,24 +1,48 @@
 using MultiHeadServe.Features.Store;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace MultiHeadServe.Observability;
 
 public static class MetricsServices
 {
-    public static IServiceCollection AddServeMetrics(this IServiceCollection services)
+    /// <summary>
+    /// OpenTelemetry metrics: the service's meters, ASP.NET Core's (<c>http.server.request.duration</c>), the .NET
+    /// runtime's and the process's; exported for Prometheus on /metrics and, when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>
+    /// (or <c>Metrics:OtlpEndpoint</c>) is set, pushed over OTLP.
+    /// </summary>
+    public static IServiceCollection AddServeMetrics(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddMetrics();
         services.AddSingleton<ServeMetrics>();
-        services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), [ServeMetrics.MeterName, FeatureStoreMetrics.MeterName]));
+        var otlpEndpoint = configuration["Metrics:OtlpEndpoint"] ?? configuration["OTEL_EXPORTER_OTLP_ENDPOINT"];
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("multiheadserve"))
+            .WithMetrics(metrics =>
+            {
+                metrics
+                    .AddMeter(ServeMetrics.MeterName, FeatureStoreMetrics.MeterName)
+                    .AddAspNetCoreInstrumentation()
+                    .AddRuntimeInstrumentation()
+                    .AddProcessInstrumentation()
+                    // A scrape sees every measurement made before it: tests and load generators read exact counts.
+                    .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
+                if (!string.IsNullOrEmpty(otlpEndpoint))
+                {
+                    metrics.AddOtlpExporter(otlp => otlp.Endpoint = new Uri(otlpEndpoint));
+                }
+            });
         return services;
     }
 
     /// <summary>GET /metrics in Prometheus' text format.</summary>
     public static IEndpointRouteBuilder MapMetricsApi(this IEndpointRouteBuilder routes)
     {
-        // Created now, not on the first scrape: its listener only sees measurements made after it exists.
-        routes.ServiceProvider.GetRequiredService<PrometheusExporter>();
-        routes.MapGet("/metrics", (PrometheusExporter exporter) => Results.Text(exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"))
-            .WithTags("Health").WithName("Metrics").WithSummary("Prometheus metrics: requests, feature fetches, session runs, batch sizes, latencies, head losses.");
+        // The exporter's own pipeline behind an ordinary route handler, so the endpoint is in the OpenAPI document too.
+        var scrape = routes.CreateApplicationBuilder().UseOpenTelemetryPrometheusScrapingEndpoint(_ => true).Build();
+        routes.MapGet("/metrics", (HttpContext context, CancellationToken _) => scrape(context))
+            .Produces(StatusCodes.Status200OK, contentType: "text/plain")
+            .WithTags("Health").WithName("Metrics")
+            .WithSummary("Prometheus metrics: requests, feature fetches, queue waits, session runs, batch rows, latencies, head losses, runtime and process.");
         return routes;
     }
 }

@@ -140,20 +140,6 @@ public sealed class EvaluateApiTests
         Assert.Equal(field, JsonDocument.Parse(text).RootElement.GetProperty("field").GetString());
     }
 
-    [Fact]
-    public async Task PerHeadLossesAreExportedAsHistograms()
-    {
-        var reference = ReferenceData.Load("ranking");
-        await using var app = new ServeFactory();
-        using var client = app.CreateClient();
-
-        await client.PostJsonAsync("/v1/models/ranking/evaluate", new { instances = reference.Entities.Take(4), labels = new { dwell = new[] { 1.0, 2, 3, 4 }, revenue = new[] { 1.0, 2, 3, 4 } } });
-        var exposition = await client.GetStringAsync("/metrics");
-
-        Assert.Contains("mhs_head_loss_count{head=\"dwell\",model=\"ranking\"} 1", exposition, StringComparison.Ordinal);
-        Assert.Contains("mhs_head_loss_count{head=\"revenue\",model=\"ranking\"} 1", exposition, StringComparison.Ordinal);
-    }
-
     /// <summary>The raw outputs of the first rows, from the v2 tensor API on the same server.</summary>
     private static async Task<Dictionary<string, double[]>> RawOutputsAsync(HttpClient client, ReferenceData reference, int rows, string model = "ranking")
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Text.Json;
 using MultiHeadServe.Tests.Infrastructure;
 
 namespace MultiHeadServe.Tests.Api;
@@ -12,6 +13,12 @@ namespace MultiHeadServe.Tests.Api;
 /// </summary>
 public sealed class PostgresFeatureStoreServiceTests(PostgresServer server) : IClassFixture<PostgresServer>
 {
+    private static async Task<bool> Delay()
+    {
+        await Task.Delay(100);
+        return true;
+    }
+
     [Fact]
     public async Task PredictionsFromPostgresMatchTheReferenceAndSurviveAnOutage()
     {
@@ -51,8 +58,29 @@ public sealed class PostgresFeatureStoreServiceTests(PostgresServer server) : IC
                 Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(2), $"The 503 took {stopwatch.Elapsed}.");
             }
 
-            var notReady = await client.GetAsync("/readyz");
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+            // Only the models that read the store are out: the pod stays ready for image models, which keep serving.
+            // (Readiness reuses a store ping for a second, so the first probe may still see the store answering.)
+            HttpResponseMessage readiness;
+            JsonElement report;
+            var readinessDeadline = DateTime.UtcNow.AddSeconds(5);
+            do
+            {
+                readiness = await client.GetAsync("/readyz");
+                report = await readiness.JsonAsync();
+            }
+            while (report.GetProperty("status").GetString() != "degraded" && DateTime.UtcNow < readinessDeadline && await Delay());
+
+            Assert.Equal(HttpStatusCode.OK, readiness.StatusCode);
+            Assert.Equal("degraded", report.GetProperty("status").GetString());
+            Assert.False(report.GetProperty("featureStore").GetProperty("reachable").GetBoolean());
+            Assert.Equal("Degraded", report.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "feature-store").GetProperty("status").GetString());
+            var models = report.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!, m => m.GetProperty("ready").GetBoolean());
+            Assert.False(models["ranking"]);
+            Assert.True(models["shapes"]);
+            Assert.Equal(HttpStatusCode.BadRequest, (await client.GetAsync("/v2/models/ranking/ready")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/models/shapes/ready")).StatusCode);
+            var shapes = await client.PostJsonAsync("/v1/models/shapes/predict", new { image = ReferenceData.Load("shapes").Images[0] });
+            Assert.Equal(HttpStatusCode.OK, shapes.StatusCode);
         }
         finally
         {

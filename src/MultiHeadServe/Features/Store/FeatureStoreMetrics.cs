@@ -11,16 +11,14 @@ namespace MultiHeadServe.Features.Store;
 /// <remarks>
 /// <para>Instruments (all tagged <c>store</c> = <c>sqlite</c> | <c>postgres</c>):</para>
 /// <list type="bullet">
-/// <item><c>mhs_feature_store_lookups_total</c> — lookups sent to the backing store; each retry attempt
-/// counts, a call refused by an open circuit does not.</item>
-/// <item><c>mhs_feature_store_failures_total</c> — lookups that failed, tagged <c>reason</c>:
+/// <item><c>mhs.feature_store.lookups</c> (Prometheus <c>mhs_feature_store_lookups_total</c>) — lookups sent to the
+/// backing store; each retry attempt counts, a call refused by an open circuit does not.</item>
+/// <item><c>mhs.feature_store.failures</c> — lookups that failed, tagged <c>reason</c>:
 /// <c>timeout</c>, <c>transient</c> (retries exhausted), <c>circuit_open</c> or <c>error</c>.</item>
-/// <item><c>mhs_feature_store_retries_total</c> — retries after transient failures.</item>
-/// <item><c>mhs_feature_store_lookup_ms</c> — histogram of a whole lookup as the request sees
-/// it (retries included), tagged <c>outcome</c>: <c>ok</c>, <c>unavailable</c>, <c>error</c>,
-/// <c>canceled</c>. Milliseconds; the unit is in the name and deliberately not set on the
-/// instrument, so exporters do not append it a second time.</item>
-/// <item><c>mhs_feature_store_circuit_state</c> — gauge: 0 closed, 1 open, 2 half-open, 3 isolated.</item>
+/// <item><c>mhs.feature_store.retries</c> — retries after transient failures.</item>
+/// <item><c>mhs.feature_store.lookup.duration</c> (seconds) — a whole lookup as the request sees
+/// it (retries included), tagged <c>outcome</c>: <c>ok</c>, <c>unavailable</c>, <c>error</c>, <c>canceled</c>.</item>
+/// <item><c>mhs.feature_store.circuit.state</c> — gauge: 0 closed, 1 open, 2 half-open, 3 isolated.</item>
 /// </list>
 /// <para>Thread-safe; one instance per process (a singleton).</para>
 /// </remarks>
@@ -29,7 +27,7 @@ public sealed class FeatureStoreMetrics : IDisposable
     /// <summary>The meter's name, to enable in an exporter.</summary>
     public const string MeterName = "MultiHeadServe.Features";
 
-    private static readonly double[] DurationBucketsMs = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 2500];
+    private static readonly double[] DurationBucketsSeconds = [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5];
 
     private readonly Meter _meter;
     private readonly Counter<long> _fetches;
@@ -57,19 +55,19 @@ public sealed class FeatureStoreMetrics : IDisposable
     {
         _meter = meter;
         _fetches = meter.CreateCounter<long>(
-            "mhs_feature_store_lookups_total", description: "Feature lookups sent to the backing store, retry attempts included.");
+            "mhs.feature_store.lookups", "{lookup}", "Feature lookups sent to the backing store, retry attempts included.");
         _failures = meter.CreateCounter<long>(
-            "mhs_feature_store_failures_total", description: "Feature lookups that failed, by reason.");
+            "mhs.feature_store.failures", "{lookup}", "Feature lookups that failed, by reason.");
         _retries = meter.CreateCounter<long>(
-            "mhs_feature_store_retries_total", description: "Feature lookups retried after a transient failure.");
+            "mhs.feature_store.retries", "{retry}", "Feature lookups retried after a transient failure.");
         _duration = meter.CreateHistogram(
-            "mhs_feature_store_lookup_ms",
-            unit: null,
-            description: "Duration of a feature lookup in milliseconds, retries included.",
+            "mhs.feature_store.lookup.duration",
+            unit: "s",
+            description: "Duration of a feature lookup, retries included.",
             tags: null,
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBucketsMs });
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBucketsSeconds });
         meter.CreateObservableGauge(
-            "mhs_feature_store_circuit_state",
+            "mhs.feature_store.circuit.state",
             ObserveCircuits,
             description: "Feature store circuit breaker: 0 closed, 1 open, 2 half-open, 3 isolated.");
     }
@@ -106,7 +104,7 @@ public sealed class FeatureStoreMetrics : IDisposable
 
     internal void RecordDuration(string store, string outcome, TimeSpan elapsed) =>
         _duration.Record(
-            elapsed.TotalMilliseconds,
+            elapsed.TotalSeconds,
             new KeyValuePair<string, object?>("store", store),
             new KeyValuePair<string, object?>("outcome", outcome));
 

@@ -207,10 +207,10 @@ public sealed class ResilientFeatureStoreTests : IDisposable
         await LookupAsync(store);
         await Assert.ThrowsAsync<FeatureStoreUnavailableException>(() => LookupAsync(store));
 
-        Assert.Equal(3, measurements.Where(m => m.Instrument == "mhs_feature_store_lookups_total").Sum(m => m.Value));
-        var failure = Assert.Single(measurements, m => m.Instrument == "mhs_feature_store_failures_total");
+        Assert.Equal(3, measurements.Where(m => m.Instrument == "mhs.feature_store.lookups").Sum(m => m.Value));
+        var failure = Assert.Single(measurements, m => m.Instrument == "mhs.feature_store.failures");
         Assert.Equal("transient", failure.Tags["reason"]);
-        var durations = measurements.Where(m => m.Instrument == "mhs_feature_store_lookup_ms").ToList();
+        var durations = measurements.Where(m => m.Instrument == "mhs.feature_store.lookup.duration").ToList();
         Assert.Equal(["ok", "ok", "unavailable"], durations.Select(m => (string)m.Tags["outcome"]!));
         Assert.All(durations, m => Assert.True(m.Value >= 0));
     }

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using MultiHeadServe.Tests.Infrastructure;
@@ -17,10 +14,14 @@ public sealed partial class GpuBuildTests
 
     private static readonly object RankingRow = new { user_id = "u0042", item_id = "i0007" };
 
+    private static string GpuBuild => Environment.GetEnvironmentVariable(Variable)!;
+
+    private static Dictionary<string, string> Provider(string provider) => new() { ["ModelRepository__Provider"] = provider };
+
     [GpuBuildFact]
     public async Task AutoServesTheCpuBuildsPredictionsWithOneWarningNamingWhyCudaIsNotUsed()
     {
-        await using var gpu = await ServiceProcess.StartAsync("Auto");
+        await using var gpu = await ServiceProcess.StartAsync(GpuBuild, Path.GetDirectoryName(GpuBuild)!, Provider("Auto"));
         await using var cpu = new ServeFactory();
         using var cpuClient = cpu.CreateClient();
         var image = ReferenceData.Load("shapes").Images[0];
@@ -49,7 +50,7 @@ public sealed partial class GpuBuildTests
     [GpuBuildFact]
     public async Task CudaRefusesToStartWithTheReasonWhereCudaCannotRun()
     {
-        var (exitCode, output) = await ServiceProcess.RunUntilExitAsync("Cuda", TimeSpan.FromSeconds(60));
+        var (exitCode, output) = await ServiceProcess.RunUntilExitAsync(GpuBuild, Provider("Cuda"), TimeSpan.FromSeconds(60));
 
         if (exitCode is null)
         {
@@ -108,128 +109,6 @@ public sealed partial class GpuBuildTests
             {
                 Skip = $"{Variable} does not name the GPU build's MultiHeadServe.dll (dotnet build src/MultiHeadServe -p:OnnxRuntimeGpu=true; .ci/run does it).";
             }
-        }
-    }
-
-    /// <summary>The GPU build as a process on a free loopback port, over the repository's demo models.</summary>
-    private sealed class ServiceProcess : IAsyncDisposable
-    {
-        private readonly Process _process;
-        private readonly string _data;
-
-        private ServiceProcess(Process process, string data, Uri baseAddress)
-        {
-            _process = process;
-            _data = data;
-            Client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
-        }
-
-        public HttpClient Client { get; }
-
-        public List<string> Output { get; } = [];
-
-        public static async Task<ServiceProcess> StartAsync(string provider)
-        {
-            var port = FreePort();
-            var data = Directory.CreateTempSubdirectory("mhs-gpu-").FullName;
-            var service = new ServiceProcess(Start(provider, port, data), data, new Uri($"http://127.0.0.1:{port}"));
-            service.Capture();
-            var deadline = DateTime.UtcNow.AddSeconds(90);
-            while (true)
-            {
-                Assert.False(service._process.HasExited, "The GPU build exited:\n" + string.Join('\n', service.Output));
-                try
-                {
-                    if ((await service.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK)
-                    {
-                        return service;
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                }
-
-                Assert.True(DateTime.UtcNow < deadline, "The GPU build did not become ready within 90 s:\n" + string.Join('\n', service.Output));
-                await Task.Delay(200);
-            }
-        }
-
-        /// <summary>Runs the service until it exits or <paramref name="timeout"/> passes (then its exit code is null).</summary>
-        public static async Task<(int? ExitCode, List<string> Output)> RunUntilExitAsync(string provider, TimeSpan timeout)
-        {
-            var data = Directory.CreateTempSubdirectory("mhs-gpu-").FullName;
-            await using var service = new ServiceProcess(Start(provider, FreePort(), data), data, new Uri("http://127.0.0.1"));
-            service.Capture();
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                await service._process.WaitForExitAsync(cts.Token);
-                return (service._process.ExitCode, service.Output);
-            }
-            catch (OperationCanceledException)
-            {
-                return (null, service.Output);
-            }
-        }
-
-        private static Process Start(string provider, int port, string data)
-        {
-            var dll = Environment.GetEnvironmentVariable(Variable)!;
-            var start = new ProcessStartInfo("dotnet")
-            {
-                ArgumentList = { dll, "--urls", $"http://127.0.0.1:{port}" },
-                WorkingDirectory = Path.GetDirectoryName(dll)!,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                Environment =
-                {
-                    ["ASPNETCORE_ENVIRONMENT"] = "Production",
-                    ["ModelRepository__Path"] = RepositoryPaths.Models,
-                    ["ModelRepository__Provider"] = provider,
-                    ["FeatureStore__SqlitePath"] = Path.Combine(data, "features.db"),
-                },
-            };
-            return Process.Start(start)!;
-        }
-
-        private void Capture()
-        {
-            _process.OutputDataReceived += (_, e) => Append(e.Data);
-            _process.ErrorDataReceived += (_, e) => Append(e.Data);
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (Output)
-                {
-                    Output.Add(line);
-                }
-            }
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Client.Dispose();
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-
-            _process.Dispose();
-            Directory.Delete(_data, recursive: true);
         }
     }
 }
