@@ -2,8 +2,8 @@
 # Validates the container and deployment files without a Docker engine or a cluster:
 #   - docker-compose.yml resolves (docker compose / docker-compose config);
 #   - every YAML and JSON file under deploy/ parses;
-#   - the Grafana dashboard is well formed and every metric it queries is an instrument the
-#     service defines;
+#   - the Grafana dashboard and the alert rules are well formed and every metric they query is
+#     one the service exports;
 #   - when the tools are installed: the Kustomize builds (kubectl or kustomize) and the Prometheus
 #     configuration (promtool).
 # Exits non-zero on the first failing group, after printing every problem found in it.
@@ -79,13 +79,40 @@ for path in sorted(glob.glob("deploy/**/*.json", recursive=True)):
     if "panels" in data:
         dashboards.append((path, data))
 
-# Instruments the service defines: Create*<T>("name", ...) in its sources.
+# What the service exports, in Prometheus' names: its instruments, Create*<T>("mhs.name", "unit", ...) in its
+# sources, named as OpenTelemetry's Prometheus exporter writes them (dots to underscores, the unit s or By as
+# _seconds or _bytes, _total on counters; histograms add _bucket, _sum and _count).
 defined = set()
+instrument = re.compile(r'Create(Counter|Histogram|ObservableGauge|ObservableCounter|UpDownCounter|Gauge)(?:<[^>]*>)?\(\s*"(mhs\.[a-z0-9_.]+)"\s*(?:,\s*(?:unit:\s*)?(?:"([^"]*)"|null))?')
 for source in glob.glob("src/MultiHeadServe/**/*.cs", recursive=True):
     text = open(source, encoding="utf-8").read()
-    defined.update(re.findall(r'Create\w*(?:<[^>]*>)?\(\s*"(mhs_[a-z0-9_]+)"', text))
+    for kind, name, unit in instrument.findall(text):
+        exported = name.replace(".", "_") + {"s": "_seconds", "By": "_bytes"}.get(unit or "", "")
+        if kind in ("Counter", "ObservableCounter"):
+            exported += "_total"
+        defined.add(exported)
+        if kind == "Histogram":
+            defined.update(exported + suffix for suffix in ("_bucket", "_sum", "_count"))
 if not defined:
-    problems.append("no mhs_* instruments found in src/MultiHeadServe")
+    problems.append("no mhs.* instruments found in src/MultiHeadServe")
+
+def check_query(where, expr):
+    if expr.count("(") != expr.count(")") or expr.count("{") != expr.count("}"):
+        problems.append(f"{where}: unbalanced brackets in {expr}")
+    for metric in re.findall(r"\b(mhs_[a-z0-9_]+)", expr):
+        if metric not in defined:
+            problems.append(f"{where} queries {metric}, which the service does not export")
+
+rules = 0
+for path in sorted(glob.glob("deploy/prometheus/*rules*.yml") + glob.glob("deploy/prometheus/alerts*.yml")):
+    for group in (yaml.safe_load(open(path, encoding="utf-8")) or {}).get("groups", []):
+        for rule in group.get("rules", []):
+            rules += 1
+            name = rule.get("alert") or rule.get("record")
+            if not name or not rule.get("expr"):
+                problems.append(f"{path}: a rule needs a name and an expr")
+                continue
+            check_query(f"{path}: rule {name}", rule["expr"])
 
 for path, dashboard in dashboards:
     if not dashboard.get("uid") or not dashboard.get("title"):
@@ -104,16 +131,11 @@ for path, dashboard in dashboards:
             expr = target.get("expr", "")
             if not expr:
                 problems.append(f"{path}: panel '{title}' has an empty query")
-            if expr.count("(") != expr.count(")") or expr.count("{") != expr.count("}"):
-                problems.append(f"{path}: panel '{title}': unbalanced brackets in {expr}")
-            for metric in re.findall(r"\b(mhs_[a-z0-9_]+)", expr):
-                base = re.sub(r"_(bucket|sum|count)$", "", metric)
-                if metric not in defined and base not in defined:
-                    problems.append(f"{path}: panel '{title}' queries {metric}, which the service does not define")
+            check_query(f"{path}: panel '{title}'", expr)
 
 for problem in problems:
     print(problem, file=sys.stderr)
-print(f"{len(files) + 1} YAML files, {len(dashboards)} dashboard(s), {len(defined)} instruments")
+print(f"{len(files) + 1} YAML files, {len(dashboards)} dashboard(s), {rules} alert rule(s), {len(defined)} exported series names")
 sys.exit(1 if problems else 0)
 PY
 

@@ -110,15 +110,18 @@ internal sealed class MetricsSnapshot
     private sealed record Sample(IReadOnlyDictionary<string, string> Labels, double Value);
 }
 
-/// <summary>What the service did between two scrapes, for the models of one scenario.</summary>
-/// <param name="Requests">Predict calls answered (mhs_requests_total).</param>
+/// <summary>
+/// What the service did between two scrapes, for the models of one scenario. Reads the OpenTelemetry names
+/// (seconds) and, for a baseline build from before them, the service's earlier names (milliseconds).
+/// </summary>
+/// <param name="Requests">Model requests answered (mhs_requests_total).</param>
 /// <param name="FeatureFetches">mhs_feature_fetches_total.</param>
-/// <param name="FetchMilliseconds">Time spent fetching features over all calls (mhs_feature_fetch_ms sum): image decode, store lookups.</param>
+/// <param name="FetchMilliseconds">Time spent fetching features over all calls: image decode, store lookups.</param>
 /// <param name="SessionRuns">mhs_session_runs_total.</param>
 /// <param name="BatchRows">Rows over all runs (mhs_batch_rows sum).</param>
-/// <param name="InferenceMilliseconds">Run time over all runs (mhs_inference_ms sum).</param>
-/// <param name="AllocatedBytes">Managed bytes the whole process allocated (mhs_process_allocated_bytes_total).</param>
-/// <param name="CpuSeconds">CPU the whole process used, as the service reports it (mhs_process_cpu_seconds_total).</param>
+/// <param name="InferenceMilliseconds">Run time over all runs.</param>
+/// <param name="AllocatedBytes">Managed bytes the whole process allocated (the runtime's dotnet_gc_heap_total_allocated_bytes_total).</param>
+/// <param name="CpuSeconds">CPU the whole process used, as the runtime reports it.</param>
 internal sealed record ServerActivity(
     double Requests,
     double FeatureFetches,
@@ -133,14 +136,16 @@ internal sealed record ServerActivity(
     {
         double Delta(string name) => after.SumForModels(name, models) - before.SumForModels(name, models);
         double ProcessDelta(string name) => after.Sum(name) - before.Sum(name);
+        bool Exported(string name) => after.Sum(name) != 0 || before.Sum(name) != 0;
+        var seconds = Exported("dotnet_gc_heap_total_allocated_bytes_total");
         return new ServerActivity(
             Delta("mhs_requests_total"),
             Delta("mhs_feature_fetches_total"),
-            Delta("mhs_feature_fetch_ms_sum"),
+            seconds ? Delta("mhs_feature_fetch_duration_seconds_sum") * 1000 : Delta("mhs_feature_fetch_ms_sum"),
             Delta("mhs_session_runs_total"),
             Delta("mhs_batch_rows_sum"),
-            Delta("mhs_inference_ms_sum"),
-            ProcessDelta("mhs_process_allocated_bytes_total"),
-            ProcessDelta("mhs_process_cpu_seconds_total"));
+            seconds ? Delta("mhs_inference_duration_seconds_sum") * 1000 : Delta("mhs_inference_ms_sum"),
+            ProcessDelta(seconds ? "dotnet_gc_heap_total_allocated_bytes_total" : "mhs_process_allocated_bytes_total"),
+            ProcessDelta(seconds ? "dotnet_process_cpu_time_seconds_total" : "mhs_process_cpu_seconds_total"));
     }
 }
