@@ -17,13 +17,22 @@ internal enum Scenarios
     /// <summary>b. The same call with batching off.</summary>
     MultiHeadUnbatched = 4,
 
-    /// <summary>c. x single-head deployments, one call each per prediction.</summary>
+    /// <summary>c. x plain single-model APIs (the plain endpoint over one head's graph each, in processes of their own), one call each per prediction.</summary>
     SeparateApis = 8,
 
     /// <summary>d. An empty ASP.NET endpoint that reads and discards a body of the same size.</summary>
     HttpFloor = 16,
 
-    All = Raw | MultiHead | MultiHeadUnbatched | SeparateApis | HttpFloor,
+    /// <summary>f. The plain endpoint a team would write: one bare minimal API over the multi-head graph.</summary>
+    Plain = 64,
+
+    /// <summary>g. The service's /healthz, whose CPU per request is compared with the floor's.</summary>
+    Health = 128,
+
+    /// <summary>g. The floor's empty GET endpoint, what /healthz is compared with (measured with Health).</summary>
+    HealthFloor = 256,
+
+    All = Raw | MultiHead | MultiHeadUnbatched | SeparateApis | HttpFloor | Plain | Health,
 
     /// <summary>e. The multi-head call on another build of the service (--baseline), in the same rounds: before and after a change.</summary>
     Baseline = 32,
@@ -83,7 +92,7 @@ internal sealed record BenchmarkOptions
           --rounds <n>            measure each scenario in n rounds of duration/n, taking turns (default 5)
           --concurrency <n,..>    concurrent clients (default 16,32)
           --models <name,..>      models from the repository (default shapes,ranking)
-          --scenarios <name,..>   raw, multihead, unbatched, separate, floor, or a, b, c, d (default all)
+          --scenarios <name,..>   raw, multihead, unbatched, separate, floor, plain, health, or a, b, c, d, f, g (default all)
           --out <dir>             results folder (default benchmark-results/ at the repository root)
           --batch-sizes <n,..>    raw sweep (default 1,2,4,8,16,32,64)
           --raw-duration <s>      measured seconds per raw batch size (default 2)
@@ -193,8 +202,10 @@ internal sealed record BenchmarkOptions
                 "unbatched" => Scenarios.MultiHeadUnbatched,
                 "c" or "separate" => Scenarios.SeparateApis,
                 "d" or "floor" => Scenarios.HttpFloor,
+                "f" or "plain" => Scenarios.Plain,
+                "g" or "health" => Scenarios.Health,
                 "all" => Scenarios.All,
-                _ => throw new UsageException($"Unknown scenario '{name}': use raw, multihead, unbatched, separate, floor (or a, b, c, d)."),
+                _ => throw new UsageException($"Unknown scenario '{name}': use raw, multihead, unbatched, separate, floor, plain, health (or a, b, c, d, f, g)."),
             };
         }
 

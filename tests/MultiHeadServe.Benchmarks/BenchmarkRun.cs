@@ -95,7 +95,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         progress.WriteLine($"Starting the service ({repository.Models.Sum(m => 2 + m.SingleHead.Count)} models) ...");
         await using var service = await ServerProcess.StartAsync("the service", serviceAssembly, [],
             ServiceEnvironment(repository.ModelsPath, repository.FeatureStorePath), ServiceReadyTimeout, cancellationToken);
-        await using var floor = options.Scenarios.HasFlag(Scenarios.HttpFloor)
+        await using var floor = (options.Scenarios & (Scenarios.HttpFloor | Scenarios.Health)) != Scenarios.None
             ? await ServerProcess.StartAsync("the HTTP floor", typeof(BenchmarkRun).Assembly.Location, [HttpFloor.Command],
                 ProductionEnvironment, TimeSpan.FromMinutes(1), cancellationToken)
             : null;
@@ -103,12 +103,15 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             ? await ServerProcess.StartAsync("the baseline build", ServiceAssembly.Locate(baselineAssembly, root), [],
                 ServiceEnvironment(repository.ModelsPath, repository.FeatureStorePath + ".baseline"), ServiceReadyTimeout, cancellationToken)
             : null;
+        // The plain endpoints read the SQLite file the service seeded at start-up: started after it.
+        await using var plain = await PlainProcesses.StartAsync(repository, options.Scenarios, ProductionEnvironment, progress, cancellationToken);
         using var load = new LoadGenerator();
         // Every server figure comes from /metrics: fail now, not after minutes of load, if it cannot be read.
         _ = await MetricsSnapshot.ScrapeAsync(load.Client, service.BaseAddress, cancellationToken);
 
-        var plans = repository.Models.Select(deployment => (deployment.Model, Scenarios: ScenariosOf(deployment, service, floor, baseline))).ToList();
+        var plans = repository.Models.Select((deployment, i) => (deployment.Model, Scenarios: ScenariosOf(deployment, service, floor, baseline, plain, healthToo: i == 0))).ToList();
         await WarmUpAsync(plans, load, cancellationToken);
+        await PlainProcesses.CheckSameHeadsAsync(plans.Select(p => p.Model).ToList(), service, plain, load.Client, cancellationToken);
 
         var results = new List<ScenarioResult>();
         var roundDuration = options.Duration / options.Rounds;
@@ -152,22 +155,26 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         progress.WriteLine($"Warming up every endpoint for {ProcessWarmup.TotalSeconds:0} s per model (not measured) ...");
         foreach (var (model, scenarios) in plans)
         {
-            var targets = scenarios.SelectMany(s => s.Targets).ToList();
-            foreach (var target in targets)
+            foreach (var group in scenarios.GroupBy(s => s.Bodies ?? model.Bodies))
             {
-                await load.ProbeAsync(target.Uri, model.Bodies[0], target.ExpectedHeads, cancellationToken);
-            }
+                var targets = group.SelectMany(s => s.Targets).ToList();
+                foreach (var target in targets)
+                {
+                    await load.ProbeAsync(target.Uri, group.Key[0], target.ExpectedHeads, cancellationToken);
+                }
 
-            var plan = new LoadPlan(options.Concurrency.Max(), [.. targets.Select(t => t.Uri)], model.Bodies, TimeSpan.Zero, ProcessWarmup, long.MaxValue);
-            var window = await load.RunAsync(plan, _ => Task.CompletedTask, _ => Task.CompletedTask, cancellationToken);
-            if (window.Errors > 0)
-            {
-                throw new InvalidOperationException($"Warming up {model.Name} failed {window.Errors} time(s); first: {window.FirstError}");
+                var plan = new LoadPlan(options.Concurrency.Max(), [.. targets.Select(t => t.Uri)], group.Key, TimeSpan.Zero, ProcessWarmup / 2, long.MaxValue);
+                var window = await load.RunAsync(plan, _ => Task.CompletedTask, _ => Task.CompletedTask, cancellationToken);
+                if (window.Errors > 0)
+                {
+                    throw new InvalidOperationException($"Warming up {model.Name} failed {window.Errors} time(s); first: {window.FirstError}");
+                }
             }
         }
     }
 
-    private List<ServedScenario> ScenariosOf(ModelDeployments deployment, ServerProcess service, ServerProcess? floor, ServerProcess? baseline)
+    private List<ServedScenario> ScenariosOf(
+        ModelDeployments deployment, ServerProcess service, ServerProcess? floor, ServerProcess? baseline, PlainProcesses plain, bool healthToo)
     {
         var model = deployment.Model;
         var heads = model.ServedHeads.Select(h => h.Name).ToList();
@@ -189,11 +196,26 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
 
         if (options.Scenarios.HasFlag(Scenarios.SeparateApis))
         {
-            scenarios.Add(new(Scenarios.SeparateApis, $"c. {deployment.SingleHead.Count} single-head APIs", service, true,
-                [.. deployment.SingleHead.Select(d => Predict(service, d.Name, d.Heads))]));
+            var apis = deployment.SingleHead.Select(d => plain.Of(d.Name)).ToList();
+            scenarios.Add(new(Scenarios.SeparateApis, $"c. {deployment.SingleHead.Count} plain single-model APIs", apis, false,
+                [.. deployment.SingleHead.Select((d, i) => new ScenarioTarget(d.Name, new Uri(apis[i].BaseAddress, PlainEndpoint.Route.TrimStart('/')), d.Heads))]));
         }
 
-        if (floor is not null)
+        if (options.Scenarios.HasFlag(Scenarios.Plain))
+        {
+            var endpoint = plain.Of(deployment.MultiHead);
+            scenarios.Add(new(Scenarios.Plain, "f. plain endpoint", endpoint, false,
+                [new ScenarioTarget(deployment.MultiHead, new Uri(endpoint.BaseAddress, PlainEndpoint.Route.TrimStart('/')), heads)]));
+        }
+
+        if (healthToo && floor is not null && options.Scenarios.HasFlag(Scenarios.Health))
+        {
+            scenarios.Add(new(Scenarios.Health, "g. service /healthz", service, false, [new ScenarioTarget("healthz", new Uri(service.BaseAddress, "healthz"), [])], NoBody));
+            scenarios.Add(new(Scenarios.HealthFloor, "g. floor GET (empty endpoint)", floor, false,
+                [new ScenarioTarget(HttpFloor.Route, new Uri(floor.BaseAddress, HttpFloor.Route.TrimStart('/')), [])], NoBody));
+        }
+
+        if (floor is not null && options.Scenarios.HasFlag(Scenarios.HttpFloor))
         {
             scenarios.Add(new(Scenarios.HttpFloor, "d. HTTP floor (empty endpoint)", floor, false,
                 [new ScenarioTarget(HttpFloor.Route, new Uri(floor.BaseAddress, HttpFloor.Route.TrimStart('/')), [])]));
@@ -207,28 +229,28 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
     {
         foreach (var target in scenario.Targets)
         {
-            await load.ProbeAsync(target.Uri, model.Bodies[0], target.ExpectedHeads, cancellationToken);
+            await load.ProbeAsync(target.Uri, (scenario.Bodies ?? model.Bodies)[0], target.ExpectedHeads, cancellationToken);
         }
 
-        var server = scenario.Server;
+        var server = scenario.Servers[0];
         MetricsSnapshot? before = null;
         MetricsSnapshot? after = null;
         TimeSpan serverCpuBefore = default, serverCpuAfter = default, clientCpuBefore = default, clientCpuAfter = default;
         TimeSpan? machineBefore = null, machineAfter = null;
-        var plan = new LoadPlan(concurrency, [.. scenario.Targets.Select(t => t.Uri)], model.Bodies, warmup, duration, options.MaxPredictions);
+        var plan = new LoadPlan(concurrency, [.. scenario.Targets.Select(t => t.Uri)], scenario.Bodies ?? model.Bodies, warmup, duration, options.MaxPredictions);
         var window = await load.RunAsync(plan,
             async token =>
             {
                 // Scrape first, then read CPU: the scrape's own cost stays outside the window.
                 before = scenario.HasMetrics ? await MetricsSnapshot.ScrapeAsync(load.Client, server.BaseAddress, token) : null;
-                serverCpuBefore = server.CpuTime;
+                serverCpuBefore = scenario.CpuTime;
                 clientCpuBefore = Environment.CpuUsage.TotalTime;
                 machineBefore = MachineMonitor.MachineBusyTime();
             },
             async token =>
             {
                 machineAfter = MachineMonitor.MachineBusyTime();
-                serverCpuAfter = server.CpuTime;
+                serverCpuAfter = scenario.CpuTime;
                 clientCpuAfter = Environment.CpuUsage.TotalTime;
                 after = scenario.HasMetrics ? await MetricsSnapshot.ScrapeAsync(load.Client, server.BaseAddress, token) : null;
             },
@@ -404,8 +426,27 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         return directory;
     }
 
-    /// <summary>A served scenario: the calls one prediction makes, on the service or the floor.</summary>
-    private sealed record ServedScenario(Scenarios Kind, string Label, ServerProcess Server, bool HasMetrics, IReadOnlyList<ScenarioTarget> Targets);
+    /// <summary>A GET with no body (health and the floor's GET).</summary>
+    private static readonly IReadOnlyList<byte[]> NoBody = [[]];
+
+    /// <summary>A served scenario: the calls one prediction makes, on the service, the floor or the plain endpoints.</summary>
+    /// <param name="Kind">Which scenario.</param>
+    /// <param name="Label">Its row label.</param>
+    /// <param name="Servers">The processes whose CPU it uses.</param>
+    /// <param name="HasMetrics">The (first) server has the service's /metrics.</param>
+    /// <param name="Targets">One call per target makes a prediction.</param>
+    /// <param name="Bodies">What is sent; null: the model's request bodies.</param>
+    private sealed record ServedScenario(
+        Scenarios Kind, string Label, IReadOnlyList<ServerProcess> Servers, bool HasMetrics, IReadOnlyList<ScenarioTarget> Targets, IReadOnlyList<byte[]>? Bodies = null)
+    {
+        public ServedScenario(Scenarios kind, string label, ServerProcess server, bool hasMetrics, IReadOnlyList<ScenarioTarget> targets, IReadOnlyList<byte[]>? bodies = null)
+            : this(kind, label, [server], hasMetrics, targets, bodies)
+        {
+        }
+
+        /// <summary>The CPU every server of the scenario has used (x processes for the plain single-model APIs).</summary>
+        public TimeSpan CpuTime => Servers.Aggregate(TimeSpan.Zero, (total, s) => total + s.CpuTime);
+    }
 
     /// <summary>One call of a prediction and the heads its answer must carry.</summary>
     private sealed record ScenarioTarget(string Name, Uri Uri, IReadOnlyList<string> ExpectedHeads);

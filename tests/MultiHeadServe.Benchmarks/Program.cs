@@ -7,6 +7,12 @@ if (args is [HttpFloor.Command, .. var floorArgs])
     return await HttpFloor.RunAsync(floorArgs);
 }
 
+// And the plain endpoint a team would write instead (one model folder per process).
+if (args is [PlainEndpoint.Command, .. var plainArgs])
+{
+    return await PlainEndpoint.RunAsync(plainArgs);
+}
+
 if (args.Any(a => a is "--help" or "-h"))
 {
     Console.WriteLine(BenchmarkOptions.Usage);

@@ -24,6 +24,8 @@ internal static class HttpFloor
         var app = builder.Build();
         app.MapGet("/readyz", () => TypedResults.Ok());
         app.MapPost(Route, DiscardBodyAsync);
+        // The same answer to a GET: what /healthz costs on a bare WebApplication.
+        app.MapGet(Route, (HttpContext context) => context.Response.Body.WriteAsync(Answer, context.RequestAborted).AsTask());
         await app.RunAsync();
         return 0;
     }

@@ -62,13 +62,12 @@ internal sealed class LoadGenerator : IDisposable
     /// <exception cref="InvalidOperationException">The answer is not what the scenario needs.</exception>
     public async Task ProbeAsync(Uri target, byte[] body, IReadOnlyCollection<string> expectedHeads, CancellationToken cancellationToken)
     {
-        using var content = new ByteArrayContent(body);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        using var response = await _client.PostAsync(target, content, cancellationToken);
+        using var request = Request(target, body);
+        using var response = await _client.SendAsync(request, cancellationToken);
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         if (response.StatusCode != HttpStatusCode.OK)
         {
-            throw new InvalidOperationException($"POST {target.AbsolutePath} answered {(int)response.StatusCode}: {Shorten(text)}");
+            throw new InvalidOperationException($"{(body.Length == 0 ? "GET" : "POST")} {target.AbsolutePath} answered {(int)response.StatusCode}: {Shorten(text)}");
         }
 
         if (expectedHeads.Count == 0)
@@ -169,14 +168,25 @@ internal sealed class LoadGenerator : IDisposable
         }
     }
 
+    /// <summary>A JSON POST of <paramref name="body"/>; a GET when the body is empty (health and floor probes).</summary>
+    private static HttpRequestMessage Request(Uri target, byte[] body)
+    {
+        if (body.Length == 0)
+        {
+            return new HttpRequestMessage(HttpMethod.Get, target);
+        }
+
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return new HttpRequestMessage(HttpMethod.Post, target) { Content = content };
+    }
+
     /// <returns>Null on success, otherwise what went wrong.</returns>
     private async Task<string?> CallAsync(Uri target, byte[] body, byte[] buffer)
     {
         try
         {
-            using var content = new ByteArrayContent(body);
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            using var request = new HttpRequestMessage(HttpMethod.Post, target) { Content = content };
+            using var request = Request(target, body);
             using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             if (!response.IsSuccessStatusCode)
             {

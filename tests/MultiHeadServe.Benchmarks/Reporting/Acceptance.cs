@@ -16,7 +16,10 @@ internal sealed record AcceptanceModel(string Name, int SeparateApis, int MaxQue
 internal static class Acceptance
 {
     /// <summary>Multi-head (batching on) over the x separate APIs, predictions/s at <see cref="MultiHeadConcurrency"/>.</summary>
-    private static readonly Dictionary<string, double> MultiHeadTargets = new(StringComparer.Ordinal) { ["ranking"] = 2.5, ["shapes"] = 1.8 };
+    private static readonly Dictionary<string, double> MultiHeadTargets = new(StringComparer.Ordinal) { ["ranking"] = 2.5, ["shapes"] = 1.9 };
+
+    /// <summary>/healthz may cost at most this many times the bare floor's CPU per request.</summary>
+    private const double HealthCpuCeiling = 1.2;
 
     private const int MultiHeadConcurrency = 16;
 
@@ -35,8 +38,11 @@ internal static class Acceptance
         foreach (var model in models)
         {
             MultiHeadVersusSeparate(results, model, lines);
+            MultiHeadVersusPlain(results, model, lines);
             VersusBaseline(results, model, lines);
         }
+
+        HealthVersusFloor(results, lines);
 
         if (models.FirstOrDefault(m => m.Name == BatchingModel) is { } batching)
         {
@@ -69,13 +75,48 @@ internal static class Acceptance
         }
     }
 
+    /// <summary>The service's multi-head call against the plain endpoint a team would write (scenario f).</summary>
+    private static void MultiHeadVersusPlain(IReadOnlyList<ScenarioResult> results, AcceptanceModel model, List<AcceptanceLine> lines)
+    {
+        var multiHead = Find(results, model.Name, Scenarios.MultiHead, MultiHeadConcurrency);
+        var plain = Find(results, model.Name, Scenarios.Plain, MultiHeadConcurrency);
+        if (multiHead is null || plain is null)
+        {
+            return;
+        }
+
+        var ratio = multiHead.PredictionsPerSecond / plain.PredictionsPerSecond;
+        var cpu = multiHead.ServerCpuMillisecondsPerPrediction is { } a && plain.ServerCpuMillisecondsPerPrediction is { } b && b > 0
+            ? $"; server CPU per prediction {F(a, "0.000")} vs {F(b, "0.000")} ms"
+            : "";
+        lines.Add(new(ratio >= 1 ? "PASS" : "FAIL",
+            $"{model.Name}: multi-head vs the plain endpoint, predictions/s at concurrency {MultiHeadConcurrency}: " +
+            $"{F(multiHead.PredictionsPerSecond, "0")} / {F(plain.PredictionsPerSecond, "0")} = {F(ratio, "0.00")}×{RoundRatios(multiHead, plain)}{cpu} (target ≥ 1.0×)"));
+    }
+
+    /// <summary>/healthz on the service against an empty GET endpoint on a bare WebApplication, server CPU per request.</summary>
+    private static void HealthVersusFloor(IReadOnlyList<ScenarioResult> results, List<AcceptanceLine> lines)
+    {
+        var health = results.FirstOrDefault(r => r.Kind == Scenarios.Health && r.Concurrency == MultiHeadConcurrency);
+        var floor = results.FirstOrDefault(r => r.Kind == Scenarios.HealthFloor && r.Concurrency == MultiHeadConcurrency);
+        if (health?.ServerCpuMillisecondsPerPrediction is not { } service || floor?.ServerCpuMillisecondsPerPrediction is not { } bare || bare <= 0)
+        {
+            return;
+        }
+
+        var ratio = service / bare;
+        lines.Add(new(ratio <= HealthCpuCeiling ? "PASS" : "FAIL",
+            $"/healthz vs the bare floor's empty GET, server CPU per request at concurrency {MultiHeadConcurrency}: " +
+            $"{F(service * 1000, "0.0")} vs {F(bare * 1000, "0.0")} µs = {F(ratio, "0.00")}× (target ≤ {F(HealthCpuCeiling, "0.0")}×)"));
+    }
+
     private static void MultiHeadVersusSeparate(IReadOnlyList<ScenarioResult> results, AcceptanceModel model, List<AcceptanceLine> lines)
     {
         var x = model.SeparateApis;
         var target = MultiHeadTargets.TryGetValue(model.Name, out var t) ? t : (double?)null;
         var multiHead = Find(results, model.Name, Scenarios.MultiHead, MultiHeadConcurrency);
         var separate = Find(results, model.Name, Scenarios.SeparateApis, MultiHeadConcurrency);
-        var subject = $"{model.Name}: multi-head (batching on) vs {x} single-head APIs, predictions/s at concurrency {MultiHeadConcurrency}";
+        var subject = $"{model.Name}: multi-head (batching on) vs {x} plain single-model APIs, predictions/s at concurrency {MultiHeadConcurrency}";
         if (multiHead is null || separate is null)
         {
             lines.Add(new("SKIP", $"{subject}: not measured (needs scenarios multihead and separate at concurrency {MultiHeadConcurrency})."));
@@ -89,11 +130,14 @@ internal static class Acceptance
             : new("INFO", $"{subject}: {measured}"));
 
         var fetchSubject = $"{model.Name}: feature fetches per prediction at concurrency {MultiHeadConcurrency}";
-        if (multiHead.FeatureFetchesPerPrediction is not { } one || separate.FeatureFetchesPerPrediction is not { } many)
+        if (multiHead.FeatureFetchesPerPrediction is not { } one)
         {
             lines.Add(new("SKIP", $"{fetchSubject}: the service's metrics were not read."));
             return;
         }
+
+        // The plain APIs have no metrics; each fetches for itself, so a prediction costs x fetches by construction.
+        var many = separate.FeatureFetchesPerPrediction ?? x;
 
         // Counters are exact; the tolerance only absorbs calls in flight when the window's scrapes were taken.
         var exact = Math.Abs(one - 1) < 0.01 && Math.Abs(many - x) < 0.01 * x;

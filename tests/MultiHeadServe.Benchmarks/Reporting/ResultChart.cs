@@ -130,6 +130,8 @@ internal static class ResultChart
         Scenarios.MultiHead => "#1f77b4",
         Scenarios.MultiHeadUnbatched => "#9ecae1",
         Scenarios.SeparateApis => "#ff7f0e",
+        Scenarios.Plain => "#d62728",
+        Scenarios.Baseline => "#9467bd",
         _ => "#2ca02c",
     };
 
