@@ -21,6 +21,9 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
 
     private static readonly TimeSpan ServiceReadyTimeout = TimeSpan.FromMinutes(3);
 
+    /// <summary>The batch at which one head through its pruned graph is compared with the whole graph.</summary>
+    private const int PrunedBatchSize = 64;
+
     private static readonly TimeSpan ProcessWarmup = TimeSpan.FromSeconds(6);
 
     /// <summary>Warm-up before every round after the first: the connections and the server settle on the new endpoint.</summary>
@@ -38,6 +41,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
 
         var results = new List<ScenarioResult>();
         var sweeps = new List<RawSweep>();
+        var pruned = new List<PrunedHeadResult>();
         if (options.Scenarios.HasFlag(Scenarios.Raw))
         {
             progress.WriteLine("a. raw ONNX Runtime, in process:");
@@ -46,6 +50,10 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
                 cancellationToken.ThrowIfCancellationRequested();
                 var sweep = RawOnnxBenchmark.Run(model, options.BatchSizes, options.RawDuration, progress.WriteLine);
                 sweeps.Add(sweep);
+                if (PrunedHeadBenchmark.Run(model, PrunedBatchSize, options.RawDuration * 2, progress.WriteLine) is { } prunedHead)
+                {
+                    pruned.Add(prunedHead);
+                }
                 results.AddRange(RawRows(sweep));
             }
         }
@@ -70,7 +78,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             .ThenBy(r => (int)r.Kind)
             .ToList();
         var acceptance = Acceptance.Evaluate(ordered,
-            [.. models.Select(m => new AcceptanceModel(m.Name, deployments.FirstOrDefault(d => d.Model == m)?.SingleHead.Count ?? 0, m.MaxQueueDelayMicroseconds))], sweeps);
+            [.. models.Select(m => new AcceptanceModel(m.Name, deployments.FirstOrDefault(d => d.Model == m)?.SingleHead.Count ?? 0, m.MaxQueueDelayMicroseconds))], sweeps, pruned);
         var machineReport = machine.Report();
         List<string> notes = options.ServiceEnvironment.Count == 0
             ? []

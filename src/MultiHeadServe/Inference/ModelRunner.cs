@@ -62,7 +62,7 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
             }
 
             var start = Stopwatch.GetTimestamp();
-            var result = model.Session.Run(model.FeatureInput.Name, tensor, shape, outputNames, cancellationToken);
+            var result = model.Sessions.For(outputNames).Run(model.FeatureInput.Name, tensor, shape, outputNames, cancellationToken);
             var runMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             metrics.RecordRun(model.Name, totalRows, runMs);
             return (Split(result, outputNames, rowsPerPart), runMs);

@@ -1,5 +1,6 @@
 using MultiHeadServe.Heads;
 using MultiHeadServe.Heads.Losses;
+using MultiHeadServe.Inference;
 using MultiHeadServe.Inference.Engine;
 
 namespace MultiHeadServe.Models;
@@ -10,7 +11,7 @@ namespace MultiHeadServe.Models;
 /// </summary>
 public sealed class LoadedModel : IDisposable
 {
-    public LoadedModel(string name, int version, string directory, ModelManifest manifest, ModelSession session,
+    public LoadedModel(string name, int version, string directory, ModelManifest manifest, HeadSubsetSessions sessions,
         IReadOnlyDictionary<string, IReadOnlyList<string>> labels, IReadOnlyList<int> availableVersions,
         IReadOnlyDictionary<string, HeadDecoder> decoders, MultiTaskEvaluator evaluator)
     {
@@ -20,7 +21,8 @@ public sealed class LoadedModel : IDisposable
         Version = version;
         Directory = directory;
         Manifest = manifest;
-        Session = session;
+        Sessions = sessions;
+        var session = sessions.Full;
         Labels = labels;
         AvailableVersions = availableVersions;
         FeatureInput = session.Inputs.Single(i => i.Name == manifest.Features.Input);
@@ -40,7 +42,11 @@ public sealed class LoadedModel : IDisposable
 
     public ModelManifest Manifest { get; }
 
-    public ModelSession Session { get; }
+    /// <summary>The session over the whole graph: its inputs and outputs describe the model.</summary>
+    public ModelSession Session => Sessions.Full;
+
+    /// <summary>The full session and the sessions pruned to head subsets; the runner picks one per run.</summary>
+    public HeadSubsetSessions Sessions { get; }
 
     /// <summary>Labels per head name, for heads that have a labels file.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<string>> Labels { get; }
@@ -76,5 +82,5 @@ public sealed class LoadedModel : IDisposable
     /// <summary>Set once the warm-up run succeeded.</summary>
     public bool Warm { get; internal set; }
 
-    public void Dispose() => Session.Dispose();
+    public void Dispose() => Sessions.Dispose();
 }

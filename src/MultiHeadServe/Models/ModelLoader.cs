@@ -2,8 +2,9 @@ using System.Globalization;
 using System.Text.Json;
 using MultiHeadServe.Heads;
 using MultiHeadServe.Heads.Losses;
-using MultiHeadServe.Onnx;
+using MultiHeadServe.Inference;
 using MultiHeadServe.Inference.Engine;
+using MultiHeadServe.Onnx;
 
 namespace MultiHeadServe.Models;
 
@@ -45,14 +46,17 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
 
         var version = versions[^1];
         var versionDirectory = Path.Combine(directory, version.ToString(CultureInfo.InvariantCulture));
-        var session = CreateSession(manifest, versionDirectory, displayPath);
+        var (session, graph, settings) = CreateSession(manifest, versionDirectory, displayPath);
+        HeadSubsetSessions? sessions = null;
         try
         {
             ManifestValidator.Validate(manifest, session, displayPath);
             var labels = ReadLabels(manifest, directory, displayPath);
             var decoders = CreateDecoders(manifest, session, labels, displayPath);
             var evaluator = CreateEvaluator(manifest, labels, displayPath);
-            var model = new LoadedModel(name, version, directory, manifest, session, labels, versions, decoders, evaluator);
+            var featureInput = session.Inputs.Single(i => i.Name == manifest.Features.Input);
+            sessions = new HeadSubsetSessions(session, graph, settings, featureInput.Name, [.. featureInput.Shape.Skip(1)], logger);
+            var model = new LoadedModel(name, version, directory, manifest, sessions, labels, versions, decoders, evaluator);
             WarmUp(model);
             if (session.ProviderFallbackReason is not null)
             {
@@ -75,7 +79,15 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         }
         catch
         {
-            session.Dispose();
+            if (sessions is null)
+            {
+                session.Dispose();
+            }
+            else
+            {
+                sessions.Dispose();
+            }
+
             throw;
         }
     }
@@ -100,7 +112,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         }
     }
 
-    private ModelSession CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
+    /// <summary>The model's session, the graph it was made from (for pruned head subsets) and the settings used.</summary>
+    private (ModelSession Session, Onnx.Proto.ModelProto Graph, SessionSettings Settings) CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
     {
         if (manifest.IntraOpThreads is < 0 or > MaxIntraOpThreads)
         {
@@ -129,7 +142,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                     return (Path.GetFileNameWithoutExtension(file), OnnxModel.Load(path).Proto);
                 }).ToList();
                 var fused = new OnnxModel(ModelFusion.Fuse(parts));
-                return ModelSession.FromBytes(fused.ToBytes(), settings);
+                return (ModelSession.FromBytes(fused.ToBytes(), settings), fused.Proto, settings);
             }
 
             var modelPath = Path.Combine(versionDirectory, "model.onnx");
@@ -138,7 +151,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                 throw new ManifestException(displayPath, "members", $"no model.onnx in {Path.GetFileName(versionDirectory)}/ and no members listed.");
             }
 
-            return ModelSession.FromFile(modelPath, settings);
+            // The session from the file (the runtime resolves external weights beside it); the graph for pruning.
+            return (ModelSession.FromFile(modelPath, settings), OnnxModel.Load(modelPath).Proto, settings);
         }
         catch (OnnxModelException ex)
         {

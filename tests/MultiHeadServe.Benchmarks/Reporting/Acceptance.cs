@@ -18,6 +18,9 @@ internal static class Acceptance
     /// <summary>Multi-head (batching on) over the x separate APIs, predictions/s at <see cref="MultiHeadConcurrency"/>.</summary>
     private static readonly Dictionary<string, double> MultiHeadTargets = new(StringComparer.Ordinal) { ["ranking"] = 2.5, ["shapes"] = 1.9 };
 
+    /// <summary>One of ranking's three heads through its pruned graph may take at most this share of the whole graph's time.</summary>
+    private const double PrunedRankingCeiling = 0.5;
+
     /// <summary>/healthz may cost at most this many times the bare floor's CPU per request.</summary>
     private const double HealthCpuCeiling = 1.2;
 
@@ -32,9 +35,21 @@ internal static class Acceptance
 
     private const double RawShareTarget = 0.7;
 
-    public static IReadOnlyList<AcceptanceLine> Evaluate(IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceModel> models, IReadOnlyList<RawSweep> sweeps)
+    public static IReadOnlyList<AcceptanceLine> Evaluate(
+        IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceModel> models, IReadOnlyList<RawSweep> sweeps, IReadOnlyList<PrunedHeadResult> pruned)
     {
         var lines = new List<AcceptanceLine>();
+        foreach (var head in pruned)
+        {
+            // Only ranking has a target: its heads are separate networks, so one head is a third of the graph.
+            var target = head.Model == "ranking" ? PrunedRankingCeiling : (double?)null;
+            var text = $"{head.Model}: head {head.Head} through its pruned graph vs the whole graph at batch {head.BatchSize}: " +
+                $"{F(head.PrunedMilliseconds, "0.000")} / {F(head.FullMilliseconds, "0.000")} ms = {F(head.Ratio, "0.00")}×, outputs differ by at most {head.MaxDifference.ToString("g3", CultureInfo.InvariantCulture)}";
+            lines.Add(target is { } ceiling
+                ? new(head.Ratio <= ceiling && head.MaxDifference <= 1e-5 ? "PASS" : "FAIL", $"{text} (target ≤ {F(ceiling, "0.0")}×, equal outputs)")
+                : new("INFO", text));
+        }
+
         foreach (var model in models)
         {
             MultiHeadVersusSeparate(results, model, lines);

@@ -1,0 +1,76 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using MultiHeadServe.Inference;
+using MultiHeadServe.Inference.Engine;
+using MultiHeadServe.Models;
+using MultiHeadServe.Onnx;
+using MultiHeadServe.Tests.Infrastructure;
+
+namespace MultiHeadServe.Tests.Inference;
+
+/// <summary>A request for some heads runs the graph pruned to them, with the full graph's outputs.</summary>
+public sealed class HeadSubsetSessionsTests
+{
+    private static readonly SessionSettings Cpu = new() { Provider = ExecutionProvider.Cpu };
+
+    [Fact]
+    public void ASubsetRunsAPrunedSessionWithTheFullGraphsOutputs()
+    {
+        using var sessions = Create(TestModels.TwoHeads);
+        var x = TestModels.Input(8, 4, seed: 21);
+
+        var pruned = sessions.For(["box"]);
+        var full = sessions.Full.Run("x", x, [8, 4], ["logits", "box"], CancellationToken.None);
+
+        Assert.NotSame(sessions.Full, pruned);
+        Assert.Equal(["box"], pruned.Outputs.Select(o => o.Name));
+        Assert.Equal(full.Data[1], pruned.Run("x", x, [8, 4], ["box"], CancellationToken.None).Data[0]);
+        Assert.Same(pruned, sessions.For(["box"]));
+        Assert.Equal(1, sessions.PrunedCount);
+    }
+
+    [Fact]
+    public void EveryOutputRunsTheFullSession()
+    {
+        using var sessions = Create(TestModels.TwoHeads);
+
+        Assert.Same(sessions.Full, sessions.For(["logits", "box"]));
+        Assert.Same(sessions.Full, sessions.For(["box", "logits"]));
+        Assert.Equal(0, sessions.PrunedCount);
+    }
+
+    [Fact]
+    public void WithoutAGraphEverySubsetRunsTheFullSession()
+    {
+        using var sessions = new HeadSubsetSessions(ModelSession.FromFile(TestModels.TwoHeads, Cpu), null, Cpu, "x", [4], NullLogger.Instance);
+
+        Assert.Same(sessions.Full, sessions.For(["box"]));
+    }
+
+    [Fact]
+    public async Task OneHeadOfTheFusedRankingModelRunsItsPrunedGraphAndAnswersAsTheWholeDoes()
+    {
+        var reference = ReferenceData.Load("ranking");
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        var body = new { instances = reference.Entities.Take(16) };
+
+        var whole = await (await client.PostJsonAsync("/v1/models/ranking/predict", body)).JsonAsync();
+        var response = await client.PostJsonAsync("/v1/models/ranking/predict?heads=click", body);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var one = await response.JsonAsync();
+        var model = app.Services.GetRequiredService<ModelRegistry>().All.Single(m => m.Name == "ranking");
+        Assert.Equal(1, model.Sessions.PrunedCount);
+        for (var r = 0; r < 16; r++)
+        {
+            Assert.Equal(
+                whole.GetProperty("predictions")[r].GetProperty("heads").GetProperty("click").GetProperty("probability").GetDouble(),
+                one.GetProperty("predictions")[r].GetProperty("heads").GetProperty("click").GetProperty("probability").GetDouble(), 6);
+        }
+    }
+
+    private static HeadSubsetSessions Create(string path) =>
+        new(ModelSession.FromFile(path, Cpu), OnnxModel.Load(path).Proto, Cpu, "x", [4], NullLogger.Instance);
+}
