@@ -38,7 +38,8 @@ public static class ModelsApi
         model.Session.Inputs.Select(Tensor).ToList(),
         model.Session.Outputs.Select(Tensor).ToList(),
         model.Manifest.Heads.Select(h => new HeadSummary(h.Name, h.Kind, h.Output, h.Served,
-            model.Labels.TryGetValue(h.Name, out var labels) ? labels : null)).ToList());
+            model.Labels.TryGetValue(h.Name, out var labels) ? labels : null)).ToList(),
+        model.FailedVersions);
 
     private static TensorSummary Tensor(TensorMetadata node) => new(
         node.Name,
@@ -59,7 +60,8 @@ public sealed record ModelSummary(
     string FeatureSource,
     IReadOnlyList<TensorSummary> Inputs,
     IReadOnlyList<TensorSummary> Outputs,
-    IReadOnlyList<HeadSummary> Heads);
+    IReadOnlyList<HeadSummary> Heads,
+    IReadOnlyList<VersionFailure> FailedVersions);
 
 /// <summary>A graph input or output: -1 in <c>Shape</c> is dynamic; <c>SymbolicShape</c> names it.</summary>
 public sealed record TensorSummary(string Name, string DataType, IReadOnlyList<long> Shape, IReadOnlyList<object> SymbolicShape);

@@ -79,8 +79,14 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The model's input image size (image models), for boxes the model emits in pixels.</summary>
     public ImageSize? InputImageSize => Manifest.Features.Image is { } image ? new ImageSize(image.Width, image.Height) : null;
 
+    /// <summary>Newer versions that could not be served, newest first, with the reason (empty when the newest serves).</summary>
+    public IReadOnlyList<VersionFailure> FailedVersions { get; init; } = [];
+
     /// <summary>Set once the warm-up run succeeded.</summary>
     public bool Warm { get; internal set; }
 
     public void Dispose() => Sessions.Dispose();
 }
+
+/// <summary>A model version that could not be served, and why.</summary>
+public sealed record VersionFailure(int Version, string Reason);

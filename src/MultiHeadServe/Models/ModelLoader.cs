@@ -21,8 +21,12 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
     /// <summary>The most intra-op threads a manifest may ask for (as the service option allows).</summary>
     public const int MaxIntraOpThreads = 256;
 
-    /// <summary>Loads the highest version of the model in <paramref name="directory"/>.</summary>
-    /// <exception cref="ManifestException">The manifest, a file it names or the model itself cannot be served.</exception>
+    /// <summary>
+    /// Loads the highest version of the model in <paramref name="directory"/> that can be served: a newest version
+    /// that cannot (a corrupt file, a graph that does not match the manifest, a failed warm-up) is reported and the
+    /// next older one is tried, so one bad upload does not take the model, or the service, down.
+    /// </summary>
+    /// <exception cref="ManifestException">No version can be served: the newest version's reason.</exception>
     public LoadedModel Load(string directory)
     {
         var manifestPath = Path.Combine(directory, ManifestFile);
@@ -44,7 +48,30 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             throw new ManifestException(displayPath, "versions", "no numeric version folder (e.g. 1/) holds the model.");
         }
 
-        var version = versions[^1];
+        var failures = new List<VersionFailure>();
+        for (var i = versions.Count - 1; ; i--)
+        {
+            try
+            {
+                return LoadVersion(directory, name, manifest, displayPath, versions, versions[i], failures);
+            }
+            catch (ManifestException ex) when (i > 0)
+            {
+                logger.LogError("Model {Model} version {Version} cannot be served, trying version {Older}: {Reason}", name, versions[i], versions[i - 1], ex.Message);
+                failures.Add(new VersionFailure(versions[i], ex.Message));
+            }
+            catch (ManifestException) when (failures.Count > 0)
+            {
+                // Every version failed: the newest one's reason is the one to fix.
+                throw new ManifestException(displayPath, "versions",
+                    $"no version can be served; version {failures[0].Version}: {failures[0].Reason}");
+            }
+        }
+    }
+
+    private LoadedModel LoadVersion(
+        string directory, string name, ModelManifest manifest, string displayPath, IReadOnlyList<int> versions, int version, IReadOnlyList<VersionFailure> failures)
+    {
         var versionDirectory = Path.Combine(directory, version.ToString(CultureInfo.InvariantCulture));
         var (session, graph, settings) = CreateSession(manifest, versionDirectory, displayPath);
         HeadSubsetSessions? sessions = null;
@@ -56,8 +83,16 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             var evaluator = CreateEvaluator(manifest, labels, displayPath);
             var featureInput = session.Inputs.Single(i => i.Name == manifest.Features.Input);
             sessions = new HeadSubsetSessions(session, graph, settings, featureInput.Name, [.. featureInput.Shape.Skip(1)], logger);
-            var model = new LoadedModel(name, version, directory, manifest, sessions, labels, versions, decoders, evaluator);
-            WarmUp(model);
+            var model = new LoadedModel(name, version, directory, manifest, sessions, labels, versions, decoders, evaluator) { FailedVersions = [.. failures] };
+            try
+            {
+                WarmUp(model);
+            }
+            catch (Exception ex) when (ex is InferenceEngineException or ArgumentException)
+            {
+                throw new ManifestException(displayPath, "(model)", $"version {version} failed its warm-up run: {ex.Message}");
+            }
+
             if (session.ProviderFallbackReason is not null)
             {
                 // One warning per process: every model falls back for the same reason.

@@ -68,7 +68,13 @@ public sealed class ModelRepositoryLoader(
                 cancellationToken.ThrowIfCancellationRequested();
                 try
                 {
-                    models[name] = loader.Load(directory);
+                    var model = loader.Load(directory);
+                    models[name] = model;
+                    foreach (var _ in model.FailedVersions)
+                    {
+                        metrics.RecordModelLoad(name, "failed");
+                    }
+
                     metrics.RecordModelLoad(name, "loaded");
                 }
                 catch
