@@ -33,6 +33,9 @@ public sealed class ResilientFeatureStore : IFeatureStore
     // the caller's own token, carried along, tells that apart from the client going away.
     private static readonly ResiliencePropertyKey<CancellationToken> CallerToken = new("MultiHeadServe.Features.CallerToken");
 
+    /// <summary>How long past its budget a call that ignores cancellation is waited for before it is abandoned.</summary>
+    private static readonly TimeSpan AbandonSlack = TimeSpan.FromMilliseconds(50);
+
     private readonly IFeatureStore _inner;
     private readonly FeatureStoreMetrics _metrics;
     private readonly ILogger _logger;
@@ -107,7 +110,13 @@ public sealed class ResilientFeatureStore : IFeatureStore
     {
         try
         {
-            return await _pingPipeline.ExecuteAsync(static (inner, token) => inner.PingAsync(token), _inner, cancellationToken);
+            return await _pingPipeline.ExecuteAsync(static (inner, token) => inner.PingAsync(token), _inner, cancellationToken)
+                .AsTask().WaitAsync(PingTimeout + AbandonSlack, _timeProvider, cancellationToken);
+        }
+        catch (TimeoutException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // A store that ignores cancellation is as unready as one that refuses.
+            return false;
         }
         catch (Exception exception) when (TransientFailure.IsTransient(exception) && !cancellationToken.IsCancellationRequested)
         {
@@ -125,9 +134,10 @@ public sealed class ResilientFeatureStore : IFeatureStore
         var started = _timeProvider.GetTimestamp();
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         context.Properties.Set(CallerToken, cancellationToken);
+        var abandoned = false;
         try
         {
-            var result = await _pipeline.ExecuteAsync(
+            var pending = _pipeline.ExecuteAsync(
                 static (ctx, operation) =>
                 {
                     if (operation.isFetch)
@@ -138,7 +148,24 @@ public sealed class ResilientFeatureStore : IFeatureStore
                     return operation.call(operation.self._inner, operation.state, ctx.CancellationToken);
                 },
                 context,
-                (self: this, call, state, isFetch));
+                (self: this, call, state, isFetch)).AsTask();
+            TResult result;
+            try
+            {
+                // The pipeline's timeout cancels the call, but a store that stops answering (a frozen server, a
+                // driver waiting on a socket) may not heed cancellation: past the budget the call is abandoned,
+                // so the caller's wait is bounded whatever the store does. (The caller's own cancellation reaches the
+                // call through the pipeline, which ends it; the call is not abandoned for it.)
+                result = await pending.WaitAsync(_timeout + AbandonSlack, _timeProvider, CancellationToken.None);
+            }
+            catch (TimeoutException exception) when (!pending.IsCompleted)
+            {
+                abandoned = true;
+                // Observed, so its eventual failure is not an unobserved task exception.
+                _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                throw new TimeoutRejectedException($"The store did not answer within {_timeout.TotalMilliseconds} ms and ignored cancellation.", _timeout, exception);
+            }
+
             Complete("ok");
             return result;
         }
@@ -166,8 +193,10 @@ public sealed class ResilientFeatureStore : IFeatureStore
         catch (Exception exception) when (TransientFailure.IsTransient(exception) && !cancellationToken.IsCancellationRequested)
         {
             Fail("transient");
+            // The driver's words (a host, a port, a server message) go to the log, never to a client.
+            _logger.LogWarning(exception, "Feature store {Store} is unavailable after {Attempts} attempt(s)", Kind, _maxAttempts);
             throw new FeatureStoreUnavailableException(
-                $"The {Kind} feature store is unavailable (up to {_maxAttempts} attempts failed): {exception.Message}",
+                $"The {Kind} feature store is unavailable (up to {_maxAttempts} attempts failed).",
                 FeatureStoreUnavailableException.DefaultRetryAfter,
                 exception);
         }
@@ -185,7 +214,11 @@ public sealed class ResilientFeatureStore : IFeatureStore
         }
         finally
         {
-            ResilienceContextPool.Shared.Return(context);
+            // An abandoned call may still use its context: it is left to the collector, not returned to the pool.
+            if (!abandoned)
+            {
+                ResilienceContextPool.Shared.Return(context);
+            }
         }
 
         void Complete(string outcome)

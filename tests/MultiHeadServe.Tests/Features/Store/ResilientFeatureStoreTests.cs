@@ -45,7 +45,24 @@ public sealed class ResilientFeatureStoreTests : IDisposable
         Assert.Equal(FeatureStoreUnavailableException.DefaultRetryAfter, error.RetryAfter);
         Assert.IsType<NpgsqlException>(error.InnerException);
         Assert.Contains("scripted feature store is unavailable", error.Message, StringComparison.Ordinal);
+        // The driver's own words can name a host and port: they stay in the log.
+        Assert.DoesNotContain("Failed to connect", error.Message, StringComparison.Ordinal);
         Assert.Equal(1, _metrics.FailureCount);
+    }
+
+    [Fact]
+    public async Task AStoreThatIgnoresCancellationIsAbandonedAtTheBudget()
+    {
+        var inner = ScriptedFeatureStore.Frozen();
+        var store = Resilient(inner, Options(timeoutMilliseconds: 200));
+        var clock = Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<FeatureStoreUnavailableException>(() => LookupAsync(store));
+        var ready = await store.PingAsync(CancellationToken.None);
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2.5), $"Took {clock.Elapsed}.");
+        Assert.Contains("did not answer within 200 ms", error.Message, StringComparison.Ordinal);
+        Assert.False(ready);
     }
 
     [Fact]

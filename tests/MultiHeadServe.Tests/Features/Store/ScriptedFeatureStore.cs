@@ -22,6 +22,9 @@ internal sealed class ScriptedFeatureStore(Func<int, CancellationToken, Task<IRe
         throw new InvalidOperationException("Unreachable.");
     });
 
+    /// <summary>A store that never answers and ignores cancellation, like a driver waiting on a frozen server's socket.</summary>
+    public static ScriptedFeatureStore Frozen() => new((_, _) => new TaskCompletionSource<IReadOnlyList<float[]?>>().Task);
+
     /// <summary>A store that fails every attempt with <paramref name="failure"/>.</summary>
     public static ScriptedFeatureStore Failing(Func<Exception> failure) => new((_, _) => Task.FromException<IReadOnlyList<float[]?>>(failure()));
 
