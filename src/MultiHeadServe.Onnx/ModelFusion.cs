@@ -50,6 +50,8 @@ public static class ModelFusion
         ArgumentNullException.ThrowIfNull(members);
         options ??= FuseOptions.Default;
         CheckMembers(members, options);
+        var originals = members;
+        members = ReconcileOpsets(members, options);
 
         var inputs = SharedInputs.Merge(members);
         var outputs = OutputNames(members, options);
@@ -66,6 +68,11 @@ public static class ModelFusion
             fusion.Append(members[i].Prefix, members[i].Model.Graph, outputs[i]);
         }
 
+        if (options.DeduplicateComputation)
+        {
+            CommonSubexpressions.Eliminate(graph);
+        }
+
         var model = new ModelProto
         {
             IrVersion = members.Max(member => member.Model.IrVersion),
@@ -77,8 +84,48 @@ public static class ModelFusion
         model.OpsetImport.AddRange(MergeOpsets(members, options, fusion.UsesDefaultDomain));
         model.Functions.AddRange(MergeFunctions(members));
         model.Configuration.AddRange(MergeConfigurations(members));
-        model.MetadataProps.AddRange(Provenance(members, outputs, options));
+        model.MetadataProps.AddRange(Provenance(originals, outputs, options));
         return model;
+    }
+
+    /// <summary>
+    /// The members with the default operator set at one version: those importing an older version are
+    /// upgraded when every operator they use keeps its meaning, otherwise fusion is refused.
+    /// </summary>
+    private static IReadOnlyList<(string Prefix, ModelProto Model)> ReconcileOpsets(
+        IReadOnlyList<(string Prefix, ModelProto Model)> members, FuseOptions options)
+    {
+        var versions = members.Select(member => OpsetUpgrade.DefaultVersion(member.Model)).ToList();
+        var highest = versions.Max();
+        if (options.AllowOpsetVersionMismatch || highest is null || versions.All(version => version is null || version == highest))
+        {
+            return members;
+        }
+
+        var newest = members[versions.IndexOf(highest)].Prefix;
+        var result = new List<(string Prefix, ModelProto Model)>(members.Count);
+        for (var i = 0; i < members.Count; i++)
+        {
+            var (prefix, model) = members[i];
+            if (versions[i] is not { } version || version == highest)
+            {
+                result.Add(members[i]);
+                continue;
+            }
+
+            if (OpsetUpgrade.Obstacle(model, version, highest.Value) is { } reason)
+            {
+                throw new OnnxModelException(
+                    $"Members '{prefix}' and '{newest}' import different versions of operator set '{OnnxDomains.Default}' " +
+                    $"({version} and {highest}), and '{prefix}' cannot be upgraded: {reason} Export them at one version, or allow " +
+                    "the highest (FuseOptions.AllowOpsetVersionMismatch; mhs fuse --allow-opset-mismatch) if you know the " +
+                    "operators did not change between the versions.");
+            }
+
+            result.Add((prefix, OpsetUpgrade.Upgrade(model, highest.Value, $"Member '{prefix}'")));
+        }
+
+        return result;
     }
 
     private static void CheckMembers(IReadOnlyList<(string Prefix, ModelProto Model)> members, FuseOptions options)
