@@ -23,8 +23,21 @@ public sealed record ComposeOptions
     public string? HeadPrefix { get; init; }
 
     /// <summary>
-    /// Keep the backbone's outputs that feed the head as outputs of the composed model too. Default false: the
-    /// composed model returns the head's outputs and the backbone outputs the head does not read.
+    /// Which backbone outputs the composed model returns besides the head's. Default
+    /// <see cref="BackboneOutputs.Unread"/>, as <c>onnx.compose.merge_models</c> does.
     /// </summary>
-    public bool KeepMappedBackboneOutputs { get; init; }
+    public BackboneOutputs BackboneOutputs { get; init; } = BackboneOutputs.Unread;
+}
+
+/// <summary>The backbone outputs a composed model returns besides the head's.</summary>
+public enum BackboneOutputs
+{
+    /// <summary>Those the head does not read.</summary>
+    Unread,
+
+    /// <summary>All of them, including those the head reads.</summary>
+    All,
+
+    /// <summary>None: only the head's outputs, and the backbone nodes that only other outputs needed are dropped.</summary>
+    None,
 }

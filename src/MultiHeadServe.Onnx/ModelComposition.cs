@@ -24,8 +24,9 @@ public static class ModelComposition
     /// <para>A new model, owned by the caller, whose graph:</para>
     /// <list type="bullet">
     /// <item>takes the backbone's fed inputs, then the head's inputs the map leaves unconnected;</item>
-    /// <item>returns the backbone's outputs the head does not read (all of them with
-    /// <see cref="ComposeOptions.KeepMappedBackboneOutputs"/>), then the head's outputs;</item>
+    /// <item>returns the backbone's outputs <see cref="ComposeOptions.BackboneOutputs"/> asks for (by default those
+    /// the head does not read), then the head's outputs; with <see cref="BackboneOutputs.None"/> the nodes only
+    /// dropped outputs needed are removed too;</item>
     /// <item>holds the backbone's nodes, then the head's, every mapped head input renamed to the backbone value;</item>
     /// <item>imports the union of the operator sets; when the two import different versions of the default set,
     /// the older model is upgraded if every operator it uses means the same at the newer version, otherwise
@@ -66,7 +67,12 @@ public static class ModelComposition
         };
         graph.Input.AddRange(first.Input);
         graph.Input.AddRange(second.Input.Where(input => !mappedBackboneValues.Contains(input.Name)));
-        graph.Output.AddRange(first.Output.Where(output => options.KeepMappedBackboneOutputs || !mappedBackboneValues.Contains(output.Name)));
+        graph.Output.AddRange(first.Output.Where(output => options.BackboneOutputs switch
+        {
+            BackboneOutputs.All => true,
+            BackboneOutputs.None => false,
+            _ => !mappedBackboneValues.Contains(output.Name),
+        }));
         graph.Output.AddRange(second.Output);
         graph.Node.AddRange(first.Node);
         graph.Node.AddRange(second.Node);
@@ -116,7 +122,9 @@ public static class ModelComposition
             Value = string.Create(CultureInfo.InvariantCulture,
                 $"backbone={backbone.Graph.Name};head={head.Graph.Name};map={string.Join(',', map.Select(pair => $"{pair.Backbone}:{pair.Head}"))}"),
         });
-        return model;
+        return options.BackboneOutputs == BackboneOutputs.None
+            ? ModelPruning.Prune(model, graph.Output.Select(output => output.Name).ToList())
+            : model;
     }
 
     private static (ModelProto Backbone, ModelProto Head) ReconcileOpsets(ModelProto backbone, ModelProto head)
