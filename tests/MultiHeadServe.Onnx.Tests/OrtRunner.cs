@@ -1,6 +1,6 @@
+using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using MultiHeadServe.Onnx.Proto;
-using Google.Protobuf;
 
 namespace MultiHeadServe.Onnx.Tests;
 
