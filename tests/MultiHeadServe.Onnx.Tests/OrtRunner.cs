@@ -35,6 +35,19 @@ internal static class OrtRunner
         return Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
     }
 
+    /// <summary>The largest absolute difference between two equally long spans.</summary>
+    public static float MaxDifference(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        var worst = 0f;
+        for (var i = 0; i < expected.Length; i++)
+        {
+            worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
+        }
+
+        return worst;
+    }
+
     public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, float tolerance, string what)
     {
         Assert.Equal(expected.Length, actual.Length);

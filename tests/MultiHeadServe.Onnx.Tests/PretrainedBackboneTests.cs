@@ -55,7 +55,9 @@ public sealed class PretrainedBackboneTests
         foreach (var output in reference.RootElement.GetProperty("outputs").EnumerateObject())
         {
             var expected = output.Value.GetProperty("data").EnumerateArray().Select(value => value.GetSingle()).ToArray();
-            OrtRunner.AssertClose(expected, outputs[output.Name], 1e-4f, $"{output.Name} (kit)");
+            // The kit computed these in PyTorch from the same pixels: equal within 1e-4, absolute, logits and box alike.
+            var difference = OrtRunner.MaxDifference(expected, outputs[output.Name]);
+            Assert.True(difference <= 1e-4f, $"{output.Name}: the fused model differs from the kit by {difference}.");
         }
 
         var (prefix, model) = members[1];
