@@ -35,6 +35,10 @@ public static class ModelFusion
     /// member order;</item>
     /// <item>every other name of member <c>p</c> (nodes, values, initializers, sparse initializers, value
     /// infos, quantization annotations, subgraphs of If/Loop/Scan at any depth) becomes <c>p/name</c>;</item>
+    /// <item>a member importing an older version of the default operator set than another is first upgraded to
+    /// it, when every operator it uses keeps its meaning (BatchNormalization's <c>spatial</c> dropped, Split's and
+    /// Squeeze's attributes turned into inputs);</item>
+    /// <item>with <see cref="FuseOptions.DeduplicateComputation"/>, identical nodes are computed once;</item>
     /// <item>opset imports are merged, <c>ir_version</c> is the highest of the members', the producer is
     /// <see cref="ProducerName"/>, and the metadata records each member's provenance under
     /// <c>multiheadserve.member.&lt;prefix&gt;.*</c> plus the member's own entries as <c>&lt;prefix&gt;/&lt;key&gt;</c>.</item>
@@ -43,7 +47,8 @@ public static class ModelFusion
     /// </returns>
     /// <exception cref="OnnxModelException">
     /// The members cannot be fused: their inputs differ, two outputs would share a name, opset versions
-    /// disagree, or two members define the same local function differently. The message names the members.
+    /// disagree and the older member cannot be upgraded, or two members define the same local function
+    /// differently. The message names the members.
     /// </exception>
     public static ModelProto Fuse(IReadOnlyList<(string Prefix, ModelProto Model)> members, FuseOptions? options = null)
     {
