@@ -29,7 +29,8 @@ public static class BatchDimension
     /// <param name="symbol">The name of the batch dimension in the result.</param>
     /// <returns>
     /// A new model, owned by the caller, in which the first dimension of every fed input, of every output and
-    /// of every value info that has the batch size there is <paramref name="symbol"/>; Reshape shapes stored
+    /// of every value info computed from the inputs (not from their shapes) that has the batch size there is
+    /// <paramref name="symbol"/>; Reshape shapes stored
     /// as constants (initializers, Constant nodes or the old <c>shape</c> attribute) whose first entry is the
     /// batch size copy it from their input instead (<c>0</c>). A model whose inputs already have a symbolic
     /// batch comes back unchanged.
@@ -83,7 +84,9 @@ public static class BatchDimension
         }
 
         var stored = OnnxModel.InitializerNames(target);
-        foreach (var info in target.Input.Where(input => !stored.Contains(input.Name)).Concat(target.Output).Concat(target.ValueInfo))
+        var batched = BatchedValues(target, feeds.Select(input => input.Name));
+        var intermediates = target.ValueInfo.Where(info => batched.Contains(info.Name));
+        foreach (var info in target.Input.Where(input => !stored.Contains(input.Name)).Concat(target.Output).Concat(intermediates))
         {
             if (FirstDimension(info) is { ValueCase: TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue } dim && dim.DimValue == batch)
             {
@@ -92,6 +95,24 @@ public static class BatchDimension
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// The values computed from the fed inputs, except shape tensors (what Shape and Size return and what is
+    /// computed from them): a leading size equal to the batch means the batch only in the former.
+    /// </summary>
+    private static HashSet<string> BatchedValues(GraphProto graph, IEnumerable<string> feeds)
+    {
+        var batched = new HashSet<string>(feeds, StringComparer.Ordinal);
+        foreach (var node in graph.Node)
+        {
+            if (node.OpType is not ("Shape" or "Size") && node.Input.Any(batched.Contains))
+            {
+                batched.UnionWith(node.Output.Where(output => output.Length > 0));
+            }
+        }
+
+        return batched;
     }
 
     private static TensorShapeProto.Types.Dimension? FirstDimension(ValueInfoProto value) =>

@@ -31,6 +31,27 @@ public sealed class BatchDimensionTests
     }
 
     [Fact]
+    public void ShapeTensorsThatHappenToStartWithTheBatchSizeKeepTheirSize()
+    {
+        var model = new ModelBuilder()
+            .Input("x", TensorElementType.Float32, 1, 4)
+            .Output("y", TensorElementType.Float32, 1, 4)
+            .ValueInfo("rank_one", TensorElementType.Int64, 1)
+            .ValueInfo("doubled", TensorElementType.Float32, 1, 4)
+            .Indices("last", -1)
+            .Node("Shape", ["x"], ["shape"], "shape")
+            .Node("Gather", ["shape", "last"], ["rank_one"], "gather", ModelBuilder.IntAttribute("axis", 0))
+            .Node("Add", ["x", "x"], ["doubled"], "add")
+            .Node("Identity", ["doubled"], ["y"], "identity")
+            .Build();
+
+        var graph = BatchDimension.MakeDynamic(model).Graph;
+
+        Assert.Equal("[1]", ValueSignatures.From(graph.ValueInfo.Single(info => info.Name == "rank_one")).ShapeText);
+        Assert.Equal("[batch, 4]", ValueSignatures.From(graph.ValueInfo.Single(info => info.Name == "doubled")).ShapeText);
+    }
+
+    [Fact]
     public void ModelWithADynamicBatchComesBackUnchanged()
     {
         var head = SmallVisionModels.ClassifierHead("logits", 0.1f);
