@@ -126,20 +126,21 @@ internal static class CommonSubexpressions
         }
     }
 
-    /// <summary>What a node computes, without its names: operator, domain, overload, attributes and inputs.</summary>
+    /// <summary>What a node computes, without its names: operator, domain, overload, attributes, inputs and which outputs it produces.</summary>
     private readonly struct NodeKey : IEquatable<NodeKey>
     {
         private readonly string op;
         private readonly string[] inputs;
         private readonly ByteString attributes;
-        private readonly int outputCount;
+        private readonly string outputs;
         private readonly int hash;
 
         public NodeKey(NodeProto node)
         {
             op = $"{OnnxDomains.Normalize(node.Domain)}|{node.OpType}|{node.Overload}";
             inputs = [.. node.Input];
-            outputCount = node.Output.Count;
+            // Which outputs the node produces: an omitted optional output is not the same computation's result.
+            outputs = string.Concat(node.Output.Select(output => output.Length > 0 ? '1' : '0'));
 
             // Attributes compared as their serialized form in name order, without documentation.
             var message = new NodeProto();
@@ -153,7 +154,7 @@ internal static class CommonSubexpressions
             attributes = message.ToByteString();
             var combined = new HashCode();
             combined.Add(op);
-            combined.Add(outputCount);
+            combined.Add(outputs);
             foreach (var input in inputs)
             {
                 combined.Add(input);
@@ -164,7 +165,7 @@ internal static class CommonSubexpressions
         }
 
         public bool Equals(NodeKey other) =>
-            hash == other.hash && op == other.op && outputCount == other.outputCount && inputs.AsSpan().SequenceEqual(other.inputs) &&
+            hash == other.hash && op == other.op && outputs == other.outputs && inputs.AsSpan().SequenceEqual(other.inputs) &&
             attributes.Equals(other.attributes);
 
         public override bool Equals(object? obj) => obj is NodeKey other && Equals(other);

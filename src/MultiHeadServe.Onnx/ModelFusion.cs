@@ -86,7 +86,10 @@ public static class ModelFusion
             DocString = graph.DocString,
             Graph = graph,
         };
-        model.OpsetImport.AddRange(MergeOpsets(members, options, fusion.UsesDefaultDomain));
+        // Renames and deduplicated graph outputs add Identity nodes, which need the default operator set.
+        var usesDefaultDomain = fusion.UsesDefaultDomain ||
+                                graph.Node.Any(node => node.OpType == "Identity" && OnnxDomains.Normalize(node.Domain).Length == 0);
+        model.OpsetImport.AddRange(MergeOpsets(members, options, usesDefaultDomain));
         model.Functions.AddRange(MergeFunctions(members));
         model.Configuration.AddRange(MergeConfigurations(members));
         model.MetadataProps.AddRange(Provenance(originals, outputs, options));

@@ -77,6 +77,23 @@ public sealed class ComputationDeduplicationTests
     }
 
     [Fact]
+    public void NodeThatAlsoProducesAnOptionalOutputIsNotMergedIntoOneThatDoesNot()
+    {
+        var model = new ModelBuilder()
+            .Input("x", TensorElementType.Float32, 1, 1, 4, 4)
+            .Output("a", TensorElementType.Float32, 1, 1, 2, 2)
+            .Output("b", TensorElementType.Float32, 1, 1, 2, 2)
+            .Output("indices", TensorElementType.Int64, 1, 1, 2, 2)
+            .Node("MaxPool", ["x"], ["a"], "p1", SmallVisionModels.Ints("kernel_shape", 2, 2), SmallVisionModels.Ints("strides", 2, 2))
+            .Node("MaxPool", ["x"], ["b", "indices"], "p2", SmallVisionModels.Ints("kernel_shape", 2, 2), SmallVisionModels.Ints("strides", 2, 2))
+            .Build();
+
+        var graph = ModelFusion.Fuse([("m", model)], Dedupe).Graph;
+
+        Assert.Equal(2, graph.Node.Count(node => node.OpType == "MaxPool"));
+    }
+
+    [Fact]
     public void RandomGeneratorsAreNeverMerged()
     {
         var model = new ModelBuilder()
