@@ -7,10 +7,12 @@ namespace MultiHeadServe.Cli;
 internal static class MhsCommand
 {
     public static RootCommand Create() =>
-        new("mhs: inspect, fuse and prune the ONNX models MultiHeadServe serves.")
+        new("mhs: inspect, fuse, prune and compose the ONNX models MultiHeadServe serves.")
         {
             InspectCommand.Create(),
             FuseCommand.Create(),
             PruneCommand.Create(),
+            ComposeCommand.Create(),
+            DynamicBatchCommand.Create(),
         };
 }

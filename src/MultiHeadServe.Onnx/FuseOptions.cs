@@ -5,7 +5,7 @@ namespace MultiHeadServe.Onnx;
 /// <summary>How <see cref="ModelFusion.Fuse"/> combines its members. Immutable; share freely.</summary>
 public sealed record FuseOptions
 {
-    /// <summary>The defaults: <c>/</c> separator, no renames, opset versions must agree, no deduplication.</summary>
+    /// <summary>The defaults: <c>/</c> separator, no renames, opset versions must agree or be safely upgradable, no deduplication.</summary>
     public static FuseOptions Default { get; } = new();
 
     /// <summary>
@@ -22,8 +22,10 @@ public sealed record FuseOptions
     public IReadOnlyDictionary<MemberOutput, string> OutputNames { get; init; } = ReadOnlyDictionary<MemberOutput, string>.Empty;
 
     /// <summary>
-    /// When members import different versions of one operator set, use the highest instead of failing. Only
-    /// safe when no operator the lower-versioned members use changed between the versions. Default false.
+    /// When members import different versions of one operator set, use the highest without checking the
+    /// operators. Only safe when no operator the lower-versioned members use changed between the versions.
+    /// Without it, members importing an older version of the default set are upgraded when every operator they
+    /// use means the same at the newer one, and fusion is refused otherwise. Default false.
     /// </summary>
     public bool AllowOpsetVersionMismatch { get; init; }
 
@@ -33,6 +35,15 @@ public sealed record FuseOptions
     /// caller may override them one by one. Default false.
     /// </summary>
     public bool DeduplicateInitializers { get; init; }
+
+    /// <summary>
+    /// Compute identical work once: after fusing, a node with the same operator, domain, attributes and
+    /// (recursively) identical inputs as an earlier node is dropped and its readers read the earlier node's
+    /// outputs, so members that embed the same frozen backbone run it once. Implies
+    /// <see cref="DeduplicateInitializers"/>. Random generators, custom-domain operators and nodes with
+    /// subgraphs are never merged. Default false.
+    /// </summary>
+    public bool DeduplicateComputation { get; init; }
 
     /// <summary>The fused graph's name. Default: the prefixes joined with <c>+</c>.</summary>
     public string? GraphName { get; init; }

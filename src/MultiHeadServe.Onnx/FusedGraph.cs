@@ -63,7 +63,7 @@ internal sealed class FusedGraph
             }
         }
 
-        if (options.DeduplicateInitializers)
+        if (options.DeduplicateInitializers || options.DeduplicateComputation)
         {
             Deduplicate(member, renamed, Rename);
         }

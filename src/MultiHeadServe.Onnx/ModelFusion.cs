@@ -35,6 +35,10 @@ public static class ModelFusion
     /// member order;</item>
     /// <item>every other name of member <c>p</c> (nodes, values, initializers, sparse initializers, value
     /// infos, quantization annotations, subgraphs of If/Loop/Scan at any depth) becomes <c>p/name</c>;</item>
+    /// <item>a member importing an older version of the default operator set than another is first upgraded to
+    /// it, when every operator it uses keeps its meaning (BatchNormalization's <c>spatial</c> dropped, Split's and
+    /// Squeeze's attributes turned into inputs);</item>
+    /// <item>with <see cref="FuseOptions.DeduplicateComputation"/>, identical nodes are computed once;</item>
     /// <item>opset imports are merged, <c>ir_version</c> is the highest of the members', the producer is
     /// <see cref="ProducerName"/>, and the metadata records each member's provenance under
     /// <c>multiheadserve.member.&lt;prefix&gt;.*</c> plus the member's own entries as <c>&lt;prefix&gt;/&lt;key&gt;</c>.</item>
@@ -43,13 +47,16 @@ public static class ModelFusion
     /// </returns>
     /// <exception cref="OnnxModelException">
     /// The members cannot be fused: their inputs differ, two outputs would share a name, opset versions
-    /// disagree, or two members define the same local function differently. The message names the members.
+    /// disagree and the older member cannot be upgraded, or two members define the same local function
+    /// differently. The message names the members.
     /// </exception>
     public static ModelProto Fuse(IReadOnlyList<(string Prefix, ModelProto Model)> members, FuseOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(members);
         options ??= FuseOptions.Default;
         CheckMembers(members, options);
+        var originals = members;
+        members = ReconcileOpsets(members, options);
 
         var inputs = SharedInputs.Merge(members);
         var outputs = OutputNames(members, options);
@@ -66,6 +73,11 @@ public static class ModelFusion
             fusion.Append(members[i].Prefix, members[i].Model.Graph, outputs[i]);
         }
 
+        if (options.DeduplicateComputation)
+        {
+            CommonSubexpressions.Eliminate(graph);
+        }
+
         var model = new ModelProto
         {
             IrVersion = members.Max(member => member.Model.IrVersion),
@@ -74,11 +86,54 @@ public static class ModelFusion
             DocString = graph.DocString,
             Graph = graph,
         };
-        model.OpsetImport.AddRange(MergeOpsets(members, options, fusion.UsesDefaultDomain));
+        // Renames and deduplicated graph outputs add Identity nodes, which need the default operator set.
+        var usesDefaultDomain = fusion.UsesDefaultDomain ||
+                                graph.Node.Any(node => node.OpType == "Identity" && OnnxDomains.Normalize(node.Domain).Length == 0);
+        model.OpsetImport.AddRange(MergeOpsets(members, options, usesDefaultDomain));
         model.Functions.AddRange(MergeFunctions(members));
         model.Configuration.AddRange(MergeConfigurations(members));
-        model.MetadataProps.AddRange(Provenance(members, outputs, options));
+        model.MetadataProps.AddRange(Provenance(originals, outputs, options));
         return model;
+    }
+
+    /// <summary>
+    /// The members with the default operator set at one version: those importing an older version are
+    /// upgraded when every operator they use keeps its meaning, otherwise fusion is refused.
+    /// </summary>
+    private static IReadOnlyList<(string Prefix, ModelProto Model)> ReconcileOpsets(
+        IReadOnlyList<(string Prefix, ModelProto Model)> members, FuseOptions options)
+    {
+        var versions = members.Select(member => OpsetUpgrade.DefaultVersion(member.Model)).ToList();
+        var highest = versions.Max();
+        if (options.AllowOpsetVersionMismatch || highest is null || versions.All(version => version is null || version == highest))
+        {
+            return members;
+        }
+
+        var newest = members[versions.IndexOf(highest)].Prefix;
+        var result = new List<(string Prefix, ModelProto Model)>(members.Count);
+        for (var i = 0; i < members.Count; i++)
+        {
+            var (prefix, model) = members[i];
+            if (versions[i] is not { } version || version == highest)
+            {
+                result.Add(members[i]);
+                continue;
+            }
+
+            if (OpsetUpgrade.Obstacle(model, version, highest.Value) is { } reason)
+            {
+                throw new OnnxModelException(
+                    $"Members '{prefix}' and '{newest}' import different versions of operator set '{OnnxDomains.Default}' " +
+                    $"({version} and {highest}), and '{prefix}' cannot be upgraded: {reason} Export them at one version, or allow " +
+                    "the highest (FuseOptions.AllowOpsetVersionMismatch; mhs fuse --allow-opset-mismatch) if you know the " +
+                    "operators did not change between the versions.");
+            }
+
+            result.Add((prefix, OpsetUpgrade.Upgrade(model, highest.Value, $"Member '{prefix}'")));
+        }
+
+        return result;
     }
 
     private static void CheckMembers(IReadOnlyList<(string Prefix, ModelProto Model)> members, FuseOptions options)

@@ -89,6 +89,51 @@ public sealed class MhsCommandLineTests : IDisposable
         Assert.Equal(["click_logit"], OnnxModel.Load(PathOf("click.pruned.onnx")).Outputs.Select(value => value.Name));
     }
 
+    [Fact]
+    public void ComposeConnectsAnIntermediateValueAndMakesTheBatchDynamic()
+    {
+        new OnnxModel(SmallVisionModels.Backbone()).Save(PathOf("backbone.onnx"));
+        new OnnxModel(SmallVisionModels.BoxHead()).Save(PathOf("box.onnx"));
+
+        var (code, output, error) = Run(
+            "compose", PathOf("member.onnx"), PathOf("backbone.onnx"), PathOf("box.onnx"),
+            "--map", "feature_map=feature_map", "--backbone-outputs", "None", "--dynamic-batch");
+
+        Assert.Equal(string.Empty, error);
+        Assert.Equal(ExitCodes.Success, code);
+        Assert.Contains("inputs image [batch, 3, 8, 8]; outputs bbox [batch, 4]; opsets ai.onnx 17", output, StringComparison.Ordinal);
+        var member = OnnxModel.Load(PathOf("member.onnx"));
+        Assert.DoesNotContain(member.Proto.Graph.Node, node => node.OpType == "AveragePool");
+    }
+
+    [Fact]
+    public void DynamicBatchRewritesTheFixedBatch()
+    {
+        new OnnxModel(SmallVisionModels.Backbone()).Save(PathOf("backbone.onnx"));
+
+        var (code, output, _) = Run("dynamic-batch", PathOf("backbone.onnx"), PathOf("dynamic.onnx"), "--symbol", "n");
+
+        Assert.Equal(ExitCodes.Success, code);
+        Assert.Contains("inputs image [n, 3, 8, 8]; outputs features [n, 4, 1, 1]", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FuseDedupeComputesTheSharedBackboneOnce()
+    {
+        new OnnxModel(SmallVisionModels.Backbone()).Save(PathOf("backbone.onnx"));
+        new OnnxModel(SmallVisionModels.ClassifierHead("logits_a", 0.1f)).Save(PathOf("head_a.onnx"));
+        new OnnxModel(SmallVisionModels.ClassifierHead("logits_b", 0.2f)).Save(PathOf("head_b.onnx"));
+        Assert.Equal(string.Empty, Run("compose", PathOf("a.onnx"), PathOf("backbone.onnx"), PathOf("head_a.onnx"), "--dynamic-batch").Error);
+        Assert.Equal(string.Empty, Run("compose", PathOf("b.onnx"), PathOf("backbone.onnx"), PathOf("head_b.onnx"), "--dynamic-batch").Error);
+
+        var (code, _, error) = Run("fuse", PathOf("ab.onnx"), PathOf("a.onnx"), PathOf("b.onnx"), "--dedupe");
+
+        Assert.Equal(string.Empty, error);
+
+        Assert.Equal(ExitCodes.Success, code);
+        Assert.Single(OnnxModel.Load(PathOf("ab.onnx")).Proto.Graph.Node, node => node.OpType == "Conv");
+    }
+
     [Theory]
     [InlineData(new string[0], "Required command was not provided.")]
     [InlineData(new[] { "frobnicate" }, "Unrecognized command or argument 'frobnicate'.")]
@@ -97,6 +142,7 @@ public sealed class MhsCommandLineTests : IDisposable
     [InlineData(new[] { "fuse", "out.onnx", "a/click.onnx", "b/click.onnx" }, "name them with --prefix")]
     [InlineData(new[] { "fuse", "out.onnx", "click.onnx", "--prefix", "a,b" }, "--prefix gives 2 prefixes for 1 members")]
     [InlineData(new[] { "fuse", "out.onnx", "click.onnx", "--rename", "click_logit=ctr" }, "is not of the form <prefix>:<output>=<new name>")]
+    [InlineData(new[] { "compose", "out.onnx", "backbone.onnx", "head.onnx", "--map", "features" }, "--map 'features' is not of the form <backbone value>=<head input>")]
     public void UsageErrorsExitWithTwo(string[] args, string expected)
     {
         var (code, output, error) = Run(args);

@@ -250,15 +250,30 @@ public sealed class ModelFusionTests
     [Fact]
     public void DifferentOpsetVersionsAreRejectedUnlessAllowed()
     {
+        var click = RankingMembers.Click();
+        click.Graph.Node.Add(new NodeProto { OpType = "Softmax", Name = "/Softmax", Input = { "features" }, Output = { "/Softmax_output_0" } });
         var dwell = RankingMembers.Dwell();
         dwell.OpsetImport[0].Version = 18;
-        IReadOnlyList<(string, ModelProto)> members = [("click", RankingMembers.Click()), ("dwell", dwell)];
+        IReadOnlyList<(string, ModelProto)> members = [("click", click), ("dwell", dwell)];
 
         var error = Assert.Throws<OnnxModelException>(() => ModelFusion.Fuse(members));
         var fused = ModelFusion.Fuse(members, new FuseOptions { AllowOpsetVersionMismatch = true });
 
         Assert.Contains("Members 'click' and 'dwell' import different versions of operator set 'ai.onnx' (17 and 18)", error.Message, StringComparison.Ordinal);
         Assert.Equal(18, Assert.Single(fused.OpsetImport).Version);
+        Assert.Contains("operator Softmax (node '/Softmax') is not known to keep its meaning between versions 17 and 18", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DifferentOpsetVersionsAreUpgradedWhenEveryOperatorKeepsItsMeaning()
+    {
+        var dwell = RankingMembers.Dwell();
+        dwell.OpsetImport[0].Version = 18;
+
+        var fused = ModelFusion.Fuse([("click", RankingMembers.Click()), ("dwell", dwell)]);
+
+        Assert.Equal(18, Assert.Single(fused.OpsetImport).Version);
+        Assert.Equal("ai.onnx:17", fused.MetadataProps.Single(entry => entry.Key == "multiheadserve.member.click.opsets").Value);
     }
 
     [Fact]

@@ -4,7 +4,7 @@ using MultiHeadServe.Onnx;
 namespace MultiHeadServe.Cli.Commands;
 
 /// <summary>
-/// <c>mhs fuse &lt;out.onnx&gt; &lt;member.onnx&gt;... [--prefix a,b,c]</c>: several models over the same inputs
+/// <c>mhs fuse &lt;out.onnx&gt; &lt;member.onnx&gt;... [--prefix a,b,c] [--dedupe]</c>: several models over the same inputs
 /// become one multi-head model.
 /// </summary>
 internal static class FuseCommand
@@ -35,9 +35,15 @@ internal static class FuseCommand
             Description = "Store byte-identical weights shared by several members once.",
         };
 
+        var dedupe = new Option<bool>("--dedupe")
+        {
+            Description = "Compute identical work once: nodes with the same operator, attributes and inputs (e.g. a backbone every " +
+                          "member embeds) are merged, and identical weights stored once.",
+        };
+
         var command = new Command("fuse", "Fuse models over the same inputs into one model that returns every member's outputs.")
         {
-            output, members, prefixes, renames, allowOpsetMismatch, deduplicate,
+            output, members, prefixes, renames, allowOpsetMismatch, deduplicate, dedupe,
         };
         command.SetAction(parsed =>
         {
@@ -48,6 +54,7 @@ internal static class FuseCommand
                 OutputNames = OutputNames(parsed.GetValue(renames) ?? []),
                 AllowOpsetVersionMismatch = parsed.GetValue(allowOpsetMismatch),
                 DeduplicateInitializers = parsed.GetValue(deduplicate),
+                DeduplicateComputation = parsed.GetValue(dedupe),
             };
 
             var loaded = paths.Select((path, i) => (names[i], OnnxModel.Load(path).Proto)).ToList();
