@@ -31,10 +31,13 @@ WORKDIR /src
 COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props .editorconfig ./
 COPY src/MultiHeadServe/MultiHeadServe.csproj src/MultiHeadServe/
 COPY src/MultiHeadServe.Onnx/MultiHeadServe.Onnx.csproj src/MultiHeadServe.Onnx/
+COPY src/MultiHeadServe.Cli/MultiHeadServe.Cli.csproj src/MultiHeadServe.Cli/ObjectsMembers.targets src/MultiHeadServe.Cli/
 RUN gpu=false; [ "$VARIANT" = gpu ] && gpu=true; \
     dotnet restore src/MultiHeadServe/MultiHeadServe.csproj -r linux-x64 -p:OnnxRuntimeGpu=$gpu
 
 COPY src/ src/
+# The models: the build composes the objects model's members (each head on the restored ResNet-18) into them.
+COPY models/ models/
 # Framework-dependent for linux-x64: only the x64 native libraries are published. The CPU build
 # carries libonnxruntime.so; the GPU build also its CUDA provider libraries.
 RUN gpu=false; [ "$VARIANT" = gpu ] && gpu=true; \
@@ -88,7 +91,7 @@ WORKDIR /app
 # Application and models are owned by root, so the service cannot modify them; only /app/data,
 # where the SQLite feature store lives, belongs to the service user.
 COPY --from=build /app/publish/ /app/
-COPY models/ /app/models/
+COPY --from=build /src/models/ /app/models/
 RUN install -d -o "$APP_UID" -g "$APP_UID" /app/data
 
 ENV ASPNETCORE_HTTP_PORTS=8080 \

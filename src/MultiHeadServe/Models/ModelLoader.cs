@@ -176,7 +176,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
 
                     return (Path.GetFileNameWithoutExtension(file), OnnxModel.Load(path).Proto);
                 }).ToList();
-                var fused = new OnnxModel(ModelFusion.Fuse(parts));
+                // Members that embed the same frozen backbone compute it once in the fused graph.
+                var fused = new OnnxModel(ModelFusion.Fuse(parts, new FuseOptions { DeduplicateComputation = true }));
                 return (ModelSession.FromBytes(fused.ToBytes(), settings), fused.Proto, settings);
             }
 

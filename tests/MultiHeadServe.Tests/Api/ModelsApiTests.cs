@@ -14,8 +14,9 @@ public sealed class ModelsApiTests
         var body = await (await client.GetAsync("/v1/models")).JsonAsync();
 
         var models = body.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
-        var expected = Directory.EnumerateDirectories(RepositoryPaths.Models)
-            .Where(d => File.Exists(Path.Combine(d, "model.json"))).Select(Path.GetFileName).Order().ToList();
+        // Every model the test app is told to load (ServeFactory's ModelRepository:Only), each a repository folder.
+        var expected = app.Settings.Where(s => s.Key.StartsWith("ModelRepository:Only:", StringComparison.Ordinal)).Select(s => s.Value).Order().ToList();
+        Assert.All(expected, name => Assert.True(File.Exists(Path.Combine(RepositoryPaths.Models, name!, "model.json"))));
         Assert.Equal(expected, models.Keys.Order());
         var shapes = models["shapes"];
         var input = Assert.Single(shapes.GetProperty("inputs").EnumerateArray());

@@ -21,11 +21,29 @@ public sealed class ServeFactory : WebApplicationFactory<Program>
             ["ModelRepository:Path"] = RepositoryPaths.Models,
             ["ModelRepository:Provider"] = "Cpu",
             ["ModelRepository:IntraOpThreads"] = "1",
+            // The light demo models; the objects model (a 65 MB ResNet-18) has tests of its own.
+            ["ModelRepository:Only:0"] = "shapes",
+            ["ModelRepository:Only:1"] = "ranking",
+            ["ModelRepository:Only:2"] = "ranking-mtl",
             ["FeatureStore:SqlitePath"] = Path.Combine(_dataDirectory, "features.db"),
         };
-        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        settings ??= new Dictionary<string, string?>();
+        if (settings.Keys.Any(k => k.StartsWith("ModelRepository:Only:", StringComparison.OrdinalIgnoreCase)) ||
+            (settings.TryGetValue("ModelRepository:Path", out var path) && path != RepositoryPaths.Models))
         {
-            Settings[key] = value;
+            // The test chose its models (a temporary repository holds only what it copied): no default filter.
+            foreach (var key in Settings.Keys.Where(k => k.StartsWith("ModelRepository:Only:", StringComparison.OrdinalIgnoreCase)).ToList())
+            {
+                Settings.Remove(key);
+            }
+        }
+
+        foreach (var (key, value) in settings)
+        {
+            if (value is not null || !key.StartsWith("ModelRepository:Only:", StringComparison.OrdinalIgnoreCase))
+            {
+                Settings[key] = value;
+            }
         }
     }
 
