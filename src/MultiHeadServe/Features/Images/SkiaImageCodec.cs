@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using SkiaSharp;
 
 namespace MultiHeadServe.Features.Images;
@@ -9,7 +11,7 @@ namespace MultiHeadServe.Features.Images;
 /// <remarks>
 /// What it does, and why it is what we want:
 /// <list type="bullet">
-/// <item>the header is parsed first (<see cref="SKCodec.Create(SKStream, out SKCodecResult)"/>), and the
+/// <item>the header is parsed first (<see cref="SKCodec.Create(SKData)"/>), and the
 /// dimensions in <see cref="SKCodec.Info"/> are checked against the limits before any pixel memory exists;</item>
 /// <item>pixels are asked for as RGBA, unpremultiplied, with no colour space: Skia then expands grayscale
 /// and palettes (gray g becomes g,g,g), keeps the stored colour of translucent and fully transparent
@@ -32,13 +34,8 @@ internal static unsafe class SkiaImageCodec
         fixed (byte* data = encoded)
         {
             // The codec reads the caller's bytes in place (no copy); it is disposed before they are unpinned.
-            // The codec owns the stream from Create on, whether or not Create succeeds.
             using var bytes = SKData.Create((IntPtr)data, encoded.Length);
-            using var codec = SKCodec.Create(new SKMemoryStream(bytes), out var opened);
-            if (codec is null || opened != SKCodecResult.Success)
-            {
-                throw Corrupt(format, opened == SKCodecResult.IncompleteInput ? "the file ends inside its header" : "its header is not valid");
-            }
+            using var codec = SKCodec.Create(bytes) ?? throw UnreadableHeader(bytes, format);
 
             if (codec.EncodedFormat != format.Skia)
             {
@@ -117,13 +114,36 @@ internal static unsafe class SkiaImageCodec
         }
     }
 
+    /// <summary>Why Skia would not open the file, asked again through the stream API, which says (only failures pay for it).</summary>
+    private static ImageDecodeException UnreadableHeader(SKData bytes, EncodedImageFormat format)
+    {
+        // The codec owns the stream from Create on, whether or not Create succeeds.
+        using var codec = SKCodec.Create(new SKMemoryStream(bytes), out var result);
+        return Corrupt(format, result == SKCodecResult.IncompleteInput ? "the file ends inside its header" : "its header is not valid");
+    }
+
+    /// <summary>RGBA to RGB. Vectorised: done one byte at a time it costs a 64x64 image as much as a sixth of its decode.</summary>
     private static void DropAlpha(ReadOnlySpan<byte> rgba, Span<byte> rgb)
     {
-        for (int source = 0, target = 0; source < rgba.Length; source += 4, target += 3)
+        var pixels = rgb.Length / 3;
+        var pixel = 0;
+        if (Vector128.IsHardwareAccelerated)
         {
-            rgb[target] = rgba[source];
-            rgb[target + 1] = rgba[source + 1];
-            rgb[target + 2] = rgba[source + 2];
+            // Four pixels in, twelve bytes out; each store writes 16 bytes, the last 4 overwritten by the next.
+            var keepColour = Vector128.Create((byte)0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 15, 15, 15, 15);
+            ref var source = ref MemoryMarshal.GetReference(rgba);
+            ref var target = ref MemoryMarshal.GetReference(rgb);
+            for (; (pixel * 3) + 16 <= rgb.Length && (pixel * 4) + 16 <= rgba.Length; pixel += 4)
+            {
+                Vector128.Shuffle(Vector128.LoadUnsafe(ref source, (nuint)(pixel * 4)), keepColour).StoreUnsafe(ref target, (nuint)(pixel * 3));
+            }
+        }
+
+        for (; pixel < pixels; pixel++)
+        {
+            rgb[pixel * 3] = rgba[pixel * 4];
+            rgb[(pixel * 3) + 1] = rgba[(pixel * 4) + 1];
+            rgb[(pixel * 3) + 2] = rgba[(pixel * 4) + 2];
         }
     }
 
