@@ -15,7 +15,7 @@ public sealed class ImageCodecStartupCheck(ModelRegistry registry, ILogger<Image
         if (imageModels.Count > 0)
         {
             ImageDecoder.EnsureCodecLoaded();
-            logger.LogInformation("Image codec: SkiaSharp {Version} (PNG, JPEG, WebP) for {Models}",
+            logger.LogInformation("Image codec: SkiaSharp, native Skia milestone {Milestone} (PNG, JPEG, WebP) for {Models}",
                 SkiaSharp.SkiaSharpVersion.Native, imageModels);
         }
 
