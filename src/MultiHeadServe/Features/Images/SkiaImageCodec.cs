@@ -17,7 +17,7 @@ namespace MultiHeadServe.Features.Images;
 /// and palettes (gray g becomes g,g,g), keeps the stored colour of translucent and fully transparent
 /// pixels, and converts no colour — gAMA, iCCP and ICC profiles are ignored, as PIL ignores them. Alpha is
 /// dropped afterwards, which is PIL's <c>Image.convert("RGB")</c>, how training pipelines usually load images;</item>
-/// <item>16-bit PNG channels are reduced to 8 bits;</item>
+/// <item>16-bit PNG channels are reduced to 8 bits by keeping the high byte, as PIL reads 16-bit RGB;</item>
 /// <item>anything but a complete decode is an error: Skia reports a truncated file (incomplete input) and a
 /// PNG checksum or zlib error (error in input) after filling the missing rows, and the image is rejected
 /// rather than returned partly blank. Corrupt entropy-coded JPEG data that libjpeg conceals with a warning

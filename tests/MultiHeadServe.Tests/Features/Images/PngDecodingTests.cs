@@ -135,6 +135,18 @@ public sealed class PngDecodingTests
     }
 
     [Fact]
+    public void AGammaChunkDoesNotChangeThePixelsAsPilIgnoresIt()
+    {
+        // gAMA 1.0 (linear): a colour-managed decoder would brighten mid-tones; training pipelines read the stored values.
+        byte[] rgb = [0, 64, 128, 200, 255, 30];
+        var png = PngFixture.WriteWithGamma(2, 1, rgb, gamma: 100000);
+
+        var image = ImageDecoder.Decode(png, ImageDecodeLimits.Default);
+
+        Assert.Equal(rgb, image.Rgb);
+    }
+
+    [Fact]
     public void PngWithAWrongChunkChecksumIsRejectedAsDamaged()
     {
         var png = PngFixture.Write(8, 8, PngFixture.ColorTypeRgb, TestImages.Noise(8 * 8 * 3, seed: 2));

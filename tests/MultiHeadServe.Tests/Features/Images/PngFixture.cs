@@ -48,6 +48,14 @@ internal static class PngFixture
         return Assemble((uint)width, (uint)height, 8, colorType, Scanlines(pixels, rowLength, height), chunks);
     }
 
+    /// <summary>An 8-bit RGB PNG with a gAMA chunk declaring <paramref name="gamma"/> (as PNG stores it: gamma × 100000).</summary>
+    public static byte[] WriteWithGamma(int width, int height, ReadOnlySpan<byte> rgb, uint gamma)
+    {
+        var data = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(data, gamma);
+        return Assemble((uint)width, (uint)height, 8, ColorTypeRgb, Scanlines(rgb, width * 3, height), [("gAMA", data)]);
+    }
+
     /// <summary>A 16-bit PNG (gray, gray+alpha, RGB or RGBA) from samples in 0..65535, written big-endian as PNG stores them; no gAMA chunk, as most tools write them.</summary>
     public static byte[] Write16(int width, int height, byte colorType, ReadOnlySpan<ushort> samples)
     {
