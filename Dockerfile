@@ -9,9 +9,7 @@
 # Base images: .NET 10 ships its Linux container images on Ubuntu 24.04 "Noble" (the default
 # `10.0` tag), Alpine and Azure Linux; there are no Debian-based .NET 10 images. The tags below
 # name Noble explicitly so a future change of the default distro cannot silently change the apt
-# package names this file relies on (libpng16-16t64 and libturbojpeg are the Noble names of
-# Debian 12's libpng16-16 and libturbojpeg0). Alpine is ruled out: ONNX Runtime is built
-# against glibc.
+# package names this file relies on. Alpine is ruled out: ONNX Runtime is built against glibc.
 #
 # The image is linux/amd64 only (the CUDA package ships x64 libraries).
 
@@ -47,24 +45,21 @@ RUN gpu=false; [ "$VARIANT" = gpu ] && gpu=true; \
  && if [ "$gpu" = true ]; then test -f /app/publish/libonnxruntime_providers_cuda.so; fi
 
 # ---------------------------------------------------------------------------------------------
-# CPU runtime: ASP.NET Core on Noble plus the image codecs the service loads by soname
-# (libpng16.so.16, libturbojpeg.so.0). ONNX Runtime itself needs only glibc, libstdc++ and
-# libgcc_s, which the base image has; ICU is not needed (InvariantGlobalization).
+# CPU runtime: ASP.NET Core on Noble. ONNX Runtime needs only glibc, libstdc++ and libgcc_s, and
+# SkiaSharp's libSkiaSharp.so (published with the application) only libc, which the base image
+# has; ICU is not needed (InvariantGlobalization).
 FROM mcr.microsoft.com/dotnet/aspnet:10.0-noble AS runtime-cpu
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpng16-16t64 libturbojpeg \
- && rm -rf /var/lib/apt/lists/*
 ENV ModelRepository__Provider=Cpu
 
 # ---------------------------------------------------------------------------------------------
-# GPU runtime: NVIDIA's CUDA + cuDNN runtime on Ubuntu 24.04 (same package names as above) and the
+# GPU runtime: NVIDIA's CUDA + cuDNN runtime on Ubuntu 24.04 (Noble package names) and the
 # ASP.NET Core runtime copied from the official image.
 FROM ${CUDA_IMAGE} AS runtime-gpu
 ENV APP_UID=1654 \
     DOTNET_ROOT=/usr/share/dotnet \
     DOTNET_RUNNING_IN_CONTAINER=true
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3t64 tzdata libpng16-16t64 libturbojpeg \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3t64 tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid "$APP_UID" app \
  && useradd --uid "$APP_UID" --gid "$APP_UID" --no-create-home --shell /usr/sbin/nologin app

@@ -10,6 +10,8 @@ namespace MultiHeadServe.Api;
 /// Gives every feature-carrying operation a working example body per served model, so "Try it out" in the
 /// explorer works as it opens: the first row of the model's reference.json when it has one (a real image,
 /// real entity keys), otherwise zeros of the right shape. The {model} parameter lists the served models.
+/// Operations that take image uploads also document the raw image types and the multipart form, whose
+/// file fields the explorer turns into file pickers.
 /// </summary>
 public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilter
 {
@@ -54,7 +56,7 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             Schema = context.SchemaGenerator.GenerateSchema(body.BodyType, context.SchemaRepository),
             Examples = new Dictionary<string, IOpenApiExample>(),
         };
-        operation.RequestBody = new OpenApiRequestBody
+        var requestBody = new OpenApiRequestBody
         {
             Required = true,
             Description = body is Features.FeatureFetchMetadata
@@ -62,6 +64,7 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
                 : "The request body (JSON).",
             Content = new Dictionary<string, OpenApiMediaType> { ["application/json"] = media },
         };
+        operation.RequestBody = requestBody;
         if (body is not Features.FeatureFetchMetadata)
         {
             return;
@@ -71,6 +74,49 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
         {
             media.Examples![name] = new OpenApiExample { Summary = summary, Value = example.DeepClone() };
         }
+
+        if (context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<Features.ImageUploadMetadata>().Any())
+        {
+            DescribeUploads(requestBody);
+        }
+    }
+
+    /// <summary>The image models' other bodies: the file itself (one row) and a form of files (one row each, in order).</summary>
+    private static void DescribeUploads(OpenApiRequestBody requestBody)
+    {
+        requestBody.Description += " Image models also take the image itself (image/png, image/jpeg, image/webp) or " +
+            "multipart/form-data with one or more files under 'image' (one row each, in order). " +
+            "For example: curl --data-binary @models/shapes/samples/triangle.png -H 'content-type: image/png' …/v1/models/shapes/predict, or " +
+            "curl -F image=@models/shapes/samples/triangle.png -F image=@models/shapes/samples/circle.png …/v1/models/shapes/predict.";
+        foreach (var format in Features.Images.EncodedImageFormat.All)
+        {
+            requestBody.Content![format.MediaType] = new OpenApiMediaType
+            {
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = $"A {format.Name} file: one row." },
+            };
+        }
+
+        requestBody.Content![Features.ImageUploads.Multipart] = new OpenApiMediaType
+        {
+            Schema = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Object,
+                Required = new HashSet<string> { "image" },
+                Properties = new Dictionary<string, IOpenApiSchema>
+                {
+                    ["image"] = new OpenApiSchema
+                    {
+                        Type = JsonSchemaType.Array,
+                        Description = "One or more PNG, JPEG or WebP files; each is one row, answered in order under \"predictions\".",
+                        Items = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" },
+                    },
+                },
+            },
+            Encoding = new Dictionary<string, OpenApiEncoding>
+            {
+                ["image"] = new OpenApiEncoding { ContentType = "image/png, image/jpeg, image/webp" },
+            },
+        };
     }
 
     private static IEnumerable<string> RouteParameters(string? template) =>

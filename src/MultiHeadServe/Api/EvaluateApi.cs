@@ -37,7 +37,8 @@ public static class EvaluateApi
     {
         var features = context.Features.GetRequiredFeature<FetchedFeatures>();
         var model = features.Model;
-        var root = features.Document.RootElement;
+        // Evaluate takes JSON only (labels ride in the body): the middleware answers an upload here with 415.
+        var root = features.Document!.RootElement;
         try
         {
             var labels = ReadLabels(root);

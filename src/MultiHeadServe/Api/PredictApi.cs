@@ -20,16 +20,28 @@ public static class PredictApi
         group.MapPost("/predict", Predict)
             .WithName("Predict")
             .WithSummary("Every served head of the model (or the subset in 'heads') from one feature fetch and one run.")
-            .WithDescription("The body is one row (image, features or entity keys) or {\"instances\": [rows]}. Select heads with ?heads=a,b or \"heads\": [..] in the body.")
+            .WithDescription("The body is one row (image, features or entity keys) or {\"instances\": [rows]}. Select heads with ?heads=a,b or \"heads\": [..] in the body. " +
+                ImageUploadDescription)
             .WithFeatureRequest<PredictRequest>()
+            .WithImageUploads()
             .Produces<PredictResponse>();
         group.MapPost("/heads/{head}/predict", PredictHead)
             .WithName("PredictHead")
             .WithSummary("One head of the model, from the same single run.")
+            .WithDescription("The body as for predict, without \"heads\". " + ImageUploadDescription)
             .WithFeatureRequest<PredictRequest>()
+            .WithImageUploads()
             .Produces<HeadPredictResponse>();
         return group;
     }
+
+    private const string ImageUploadDescription =
+        "Image models also take the image itself (Content-Type image/png, image/jpeg or image/webp: one row, answered like {\"image\": ..}) " +
+        "or multipart/form-data with one or more image files (one row each, in order, answered as \"predictions\" like \"instances\"); " +
+        "heads then come from ?heads=.";
+
+    /// <summary>Lets image models take the raw image or a multipart form of images on this endpoint, besides JSON (<see cref="ImageUploadMetadata"/>).</summary>
+    public static RouteHandlerBuilder WithImageUploads(this RouteHandlerBuilder builder) => builder.WithMetadata(new ImageUploadMetadata());
 
     /// <summary>Marks an endpoint whose body the feature-fetch middleware reads, and documents that body and every error status.</summary>
     public static RouteHandlerBuilder WithFeatureRequest<TBody>(this RouteHandlerBuilder builder, params string[] envelopeFields) => builder
@@ -61,7 +73,7 @@ public static class PredictApi
         }
 
         var rows = Decode(features, heads!, run.Result!);
-        var single = IsSingleRow(features);
+        var single = features.IsSingleRow;
         return TypedResults.Ok(new PredictResponse(
             model.Name,
             model.Version,
@@ -93,13 +105,10 @@ public static class PredictApi
         }
 
         var rows = Decode(features, heads!, run.Result!).Select(r => r[head]).ToList();
-        var single = IsSingleRow(features);
+        var single = features.IsSingleRow;
         return TypedResults.Ok(new HeadPredictResponse(
             model.Name, model.Version, head, single ? rows[0] : null, single ? null : rows, Timings(features, run.Result!)));
     }
-
-    private static bool IsSingleRow(FetchedFeatures features) =>
-        !features.Document.RootElement.TryGetProperty("instances", out _);
 
     /// <summary>The requested served heads in request order, or every served head in manifest order.</summary>
     internal static IReadOnlyList<HeadSpec>? SelectHeads(LoadedModel model, IReadOnlyList<string>? requested, out ProblemHttpResult? problem)

@@ -8,9 +8,10 @@ namespace MultiHeadServe.Features;
 
 /// <summary>
 /// On the routes that carry features (predict, evaluate): resolves the model, checks content type and
-/// size, parses the body once and fetches the features exactly once, then hands them to the endpoint as
-/// a <see cref="FetchedFeatures"/> request feature. Whatever the number of heads asked for, this is the
-/// only place features are fetched. Client mistakes end here as RFC 7807 problems.
+/// size, reads the body once — JSON, or on the predict routes of image models a raw image or a multipart
+/// form of images (<see cref="ImageUploads"/>) — and fetches the features exactly once, then hands them to
+/// the endpoint as a <see cref="FetchedFeatures"/> request feature. Whatever the number of heads asked for,
+/// this is the only place features are fetched. Client mistakes end here as RFC 7807 problems.
 /// </summary>
 public sealed class FeatureFetchMiddleware(
     RequestDelegate next,
@@ -45,7 +46,10 @@ public sealed class FeatureFetchMiddleware(
         FetchedFeatures features;
         try
         {
-            features = await FetchAsync(context, model, metadata.EnvelopeFields);
+            var acceptsUploads = context.GetEndpoint()!.Metadata.GetMetadata<ImageUploadMetadata>() is not null;
+            features = ImageUploads.IsUpload(context.Request.ContentType)
+                ? await FetchUploadAsync(context, model, acceptsUploads)
+                : await FetchAsync(context, model, metadata.EnvelopeFields, acceptsUploads);
         }
         catch (FeatureRequestException ex)
         {
@@ -68,10 +72,16 @@ public sealed class FeatureFetchMiddleware(
         }
     }
 
-    private async Task<FetchedFeatures> FetchAsync(HttpContext context, LoadedModel model, IReadOnlySet<string> envelope)
+    private async Task<FetchedFeatures> FetchAsync(HttpContext context, LoadedModel model, IReadOnlySet<string> envelope, bool acceptsUploads)
     {
+        if (!RequestBody.IsJson(context.Request.ContentType))
+        {
+            var accepted = acceptsUploads && IsImageModel(model) ? ImageUploads.AcceptedTypes : "application/json";
+            throw RequestBody.UnsupportedMediaType($"Send the body as {accepted} (got '{context.Request.ContentType ?? "none"}').");
+        }
+
         // The parsed document reads the pooled body in place: the body goes back to the pool with the features.
-        var body = await RequestBody.ReadJsonAsync(context, options.Value.MaxRequestBytes);
+        var body = await RequestBody.ReadAsync(context, options.Value.MaxRequestBytes);
         System.Text.Json.JsonDocument? document = null;
         try
         {
@@ -89,13 +99,55 @@ public sealed class FeatureFetchMiddleware(
         }
     }
 
+    /// <summary>A raw image or a multipart form of images: each image one row, decoded once.</summary>
+    private async Task<FetchedFeatures> FetchUploadAsync(HttpContext context, LoadedModel model, bool acceptsUploads)
+    {
+        var contentType = context.Request.ContentType!;
+        if (!acceptsUploads)
+        {
+            throw RequestBody.UnsupportedMediaType($"This endpoint takes application/json only (got '{contentType}'); images are uploaded to the predict routes.");
+        }
+
+        if (!IsImageModel(model))
+        {
+            throw RequestBody.UnsupportedMediaType(
+                $"Model '{model.Name}' takes its features as application/json (got '{contentType}'); image uploads are for image models.");
+        }
+
+        ImageUploads.Validate(contentType);
+        var body = await RequestBody.ReadAsync(context, options.Value.MaxRequestBytes);
+        try
+        {
+            var images = await ImageUploads.SplitAsync(contentType, body.Memory, options.Value.MaxInstances, context.RequestAborted);
+            var singleRow = !RequestBody.IsMediaType(contentType, ImageUploads.Multipart);
+            var features = fetcher.FetchUploads(model, images, singleRow, QueryHeads(context));
+            features.OwnBody(body);
+            return features;
+        }
+        catch
+        {
+            body.Dispose();
+            throw;
+        }
+    }
+
+    private static bool IsImageModel(LoadedModel model) => model.Manifest.Features.Source == "image";
+
+    /// <summary>"heads" from the query: comma-separated, repeatable; null when absent.</summary>
+    private static List<string>? QueryHeads(HttpContext context)
+    {
+        var fromQuery = context.Request.Query["heads"];
+        return fromQuery.Count > 0
+            ? fromQuery.SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList()
+            : null;
+    }
+
     /// <summary>"heads" from the query (comma-separated, repeatable) or the body (array of names).</summary>
     private static List<string>? RequestedHeads(HttpContext context, System.Text.Json.JsonDocument document)
     {
-        var fromQuery = context.Request.Query["heads"];
-        if (fromQuery.Count > 0)
+        if (QueryHeads(context) is { } fromQuery)
         {
-            return fromQuery.SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+            return fromQuery;
         }
 
         if (document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object &&

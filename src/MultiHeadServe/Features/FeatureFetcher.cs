@@ -46,7 +46,45 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
             }
 
             var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            return new FetchedFeatures(model, rows.Count, buffer, imageSizes, source, heads, document, elapsed);
+            return new FetchedFeatures(model, rows.Count, prefix.Length == 0, buffer, imageSizes, source, heads, document, elapsed);
+        }
+        catch
+        {
+            ArrayPool<float>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The features of an image upload: each image decoded once into its row, in order. The caller has checked
+    /// that the model takes images and that there are at most Serve:MaxInstances of them.
+    /// </summary>
+    /// <param name="model">An image model.</param>
+    /// <param name="images">One per row; only read during the call.</param>
+    /// <param name="singleRow">Answer as one row (a raw image body) rather than as instances (a form).</param>
+    /// <param name="heads">Heads from the query, or null.</param>
+    internal FetchedFeatures FetchUploads(LoadedModel model, IReadOnlyList<UploadedImage> images, bool singleRow, IReadOnlyList<string>? heads)
+    {
+        var buffer = ArrayPool<float>.Shared.Rent(Math.Max(1, images.Count * model.RowLength));
+        try
+        {
+            var start = System.Diagnostics.Stopwatch.GetTimestamp();
+            var (preprocessing, limits) = ImageInput(model);
+            var imageSizes = new ImageSize?[images.Count];
+            for (var r = 0; r < images.Count; r++)
+            {
+                try
+                {
+                    WriteImage(ImageDecoder.Decode(images[r].Encoded.Span, limits), preprocessing, model, r, buffer, imageSizes);
+                }
+                catch (ImageDecodeException ex)
+                {
+                    throw BadImage(images[r].Field, ex);
+                }
+            }
+
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            return new FetchedFeatures(model, images.Count, singleRow, buffer, imageSizes, "image", heads, document: null, elapsed);
         }
         catch
         {
@@ -112,18 +150,33 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         }
     }
 
-    private void FillImages(LoadedModel model, List<JsonElement> rows, string prefix, IReadOnlySet<string> envelope, float[] buffer, ImageSize?[] sizes)
+    private (ImagePreprocessing Preprocessing, ImageDecodeLimits Limits) ImageInput(LoadedModel model)
     {
         var spec = model.Manifest.Features.Image!;
-        var preprocessing = new ImagePreprocessing(spec.Width, spec.Height, spec.Channels, spec.Layout, spec.Resize, spec.Scale, [.. spec.Mean], [.. spec.Std]);
-        var limits = new ImageDecodeLimits { MaxWidth = options.Value.MaxImageSide, MaxHeight = options.Value.MaxImageSide };
+        return (
+            new ImagePreprocessing(spec.Width, spec.Height, spec.Channels, spec.Layout, spec.Resize, spec.Scale, [.. spec.Mean], [.. spec.Std]),
+            new ImageDecodeLimits { MaxWidth = options.Value.MaxImageSide, MaxHeight = options.Value.MaxImageSide });
+    }
+
+    private static void WriteImage(DecodedImage decoded, ImagePreprocessing preprocessing, LoadedModel model, int row, float[] buffer, ImageSize?[] sizes)
+    {
+        ImageTensorWriter.Write(decoded, preprocessing, buffer.AsSpan(row * model.RowLength, model.RowLength));
+        sizes[row] = new ImageSize(decoded.Width, decoded.Height);
+    }
+
+    private static FeatureRequestException BadImage(string field, ImageDecodeException ex) =>
+        FeatureRequestException.BadField(field, $"The image cannot be used: {ex.Reason}");
+
+    private void FillImages(LoadedModel model, List<JsonElement> rows, string prefix, IReadOnlySet<string> envelope, float[] buffer, ImageSize?[] sizes)
+    {
+        var (preprocessing, limits) = ImageInput(model);
         for (var r = 0; r < rows.Count; r++)
         {
             RejectUnknown(rows[r], prefix, r, ["image"], envelope);
             var field = Field(prefix, r, "image");
             if (!rows[r].TryGetProperty("image", out var image))
             {
-                throw FeatureRequestException.BadField(field, "an image model needs 'image': a base64-encoded PNG or JPEG.");
+                throw FeatureRequestException.BadField(field, "an image model needs 'image': a base64-encoded PNG, JPEG or WebP.");
             }
 
             if (image.ValueKind != JsonValueKind.String)
@@ -133,13 +186,11 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
 
             try
             {
-                var decoded = DecodeImage(image, limits);
-                ImageTensorWriter.Write(decoded, preprocessing, buffer.AsSpan(r * model.RowLength, model.RowLength));
-                sizes[r] = new ImageSize(decoded.Width, decoded.Height);
+                WriteImage(DecodeImage(image, limits), preprocessing, model, r, buffer, sizes);
             }
             catch (ImageDecodeException ex)
             {
-                throw FeatureRequestException.BadField(field, $"The image cannot be used: {ex.Reason}");
+                throw BadImage(field, ex);
             }
         }
     }

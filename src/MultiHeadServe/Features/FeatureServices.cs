@@ -1,3 +1,4 @@
+using MultiHeadServe.Features.Images;
 using MultiHeadServe.Features.Store;
 using MultiHeadServe.Models;
 
@@ -7,7 +8,8 @@ public static class FeatureServices
 {
     /// <summary>
     /// The online feature store (SQLite by default, PostgreSQL when FeatureStore:PostgresConnectionString is set),
-    /// wrapped in its resilience pipeline, plus the fetcher the middleware uses and start-up seeding.
+    /// wrapped in its resilience pipeline, plus the fetcher the middleware uses, start-up seeding and the
+    /// start-up check of the image codec.
     /// </summary>
     public static IServiceCollection AddFeatureSources(this IServiceCollection services)
     {
@@ -15,6 +17,7 @@ public static class FeatureServices
         services.AddSingleton<FeatureStoreHealth>();
         services.AddSingleton<FeatureFetcher>();
         services.AddHostedService<FeatureStoreSeeding>();
+        services.AddHostedService<ImageCodecStartupCheck>();
         return services;
     }
 }

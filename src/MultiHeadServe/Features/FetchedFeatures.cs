@@ -15,11 +15,12 @@ public sealed class FetchedFeatures : IDisposable
     private float[]? _buffer;
     private IDisposable? _body;
 
-    internal FetchedFeatures(LoadedModel model, int rows, float[] buffer, IReadOnlyList<ImageSize?> imageSizes,
-        string source, IReadOnlyList<string>? requestedHeads, JsonDocument document, double fetchMilliseconds)
+    internal FetchedFeatures(LoadedModel model, int rows, bool isSingleRow, float[] buffer, IReadOnlyList<ImageSize?> imageSizes,
+        string source, IReadOnlyList<string>? requestedHeads, JsonDocument? document, double fetchMilliseconds)
     {
         Model = model;
         Rows = rows;
+        IsSingleRow = isSingleRow;
         _buffer = buffer;
         ImageSizes = imageSizes;
         Source = source;
@@ -30,8 +31,14 @@ public sealed class FetchedFeatures : IDisposable
 
     public LoadedModel Model { get; }
 
-    /// <summary>Rows in the request (1, or the number of <c>instances</c>).</summary>
+    /// <summary>Rows in the request (1, or the number of <c>instances</c> or of uploaded files).</summary>
     public int Rows { get; }
+
+    /// <summary>
+    /// The request is one row (a JSON row without <c>instances</c>, or a raw image body), answered as one
+    /// prediction; otherwise rows were listed (<c>instances</c>, or the files of a form), answered as a list.
+    /// </summary>
+    public bool IsSingleRow { get; }
 
     /// <summary>The feature tensor, row-major: <see cref="Rows"/> × <see cref="LoadedModel.RowLength"/> floats.</summary>
     public ReadOnlyMemory<float> Tensor => _buffer.AsMemory(0, Rows * Model.RowLength);
@@ -45,8 +52,8 @@ public sealed class FetchedFeatures : IDisposable
     /// <summary>Heads the client asked for (query or body), or null for every served head.</summary>
     public IReadOnlyList<string>? RequestedHeads { get; }
 
-    /// <summary>The parsed body, for endpoint-specific fields such as labels.</summary>
-    public JsonDocument Document { get; }
+    /// <summary>The parsed body, for endpoint-specific fields such as labels; null for an image upload.</summary>
+    public JsonDocument? Document { get; }
 
     public double FetchMilliseconds { get; }
 
@@ -61,10 +68,16 @@ public sealed class FetchedFeatures : IDisposable
             ArrayPool<float>.Shared.Return(buffer);
         }
 
-        Document.Dispose();
+        Document?.Dispose();
         Interlocked.Exchange(ref _body, null)?.Dispose();
     }
 }
+
+/// <summary>
+/// Marks a feature endpoint that also takes image uploads for image models: the raw image or a multipart form of
+/// images (see <see cref="ImageUploads"/>), besides JSON.
+/// </summary>
+public sealed record ImageUploadMetadata;
 
 /// <summary>Marks an endpoint whose request carries features: the middleware fetches them before it runs.</summary>
 /// <param name="BodyType">The body's shape, for the OpenAPI document.</param>

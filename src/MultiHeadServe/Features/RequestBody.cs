@@ -2,19 +2,29 @@ using System.Buffers;
 
 namespace MultiHeadServe.Features;
 
-/// <summary>Reads a JSON request body into pooled memory, enforcing the content type and the size limit.</summary>
+/// <summary>
+/// Reads a request body into pooled memory, enforcing the size limit (and, for JSON, the content type). The one
+/// place request bodies are read: JSON, raw images and multipart forms alike are held to Serve:MaxRequestBytes.
+/// </summary>
 internal static class RequestBody
 {
     /// <exception cref="FeatureRequestException">415 for another content type, 413 past <paramref name="limit"/> bytes.</exception>
-    public static async Task<PooledBody> ReadJsonAsync(HttpContext context, long limit)
+    public static Task<PooledBody> ReadJsonAsync(HttpContext context, long limit)
     {
-        var request = context.Request;
-        if (request.ContentType is null || !IsJson(request.ContentType))
+        var contentType = context.Request.ContentType;
+        if (!IsJson(contentType))
         {
-            throw new FeatureRequestException(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Content-Type",
-                $"Send the body as application/json (got '{request.ContentType ?? "none"}').");
+            throw UnsupportedMediaType($"Send the body as application/json (got '{contentType ?? "none"}').");
         }
 
+        return ReadAsync(context, limit);
+    }
+
+    /// <summary>Reads the whole body, whatever its content type.</summary>
+    /// <exception cref="FeatureRequestException">413 past <paramref name="limit"/> bytes.</exception>
+    public static async Task<PooledBody> ReadAsync(HttpContext context, long limit)
+    {
+        var request = context.Request;
         if (request.ContentLength > limit)
         {
             throw TooLarge(limit);
@@ -58,12 +68,27 @@ internal static class RequestBody
         }
     }
 
-    private static bool IsJson(string contentType)
+    /// <summary>application/json or a structured +json type.</summary>
+    public static bool IsJson(string? contentType)
     {
-        var mediaType = contentType.Split(';', 2)[0].Trim();
+        var mediaType = MediaType(contentType);
         return mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
             || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
     }
+
+    /// <summary>The media type of a Content-Type header, without parameters (empty when there is none); read in place, as every request asks.</summary>
+    public static ReadOnlySpan<char> MediaType(string? contentType)
+    {
+        var value = contentType.AsSpan();
+        var parameters = value.IndexOf(';');
+        return (parameters < 0 ? value : value[..parameters]).Trim();
+    }
+
+    /// <summary>True when the Content-Type's media type is <paramref name="mediaType"/> (case-insensitive).</summary>
+    public static bool IsMediaType(string? contentType, string mediaType) => MediaType(contentType).Equals(mediaType, StringComparison.OrdinalIgnoreCase);
+
+    public static FeatureRequestException UnsupportedMediaType(string detail) =>
+        new(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Content-Type", detail);
 
     private static FeatureRequestException TooLarge(long limit) =>
         new(StatusCodes.Status413PayloadTooLarge, "Payload too large", "body", $"The body is larger than the limit of {limit} bytes (Serve:MaxRequestBytes).");

@@ -102,7 +102,7 @@ public sealed class PredictErrorTests
     [Fact]
     public async Task ImageLargerThanTheLimitIs400BeforeItIsDecoded()
     {
-        var png = PngFixture.Write(300, 20, LibPng.FormatRgb, new byte[300 * 20 * 3]);
+        var png = PngFixture.Write(300, 20, PngFixture.ColorTypeRgb, new byte[300 * 20 * 3]);
         var settings = new Dictionary<string, string?> { ["Serve:MaxImageSide"] = "256" };
 
         var problem = await ProblemAsync(HttpStatusCode.BadRequest, "/v1/models/shapes/predict", $$"""{"image":"{{Convert.ToBase64String(png)}}"}""", settings);

@@ -48,6 +48,42 @@ public sealed class OpenApiExplorerTests
     }
 
     [Fact]
+    public async Task UploadingAnImageFileInTheExplorerReturnsEveryHead()
+    {
+        Assert.True(File.Exists(Chromium), $"The browser test needs Chromium at {Chromium} (Debian: apt-get install chromium).");
+        await using var app = new ServeFactory();
+        app.UseKestrel(0);
+        app.StartServer();
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var page = await browser.NewPageAsync();
+
+        await page.GotoAsync(new Uri(app.ClientOptions.BaseAddress, "/swagger/index.html").ToString());
+        var operation = page.Locator("#operations-Predict-Predict");
+        await operation.Locator(".opblock-summary").ClickAsync();
+        await operation.Locator("button.try-out__btn").ClickAsync();
+        await operation.Locator("tr[data-param-name='model'] select").SelectOptionAsync("shapes");
+        await operation.Locator(".opblock-section-request-body select.content-type").SelectOptionAsync("image/png");
+        await operation.Locator(".opblock-section-request-body input[type=file]").SetInputFilesAsync(
+            Path.Combine(RepositoryPaths.Model("shapes"), "samples", "triangle.png"));
+        await operation.Locator("button.execute").ClickAsync();
+        var status = operation.Locator(".live-responses-table td.response-col_status:not(.col_header)");
+        await status.WaitForAsync(new() { Timeout = 30_000 });
+        var body = await operation.Locator(".live-responses-table .response-col_description pre").First.InnerTextAsync();
+        await page.ScreenshotAsync(new() { Path = Path.Combine(app.DataDirectory, "swagger-upload.png"), FullPage = true });
+
+        Assert.Equal("200", (await status.InnerTextAsync()).Trim());
+        Assert.Contains("\"triangle\"", body, StringComparison.Ordinal);
+        Assert.Contains("\"bbox\"", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TheOpenApiDocumentDescribesEveryEndpointAndErrorStatus()
     {
         await using var app = new ServeFactory();
@@ -70,5 +106,27 @@ public sealed class OpenApiExplorerTests
         var examples = predict.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("examples");
         Assert.True(examples.TryGetProperty("shapes-image", out _));
         Assert.True(examples.TryGetProperty("ranking-keys", out _));
+    }
+
+    [Fact]
+    public async Task ThePredictRoutesDocumentImageUploadsAndEvaluateDoesNot()
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+
+        var paths = (await (await client.GetAsync("/swagger/v1/swagger.json")).JsonAsync()).GetProperty("paths");
+
+        string[] uploads = ["image/png", "image/jpeg", "image/webp", "multipart/form-data"];
+        foreach (var path in new[] { "/v1/models/{model}/predict", "/v1/models/{model}/heads/{head}/predict" })
+        {
+            var content = paths.GetProperty(path).GetProperty("post").GetProperty("requestBody").GetProperty("content");
+            Assert.Equal(["application/json", .. uploads], content.EnumerateObject().Select(c => c.Name));
+            Assert.Equal("binary", content.GetProperty("image/png").GetProperty("schema").GetProperty("format").GetString());
+            var files = content.GetProperty("multipart/form-data").GetProperty("schema").GetProperty("properties").GetProperty("image");
+            Assert.Equal("binary", files.GetProperty("items").GetProperty("format").GetString());
+        }
+
+        var evaluate = paths.GetProperty("/v1/models/{model}/evaluate").GetProperty("post").GetProperty("requestBody").GetProperty("content");
+        Assert.Equal(["application/json"], evaluate.EnumerateObject().Select(c => c.Name));
     }
 }

@@ -1,10 +1,10 @@
 namespace MultiHeadServe.Features.Images;
 
 /// <summary>
-/// The request's image cannot become the model's input: it is empty, not base64, not PNG or
-/// JPEG, corrupt or truncated (with the codec's own message), larger than the configured
-/// limits, or of a size the model does not take when the manifest forbids resizing. It is the
-/// client's fault: the service answers with a 400 problem+json quoting <see cref="Reason"/>.
+/// The request's image cannot become the model's input: it is empty, not base64, not PNG, JPEG
+/// or WebP, corrupt or truncated, larger than the configured limits, or of a size the model does
+/// not take when the manifest forbids resizing. It is the client's fault: the service answers
+/// with a 400 problem+json quoting <see cref="Reason"/>.
 /// </summary>
 public sealed class ImageDecodeException : Exception
 {
@@ -22,6 +22,6 @@ public sealed class ImageDecodeException : Exception
     public ImageDecodeException(string reason, Exception innerException)
         : base(reason, innerException) => Reason = reason;
 
-    /// <summary>What is wrong with the image, phrased for the client, e.g. <c>corrupt PNG: IDAT: CRC error</c>.</summary>
+    /// <summary>What is wrong with the image, phrased for the client, e.g. <c>corrupt PNG: the image data is damaged</c>.</summary>
     public string Reason { get; }
 }

@@ -5,26 +5,25 @@ using System.Text;
 namespace MultiHeadServe.Features.Images;
 
 /// <summary>
-/// Turns the encoded image of a request (PNG or JPEG) into RGB pixels, once, with the system's
-/// codecs: libpng 1.6 (Debian package <c>libpng16-16</c>) and libjpeg-turbo's TurboJPEG
-/// (<c>libturbojpeg0</c>). The format is chosen by the file's magic bytes, not by what the
-/// client claims.
+/// Turns the encoded image of a request (PNG, JPEG or WebP) into RGB pixels, once, with SkiaSharp's
+/// codecs (<see cref="SkiaImageCodec"/>). The format is chosen by the file's magic bytes, not by what
+/// the client claims, and only these three are accepted even though Skia reads more.
 /// </summary>
 /// <remarks>
-/// Thread-safe and stateless: every call uses its own codec state. Hostile input (truncated,
-/// corrupt, or declaring huge dimensions) ends in an <see cref="ImageDecodeException"/>, never in
-/// a crash or a large allocation. The codec libraries are loaded on first use; call
-/// <see cref="EnsureCodecsLoaded"/> at start-up to fail early when they are missing.
+/// Thread-safe and stateless: every call uses its own codec. Hostile input (truncated, corrupt, or
+/// declaring huge dimensions) ends in an <see cref="ImageDecodeException"/>, never in a crash or a
+/// large allocation. Skia's native library is loaded on first use; call <see cref="EnsureCodecLoaded"/>
+/// at start-up to fail early when it is missing.
 /// </remarks>
 public static class ImageDecoder
 {
-    /// <summary>Decodes a PNG or JPEG file.</summary>
+    /// <summary>Decodes a PNG, JPEG or WebP file.</summary>
     /// <param name="encoded">The file's bytes; only read during the call.</param>
     /// <param name="limits">The largest image accepted; checked before pixel memory is allocated.</param>
     /// <returns>The image as 8-bit RGB (alpha dropped, grayscale and palettes expanded; see <see cref="DecodedImage"/>).</returns>
-    /// <exception cref="ImageDecodeException">The image is empty, not PNG or JPEG, corrupt, or too large: the client's fault.</exception>
+    /// <exception cref="ImageDecodeException">The image is empty, not PNG, JPEG or WebP, corrupt, or too large: the client's fault.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="limits"/> is unusable (configuration error).</exception>
-    /// <exception cref="DllNotFoundException">A codec library is not installed (deployment error).</exception>
+    /// <exception cref="InvalidOperationException">Skia's native library cannot be loaded (deployment error).</exception>
     public static DecodedImage Decode(ReadOnlySpan<byte> encoded, ImageDecodeLimits limits)
     {
         ArgumentNullException.ThrowIfNull(limits);
@@ -35,17 +34,9 @@ public static class ImageDecoder
             throw new ImageDecodeException("image is empty");
         }
 
-        if (encoded.StartsWith(PngDecoder.Signature))
-        {
-            return PngDecoder.Decode(encoded, limits);
-        }
-
-        if (encoded.StartsWith(JpegDecoder.Signature))
-        {
-            return JpegDecoder.Decode(encoded, limits);
-        }
-
-        throw new ImageDecodeException(UnsupportedFormatReason(encoded));
+        var format = EncodedImageFormat.Detect(encoded)
+            ?? throw new ImageDecodeException(UnsupportedFormatReason(encoded));
+        return SkiaImageCodec.Decode(encoded, format, limits);
     }
 
     /// <summary>
@@ -56,7 +47,7 @@ public static class ImageDecoder
     /// <param name="limits">The largest image accepted.</param>
     /// <exception cref="ImageDecodeException">The text is not base64, or the image it holds cannot be decoded.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="limits"/> is unusable (configuration error).</exception>
-    /// <exception cref="DllNotFoundException">A codec library is not installed (deployment error).</exception>
+    /// <exception cref="InvalidOperationException">Skia's native library cannot be loaded (deployment error).</exception>
     public static DecodedImage DecodeBase64(ReadOnlySpan<char> base64, ImageDecodeLimits limits)
     {
         // Base64 is ASCII: anything else is not base64, and the UTF-8 path says so.
@@ -80,7 +71,7 @@ public static class ImageDecoder
     /// <param name="limits">The largest image accepted.</param>
     /// <exception cref="ImageDecodeException">The text is not base64, or the image it holds cannot be decoded.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="limits"/> is unusable (configuration error).</exception>
-    /// <exception cref="DllNotFoundException">A codec library is not installed (deployment error).</exception>
+    /// <exception cref="InvalidOperationException">Skia's native library cannot be loaded (deployment error).</exception>
     public static DecodedImage DecodeBase64(ReadOnlySpan<byte> base64, ImageDecodeLimits limits)
     {
         var text = StripDataUrl(base64).Trim(" \t\r\n"u8);
@@ -107,16 +98,11 @@ public static class ImageDecoder
     }
 
     /// <summary>
-    /// Loads both codec libraries now, so a host serving image models can refuse to start
-    /// without them instead of failing its first request.
+    /// Loads Skia's native library and decodes a one-pixel image with it, so a host serving image
+    /// models can refuse to start without it instead of failing its first request.
     /// </summary>
-    /// <exception cref="DllNotFoundException">A library is missing; the message names the Debian package to install.</exception>
-    /// <exception cref="EntryPointNotFoundException">A library is not the expected version.</exception>
-    public static void EnsureCodecsLoaded()
-    {
-        _ = LibPng.Instance;
-        _ = LibTurboJpeg.Instance;
-    }
+    /// <exception cref="InvalidOperationException">The library is missing or not the version SkiaSharp expects; the message says what to deploy.</exception>
+    public static void EnsureCodecLoaded() => SkiaImageCodec.EnsureLoaded();
 
     internal static ImageDecodeException TooLarge(long width, long height, ImageDecodeLimits limits) =>
         new($"image {width}x{height} exceeds the limit {limits.MaxWidth}x{limits.MaxHeight}");
@@ -139,24 +125,24 @@ public static class ImageDecoder
 
     private static string UnsupportedFormatReason(ReadOnlySpan<byte> encoded)
     {
-        // Name the common mistakes so the client knows what to change.
+        // Name the common mistakes so the client knows what to change. Skia could read GIF and BMP,
+        // but models are trained on photographs and renders, and a smaller attack surface is worth more.
         var recognised =
             encoded.StartsWith("GIF8"u8) ? "GIF" :
-            encoded.Length >= 12 && encoded.StartsWith("RIFF"u8) && encoded[8..12].SequenceEqual("WEBP"u8) ? "WebP" :
             encoded.StartsWith("II*\0"u8) || encoded.StartsWith("MM\0*"u8) ? "TIFF" :
             encoded.StartsWith("BM"u8) ? "BMP" :
             null;
         if (recognised is not null)
         {
-            return $"unsupported image format {recognised}; send PNG or JPEG";
+            return $"unsupported image format {recognised}; send PNG, JPEG or WebP";
         }
 
-        // Base64 of the PNG signature / of a JPEG SOI: the bytes were base64-encoded twice.
-        if (encoded.StartsWith("iVBORw0KGgo"u8) || encoded.StartsWith("/9j/"u8))
+        // Base64 of the PNG signature / of a JPEG SOI / of "RIFF": the bytes were base64-encoded twice.
+        if (encoded.StartsWith("iVBORw0KGgo"u8) || encoded.StartsWith("/9j/"u8) || encoded.StartsWith("UklGR"u8))
         {
-            return "unsupported image format: the data is base64 text; base64-encode the image file once";
+            return "unsupported image format: the data is base64 text; base64-encode the image file once in JSON, or upload the file itself";
         }
 
-        return "unsupported image format; send PNG or JPEG";
+        return "unsupported image format; send PNG, JPEG or WebP";
     }
 }

@@ -1,9 +1,35 @@
 using MultiHeadServe.Features.Images;
+using SkiaSharp;
 
 namespace MultiHeadServe.Tests.Features.Images;
 
 public sealed class ImageDecoderTests
 {
+    [Fact]
+    public void TheStartUpCheckLoadsSkiaAndDecodesWithIt()
+    {
+        ImageDecoder.EnsureCodecLoaded();
+    }
+
+    [Fact]
+    public void EveryReferenceImageDecodesToThePixelsTheTrainingPipelineRead()
+    {
+        // reference.json holds each shapes PNG and the RGB pixels PIL read from it when the model was
+        // trained: equal pixels give the model the same tensor as training (ImageTensorWriterTests).
+        var reference = System.Text.Json.JsonDocument.Parse(File.ReadAllText(
+            Path.Combine(Infrastructure.RepositoryPaths.Model("shapes"), "1", "reference.json"))).RootElement;
+        var images = reference.GetProperty("images").EnumerateArray().Select(i => Convert.FromBase64String(i.GetString()!)).ToList();
+        var pixels = reference.GetProperty("pixels").GetProperty("data").EnumerateArray().Select(p => Convert.FromBase64String(p.GetString()!)).ToList();
+        Assert.Equal(32, images.Count);
+
+        for (var i = 0; i < images.Count; i++)
+        {
+            var image = ImageDecoder.Decode(images[i], ImageDecodeLimits.Default);
+            Assert.Equal((64, 64), (image.Width, image.Height));
+            Assert.True(pixels[i].AsSpan().SequenceEqual(image.Rgb), $"reference image {i} decodes to other pixels");
+        }
+    }
+
     [Fact]
     public void EmptyInputIsRejected()
     {
@@ -21,25 +47,27 @@ public sealed class ImageDecoderTests
 
         var error = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data, ImageDecodeLimits.Default));
 
-        Assert.Equal("unsupported image format; send PNG or JPEG", error.Reason);
+        Assert.Equal("unsupported image format; send PNG, JPEG or WebP", error.Reason);
     }
 
     [Theory]
     [InlineData("GIF89a\u0001\u0000\u0001\u0000", "GIF")]
-    [InlineData("RIFF\u0000\u0000\u0000\u0000WEBPVP8 ", "WebP")]
+    [InlineData("BM\u0036\u0000\u0000\u0000", "BMP")]
+    [InlineData("II*\u0000\u0008\u0000\u0000\u0000", "TIFF")]
+    [InlineData("MM\u0000*\u0000\u0000\u0000\u0008", "TIFF")]
     public void OtherImageFormatsAreNamedInTheReason(string header, string format)
     {
         var data = System.Text.Encoding.Latin1.GetBytes(header);
 
         var error = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data, ImageDecodeLimits.Default));
 
-        Assert.Equal($"unsupported image format {format}; send PNG or JPEG", error.Reason);
+        Assert.Equal($"unsupported image format {format}; send PNG, JPEG or WebP", error.Reason);
     }
 
     [Fact]
     public void AnImageBase64EncodedTwiceIsExplained()
     {
-        var png = PngFixture.Write(1, 1, LibPng.FormatRgb, [1, 2, 3]);
+        var png = PngFixture.Write(1, 1, PngFixture.ColorTypeRgb, [1, 2, 3]);
         var twice = System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(png));
 
         var error = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(twice, ImageDecodeLimits.Default));
@@ -51,7 +79,7 @@ public sealed class ImageDecoderTests
     public void Base64AndDataUrlsDecodeToTheSamePixels()
     {
         byte[] pixels = [9, 8, 7, 6, 5, 4];
-        var base64 = Convert.ToBase64String(PngFixture.Write(2, 1, LibPng.FormatRgb, pixels));
+        var base64 = Convert.ToBase64String(PngFixture.Write(2, 1, PngFixture.ColorTypeRgb, pixels));
 
         var plain = ImageDecoder.DecodeBase64(base64, ImageDecodeLimits.Default);
         var dataUrl = ImageDecoder.DecodeBase64("data:image/png;base64," + base64, ImageDecodeLimits.Default);
@@ -77,7 +105,7 @@ public sealed class ImageDecoderTests
     [Fact]
     public void UnusableLimitsAreAConfigurationErrorNotABadRequest()
     {
-        var png = PngFixture.Write(1, 1, LibPng.FormatRgb, [1, 2, 3]);
+        var png = PngFixture.Write(1, 1, PngFixture.ColorTypeRgb, [1, 2, 3]);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => ImageDecoder.Decode(png, new ImageDecodeLimits { MaxWidth = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => ImageDecoder.Decode(png, new ImageDecodeLimits { MaxWidth = 100_000, MaxHeight = 100_000 }));
@@ -91,9 +119,10 @@ public sealed class ImageDecoderTests
         var random = new Random(7);
         var originals = new[]
         {
-            PngFixture.Write(24, 16, LibPng.FormatRgb, TestImages.Gradient(24, 16)),
-            PngFixture.Write(24, 16, LibPng.FormatRgba, TestImages.Noise(24 * 16 * 4, seed: 8)),
-            JpegFixture.Compress(24, 16, TestImages.Gradient(24, 16), JpegFixture.PixelFormatRgb, JpegFixture.Subsampling420, 80),
+            PngFixture.Write(24, 16, PngFixture.ColorTypeRgb, TestImages.Gradient(24, 16)),
+            PngFixture.Write(24, 16, PngFixture.ColorTypeRgba, TestImages.Noise(24 * 16 * 4, seed: 8)),
+            SkiaFixture.Jpeg(24, 16, TestImages.Gradient(24, 16), SKJpegEncoderDownsample.Downsample420, 80),
+            SkiaFixture.Webp(24, 16, TestImages.Gradient(24, 16), 3, lossless: false),
         };
 
         int decoded = 0, rejected = 0;
@@ -139,10 +168,12 @@ public sealed class ImageDecoderTests
     [Fact]
     public void ConcurrentDecodesOfTheSameImageAgree()
     {
-        var png = PngFixture.Write(64, 48, LibPng.FormatRgba, TestImages.Noise(64 * 48 * 4, seed: 9));
-        var jpeg = JpegFixture.Compress(64, 48, TestImages.Gradient(64, 48), JpegFixture.PixelFormatRgb, JpegFixture.Subsampling420, 85);
+        var png = PngFixture.Write(64, 48, PngFixture.ColorTypeRgba, TestImages.Noise(64 * 48 * 4, seed: 9));
+        var jpeg = SkiaFixture.Jpeg(64, 48, TestImages.Gradient(64, 48), SKJpegEncoderDownsample.Downsample420, 85);
+        var webp = SkiaFixture.Webp(64, 48, TestImages.Gradient(64, 48), 3, lossless: false);
         var expectedPng = ImageDecoder.Decode(png, ImageDecodeLimits.Default).Rgb;
         var expectedJpeg = ImageDecoder.Decode(jpeg, ImageDecodeLimits.Default).Rgb;
+        var expectedWebp = ImageDecoder.Decode(webp, ImageDecodeLimits.Default).Rgb;
 
         const int threads = 8;
         using var start = new Barrier(threads);
@@ -156,7 +187,8 @@ public sealed class ImageDecoderTests
                 for (var i = 0; i < 40; i++)
                 {
                     if (!ImageDecoder.Decode(png, ImageDecodeLimits.Default).Rgb.AsSpan().SequenceEqual(expectedPng) ||
-                        !ImageDecoder.Decode(jpeg, ImageDecodeLimits.Default).Rgb.AsSpan().SequenceEqual(expectedJpeg))
+                        !ImageDecoder.Decode(jpeg, ImageDecodeLimits.Default).Rgb.AsSpan().SequenceEqual(expectedJpeg) ||
+                        !ImageDecoder.Decode(webp, ImageDecodeLimits.Default).Rgb.AsSpan().SequenceEqual(expectedWebp))
                     {
                         Interlocked.Increment(ref mismatches);
                     }

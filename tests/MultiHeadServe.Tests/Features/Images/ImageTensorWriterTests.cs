@@ -129,7 +129,7 @@ public sealed class ImageTensorWriterTests
     {
         const int width = 6, height = 5;
         var pixels = TestImages.Noise(width * height * 3, seed: 10);
-        var png = PngFixture.Write(width, height, LibPng.FormatRgb, pixels);
+        var png = PngFixture.Write(width, height, PngFixture.ColorTypeRgb, pixels);
         float[] mean = [0.485f, 0.456f, 0.406f], std = [0.229f, 0.224f, 0.225f];
         var spec = Spec(width, height, "nchw", "bilinear", scale: 1f / 255f, mean, std);
         var tensor = new float[spec.TensorLength];

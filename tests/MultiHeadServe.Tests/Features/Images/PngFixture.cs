@@ -1,15 +1,14 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
-using MultiHeadServe.Features.Images;
 
 namespace MultiHeadServe.Tests.Features.Images;
 
 /// <summary>
-/// Real PNG files for tests. Ordinary ones come from libpng's own simplified write API; the few
-/// that API cannot produce (16-bit without a gAMA chunk, as most tools write them; headers
-/// declaring absurd sizes) are assembled chunk by chunk with zlib.
+/// Real PNG files for tests, assembled chunk by chunk (IHDR, PLTE, tRNS, IDAT, IEND) with zlib, so
+/// every kind the decoder must handle can be written exactly: gray, RGB, palette (with or without
+/// tRNS), gray+alpha, RGBA, in 8 or 16 bits, and headers declaring absurd sizes.
 /// </summary>
-internal static unsafe class PngFixture
+internal static class PngFixture
 {
     /// <summary>IHDR colour types (PNG spec §11.2.2).</summary>
     public const byte ColorTypeGray = 0;
@@ -18,89 +17,66 @@ internal static unsafe class PngFixture
     public const byte ColorTypeGrayAlpha = 4;
     public const byte ColorTypeRgba = 6;
 
-    /// <summary><c>PNG_FORMAT_GA</c>.</summary>
-    public const uint FormatGrayAlpha = LibPng.FormatFlagAlpha;
-
-    /// <summary><c>PNG_FORMAT_RGB_COLORMAP</c>.</summary>
-    public const uint FormatRgbColormap = LibPng.FormatRgb | LibPng.FormatFlagColormap;
-
-    /// <summary><c>PNG_FORMAT_RGBA_COLORMAP</c>.</summary>
-    public const uint FormatRgbaColormap = LibPng.FormatRgba | LibPng.FormatFlagColormap;
-
-    private static readonly Lazy<IntPtr> WriteToMemory =
-        new(() => LibPng.Instance.Library.Export("png_image_write_to_memory"));
-
     private static readonly uint[] CrcTable = BuildCrcTable();
 
+    private static ReadOnlySpan<byte> Signature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+
     /// <summary>
-    /// Encodes 8-bit pixels with <c>png_image_write_to_memory</c>. For a colour-mapped format,
-    /// <paramref name="pixels"/> holds one palette index per pixel and <paramref name="colormap"/>
-    /// the entries (3 or 4 bytes each).
+    /// An 8-bit PNG of packed samples: 1 per pixel for gray and palette (an index), 2 for gray+alpha,
+    /// 3 for RGB, 4 for RGBA. A palette image takes its entries in <paramref name="palette"/> (3 bytes
+    /// each) and, optionally, one alpha per entry in <paramref name="paletteAlpha"/> (a tRNS chunk).
     /// </summary>
-    public static byte[] Write(int width, int height, uint format, ReadOnlySpan<byte> pixels, ReadOnlySpan<byte> colormap = default)
+    public static byte[] Write(
+        int width, int height, byte colorType, ReadOnlySpan<byte> pixels, ReadOnlySpan<byte> palette = default, ReadOnlySpan<byte> paletteAlpha = default)
     {
-        // int png_image_write_to_memory(png_imagep, void *memory, png_alloc_size_t *memory_bytes,
-        //     int convert_to_8_bit, const void *buffer, png_int_32 row_stride, const void *colormap)
-        var write = (delegate* unmanaged<PngImage*, void*, nuint*, int, void*, int, void*, int>)WriteToMemory.Value;
-        var entrySize = (format & LibPng.FormatFlagAlpha) != 0 ? 4 : 3;
-        var colormapEntries = (uint)(colormap.Length / entrySize);
-
-        PngImage Describe() => new()
+        var rowLength = width * SamplesPerPixel(colorType);
+        if (pixels.Length != rowLength * height)
         {
-            Version = LibPng.ImageVersion,
-            Width = (uint)width,
-            Height = (uint)height,
-            Format = format,
-            ColormapEntries = colormapEntries,
-        };
-
-        fixed (byte* source = pixels)
-        fixed (byte* map = colormap)
-        {
-            // First call with no buffer: libpng reports the size it needs.
-            var image = Describe();
-            nuint size = 0;
-            if (write(&image, null, &size, 0, source, 0, map) == 0)
-            {
-                throw new InvalidOperationException($"libpng could not write the fixture: {image.MessageText()}");
-            }
-
-            var png = new byte[size];
-            image = Describe();
-            fixed (byte* output = png)
-            {
-                if (write(&image, output, &size, 0, source, 0, map) == 0)
-                {
-                    throw new InvalidOperationException($"libpng could not write the fixture: {image.MessageText()}");
-                }
-            }
-
-            return png[..(int)size];
-        }
-    }
-
-    /// <summary>A non-interlaced PNG from raw scanlines (each already prefixed with its filter byte).</summary>
-    public static byte[] FromChunks(uint width, uint height, byte bitDepth, byte colorType, ReadOnlySpan<byte> scanlines)
-    {
-        var header = new byte[13];
-        BinaryPrimitives.WriteUInt32BigEndian(header, width);
-        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(4), height);
-        header[8] = bitDepth;
-        header[9] = colorType;
-
-        using var compressed = new MemoryStream();
-        using (var zlib = new ZLibStream(compressed, CompressionLevel.Optimal, leaveOpen: true))
-        {
-            zlib.Write(scanlines);
+            throw new ArgumentException($"a {width}x{height} image of colour type {colorType} needs {rowLength * height} bytes, not {pixels.Length}", nameof(pixels));
         }
 
-        using var file = new MemoryStream();
-        file.Write(LibPngSignature);
-        WriteChunk(file, "IHDR"u8, header);
-        WriteChunk(file, "IDAT"u8, compressed.ToArray());
-        WriteChunk(file, "IEND"u8, []);
-        return file.ToArray();
+        var chunks = new List<(string Type, byte[] Data)>();
+        if (colorType == ColorTypePalette)
+        {
+            chunks.Add(("PLTE", palette.ToArray()));
+            if (!paletteAlpha.IsEmpty)
+            {
+                chunks.Add(("tRNS", paletteAlpha.ToArray()));
+            }
+        }
+
+        return Assemble((uint)width, (uint)height, 8, colorType, Scanlines(pixels, rowLength, height), chunks);
     }
+
+    /// <summary>An 8-bit RGB PNG with a gAMA chunk declaring <paramref name="gamma"/> (as PNG stores it: gamma × 100000).</summary>
+    public static byte[] WriteWithGamma(int width, int height, ReadOnlySpan<byte> rgb, uint gamma)
+    {
+        var data = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(data, gamma);
+        return Assemble((uint)width, (uint)height, 8, ColorTypeRgb, Scanlines(rgb, width * 3, height), [("gAMA", data)]);
+    }
+
+    /// <summary>A 16-bit PNG (gray, gray+alpha, RGB or RGBA) from samples in 0..65535, written big-endian as PNG stores them; no gAMA chunk, as most tools write them.</summary>
+    public static byte[] Write16(int width, int height, byte colorType, ReadOnlySpan<ushort> samples)
+    {
+        var rowSamples = width * SamplesPerPixel(colorType);
+        if (samples.Length != rowSamples * height || colorType == ColorTypePalette)
+        {
+            throw new ArgumentException($"a 16-bit {width}x{height} image of colour type {colorType} needs {rowSamples * height} samples", nameof(samples));
+        }
+
+        var bytes = new byte[samples.Length * 2];
+        for (var i = 0; i < samples.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(i * 2), samples[i]);
+        }
+
+        return Assemble((uint)width, (uint)height, 16, colorType, Scanlines(bytes, rowSamples * 2, height), []);
+    }
+
+    /// <summary>A non-interlaced PNG from raw scanlines (each already prefixed with its filter byte), whatever the header claims.</summary>
+    public static byte[] FromChunks(uint width, uint height, byte bitDepth, byte colorType, ReadOnlySpan<byte> scanlines) =>
+        Assemble(width, height, bitDepth, colorType, scanlines.ToArray(), []);
 
     /// <summary>The colour type byte of the IHDR chunk, to prove what kind of PNG a fixture is.</summary>
     public static byte ColorType(byte[] png) => png[25];
@@ -126,7 +102,53 @@ internal static unsafe class PngFixture
         throw new InvalidOperationException("no IDAT chunk");
     }
 
-    private static ReadOnlySpan<byte> LibPngSignature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+    private static int SamplesPerPixel(byte colorType) => colorType switch
+    {
+        ColorTypeGray or ColorTypePalette => 1,
+        ColorTypeGrayAlpha => 2,
+        ColorTypeRgb => 3,
+        ColorTypeRgba => 4,
+        _ => throw new ArgumentOutOfRangeException(nameof(colorType), colorType, "not a PNG colour type"),
+    };
+
+    /// <summary>Each row prefixed with filter type 0 (None).</summary>
+    private static byte[] Scanlines(ReadOnlySpan<byte> rows, int rowLength, int height)
+    {
+        var scanlines = new byte[(rowLength + 1) * height];
+        for (var y = 0; y < height; y++)
+        {
+            rows.Slice(y * rowLength, rowLength).CopyTo(scanlines.AsSpan((y * (rowLength + 1)) + 1));
+        }
+
+        return scanlines;
+    }
+
+    private static byte[] Assemble(uint width, uint height, byte bitDepth, byte colorType, byte[] scanlines, List<(string Type, byte[] Data)> beforeData)
+    {
+        var header = new byte[13];
+        BinaryPrimitives.WriteUInt32BigEndian(header, width);
+        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(4), height);
+        header[8] = bitDepth;
+        header[9] = colorType;
+
+        using var compressed = new MemoryStream();
+        using (var zlib = new ZLibStream(compressed, CompressionLevel.Optimal, leaveOpen: true))
+        {
+            zlib.Write(scanlines);
+        }
+
+        using var file = new MemoryStream();
+        file.Write(Signature);
+        WriteChunk(file, "IHDR"u8, header);
+        foreach (var (type, data) in beforeData)
+        {
+            WriteChunk(file, System.Text.Encoding.ASCII.GetBytes(type), data);
+        }
+
+        WriteChunk(file, "IDAT"u8, compressed.ToArray());
+        WriteChunk(file, "IEND"u8, []);
+        return file.ToArray();
+    }
 
     private static void WriteChunk(Stream file, ReadOnlySpan<byte> type, ReadOnlySpan<byte> data)
     {
