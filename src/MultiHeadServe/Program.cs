@@ -4,6 +4,7 @@ using MultiHeadServe.Features;
 using MultiHeadServe.Inference;
 using MultiHeadServe.Models;
 using MultiHeadServe.Observability;
+using MultiHeadServe.Security;
 
 // Settings and content are found next to the application when it is started from another folder (a container's
 // working directory, the repository root), so the same appsettings.json applies wherever it runs from.
@@ -20,13 +21,15 @@ builder.Services.AddFeatureSources();
 builder.Services.AddSingleton<InferenceService>();
 builder.Services.AddServeMetrics(builder.Configuration);
 builder.Services.AddServeHealthChecks();
+builder.Services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.Section);
+builder.Services.AddSingleton<ApiKeys>();
 // Responses leave out what does not apply (a single row has no "predictions", a box without an image no "pixels").
 builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
 // Every problem's traceId is the W3C trace id that the request's log line carries, so one finds the other.
 builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
     context.ProblemDetails.Extensions["traceId"] = System.Diagnostics.Activity.Current?.TraceId.ToHexString() ?? context.HttpContext.TraceIdentifier);
 builder.Services.AddExceptionHandler<ServeExceptionHandler>();
-builder.Services.AddOpenApiExplorer();
+builder.Services.AddOpenApiExplorer(builder.Configuration);
 // Bodies are read by the feature-fetch middleware, which enforces Serve:MaxRequestBytes with a 413 problem.
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
 
@@ -34,6 +37,7 @@ var app = builder.Build();
 
 app.UseServeRequestLogging();
 app.UseExceptionHandler();
+app.UseMiddleware<ApiKeyMiddleware>();
 app.UseStatusCodePages();
 app.UseOpenApiExplorer();
 app.UseRouting();

@@ -1,27 +1,47 @@
+using Microsoft.OpenApi;
+using MultiHeadServe.Security;
+
 namespace MultiHeadServe.Api;
 
 public static class OpenApiExplorer
 {
+    private const string ApiKeyScheme = "ApiKey";
+
     /// <summary>The OpenAPI document (Swashbuckle) with every endpoint, schema and error status.</summary>
-    public static IServiceCollection AddOpenApiExplorer(this IServiceCollection services)
+    public static IServiceCollection AddOpenApiExplorer(this IServiceCollection services, IConfiguration configuration)
     {
+        var options = new ApiKeyOptions();
+        configuration.GetSection(ApiKeyOptions.Section).Bind(options);
+        var keysConfigured = options.ApiKeys.Any(k => !string.IsNullOrWhiteSpace(k)) || !string.IsNullOrEmpty(options.ApiKeyFile);
         services.AddEndpointsApiExplorer();
-        services.AddSwaggerGen(options =>
+        services.AddSwaggerGen(swagger =>
         {
-            options.SwaggerDoc("v1", new()
+            if (keysConfigured)
+            {
+                // The explorer's Authorize button then sends the key as a bearer token on every call.
+                swagger.AddSecurityDefinition(ApiKeyScheme, new OpenApiSecurityScheme
+                {
+                    Type = SecuritySchemeType.Http,
+                    Scheme = "bearer",
+                    Description = "An API key from Security:ApiKeys (or Security:ApiKeyFile), as 'Authorization: Bearer <key>' (or 'X-Api-Key: <key>').",
+                });
+                swagger.AddSecurityRequirement(document => new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(ApiKeyScheme, document)] = [] });
+            }
+
+            swagger.SwaggerDoc("v1", new()
             {
                 Title = "MultiHeadServe",
                 Version = "v1",
                 Description = "One request, one feature fetch, one ONNX Runtime run, every head's output.",
             });
-            options.SupportNonNullableReferenceTypes();
-            options.UseAllOfForInheritance();
-            options.UseOneOfForPolymorphism();
-            options.OperationFilter<DemoRequestExamples>();
+            swagger.SupportNonNullableReferenceTypes();
+            swagger.UseAllOfForInheritance();
+            swagger.UseOneOfForPolymorphism();
+            swagger.OperationFilter<DemoRequestExamples>();
             var documentation = Path.Combine(AppContext.BaseDirectory, "MultiHeadServe.xml");
             if (File.Exists(documentation))
             {
-                options.IncludeXmlComments(documentation);
+                swagger.IncludeXmlComments(documentation);
             }
         });
         return services;

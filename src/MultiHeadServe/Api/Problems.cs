@@ -18,6 +18,13 @@ public static class Problems
         detail: $"Model '{model.Name}' has no served head named '{head}'. Served heads: {string.Join(", ", model.ServedHeads.Select(h => h.Name))}.",
         extensions: new Dictionary<string, object?> { ["model"] = model.Name, ["head"] = head });
 
+    /// <summary>A problem with any status, naming the <paramref name="field"/> at fault.</summary>
+    public static ProblemHttpResult Create(int status, string title, string detail, string field) => TypedResults.Problem(
+        statusCode: status,
+        title: title,
+        detail: detail,
+        extensions: new Dictionary<string, object?> { ["field"] = field });
+
     public static ProblemHttpResult BadRequest(string field, string detail) => TypedResults.Problem(
         statusCode: StatusCodes.Status400BadRequest,
         title: "Invalid request",
