@@ -28,6 +28,8 @@ public sealed class DynamicBatcher : IDisposable
     private readonly Thread[] _workers;
     private readonly ILogger _logger;
     private readonly int _smallestPreferred;
+    private readonly long _queueTimeoutTicks;
+    private double _runMillisecondsEstimate;
     private int _queuedRows;
     private int _busyInstances;
     private bool _stopping;
@@ -40,6 +42,7 @@ public sealed class DynamicBatcher : IDisposable
         _preferred = [.. _spec.PreferredBatchSizes];
         _smallestPreferred = _preferred.Count > 0 ? _preferred.Min() : int.MaxValue;
         _maxDelay = TimeSpan.FromTicks(_spec.MaxQueueDelayMicroseconds * TimeSpan.TicksPerMicrosecond);
+        _queueTimeoutTicks = _spec.QueueTimeoutMicroseconds <= 0 ? long.MaxValue : _spec.QueueTimeoutMicroseconds * Stopwatch.Frequency / 1_000_000;
         _workers = Enumerable.Range(0, _spec.Instances).Select(i => new Thread(Work)
         {
             IsBackground = true,
@@ -86,7 +89,16 @@ public sealed class DynamicBatcher : IDisposable
                     throw new QueueFullException(_runner.Model.Name, _spec.MaxQueueSize);
                 }
 
-                item = new WorkItem(rows, rows.Length / _runner.Model.RowLength, outputs);
+                var requestRows = rows.Length / _runner.Model.RowLength;
+                if (ExpectedWaitTicks(requestRows) > _queueTimeoutTicks)
+                {
+                    // Refused now rather than after waiting: the client can retry elsewhere while it still has time.
+                    throw new QueueFullException(
+                        $"Model '{_runner.Model.Name}' would keep this request queued longer than its queue timeout " +
+                        $"({_spec.QueueTimeoutMicroseconds / 1000.0:0.#} ms); retry shortly.");
+                }
+
+                item = new WorkItem(rows, requestRows, outputs);
                 item.Node = _queue.AddLast(item);
                 _queuedRows += item.Rows;
 
@@ -200,8 +212,15 @@ public sealed class DynamicBatcher : IDisposable
                     Monitor.Wait(_gate);
                 }
 
+                var now = Stopwatch.GetTimestamp();
+                ExpireOverdue(now);
+                if (_queue.Count == 0)
+                {
+                    continue;
+                }
+
                 var deadline = _queue.First!.Value.EnqueuedTimestamp + (long)(_maxDelay.TotalSeconds * Stopwatch.Frequency);
-                var remaining = TimeSpan.FromSeconds((double)(deadline - Stopwatch.GetTimestamp()) / Stopwatch.Frequency);
+                var remaining = TimeSpan.FromSeconds((double)(deadline - now) / Stopwatch.Frequency);
                 var take = BatchFormation.Take(_queue.Select(static item => item.Rows), _spec.MaxBatchSize, _preferred,
                     delayExpired: remaining <= TimeSpan.Zero || _stopping);
                 if (take > 0)
@@ -213,6 +232,7 @@ public sealed class DynamicBatcher : IDisposable
                         _queue.RemoveFirst();
                         _queuedRows -= node.Value.Rows;
                         node.Value.Node = null;
+                        node.Value.DequeuedTimestamp = now;
                         batch.Add(node.Value);
                     }
 
@@ -232,6 +252,37 @@ public sealed class DynamicBatcher : IDisposable
         }
     }
 
+    /// <summary>
+    /// How long a request of <paramref name="rows"/> arriving now would wait, from the recent run time: the batches
+    /// ahead of it (and it), spread over the instances. Zero while no run has been timed yet. Called under the gate.
+    /// </summary>
+    private long ExpectedWaitTicks(int rows)
+    {
+        if (_queueTimeoutTicks == long.MaxValue || _runMillisecondsEstimate <= 0)
+        {
+            return 0;
+        }
+
+        var batchesAhead = (int)Math.Ceiling((double)(_queuedRows + rows) / _spec.MaxBatchSize);
+        var rounds = Math.Ceiling((double)batchesAhead / _spec.Instances);
+        return (long)(rounds * _runMillisecondsEstimate * Stopwatch.Frequency / 1000);
+    }
+
+    /// <summary>Requests queued past the timeout leave unrun, answered with 429. Called under the gate.</summary>
+    private void ExpireOverdue(long now)
+    {
+        while (_queue.First is { } first && now - first.Value.EnqueuedTimestamp > _queueTimeoutTicks)
+        {
+            _queue.RemoveFirst();
+            _queuedRows -= first.Value.Rows;
+            first.Value.Node = null;
+            first.Value.Registration.Unregister(); // not Dispose: a cancellation callback may be waiting for this lock
+            first.Value.Completion.TrySetException(new QueueFullException(
+                $"Model '{_runner.Model.Name}' could not start this request within its queue timeout " +
+                $"({_spec.QueueTimeoutMicroseconds / 1000.0:0.#} ms); retry shortly."));
+        }
+    }
+
     private void Run(List<WorkItem> batch)
     {
         var outputs = _runner.Model.Session.Outputs.Select(o => o.Name)
@@ -239,14 +290,19 @@ public sealed class DynamicBatcher : IDisposable
             .ToList();
         try
         {
-            // Queue time: from the request's arrival to its batch's dispatch (0 for a request run at once).
-            var dispatched = Stopwatch.GetTimestamp();
+            // Queue time: from the request's arrival to its being taken into a batch (0 for a request run at once).
             var (perPart, runMs) = _runner.Run(batch.Select(b => b.Data).ToList(), outputs, CancellationToken.None);
             var totalRows = batch.Sum(b => b.Rows);
+            lock (_gate)
+            {
+                // The pace admission judges waits by: recent runs weigh most.
+                _runMillisecondsEstimate = _runMillisecondsEstimate <= 0 ? runMs : (0.8 * _runMillisecondsEstimate) + (0.2 * runMs);
+            }
+
             for (var i = 0; i < batch.Count; i++)
             {
                 var item = batch[i];
-                var queueMs = Stopwatch.GetElapsedTime(item.EnqueuedTimestamp, dispatched).TotalMilliseconds;
+                var queueMs = Stopwatch.GetElapsedTime(item.EnqueuedTimestamp, item.DequeuedTimestamp).TotalMilliseconds;
                 _runner.Metrics.RecordQueueWait(_runner.Model.Name, queueMs);
                 item.Registration.Dispose();
                 item.Completion.TrySetResult(new InferenceResult(perPart[i].Outputs, queueMs, runMs, totalRows));
@@ -289,6 +345,9 @@ public sealed class DynamicBatcher : IDisposable
         public IReadOnlyList<string> Outputs { get; } = outputs;
 
         public long EnqueuedTimestamp { get; } = Stopwatch.GetTimestamp();
+
+        /// <summary>When the worker took it into a batch (set under the gate).</summary>
+        public long DequeuedTimestamp { get; set; }
 
         public TaskCompletionSource<InferenceResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 

@@ -141,6 +141,13 @@ public sealed record BatchingSpec
 
     public int MaxQueueSize { get; init; } = 1024;
 
+    /// <summary>
+    /// The longest a request may wait in the queue (Triton's <c>default_timeout_microseconds</c>); 0: no limit. A
+    /// request the queue's recent pace says would wait longer is refused at once (429 with Retry-After), and one
+    /// still queued at the limit leaves the queue unrun, so every admitted request's wait stays bounded.
+    /// </summary>
+    public int QueueTimeoutMicroseconds { get; init; } = 1_000_000;
+
     /// <summary>Batches that may run concurrently.</summary>
     public int Instances { get; init; } = 1;
 }

@@ -172,6 +172,38 @@ public sealed class BatchingTests
             $"the batcher thread used {cpu.TotalMilliseconds:0.0} ms of CPU over {Requests} waits of 5 ms ({waited.TotalMilliseconds:0} ms in all)");
     }
 
+    [Fact]
+    public async Task NoAdmittedRequestWaitsLongerThanTheQueueTimeoutAndTheRestAreRefusedWithRetryAfter()
+    {
+        const int TimeoutMicroseconds = 2_000;
+        using var repository = new TempRepository().With("shapes", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 32, ["maxQueueDelayMicroseconds"] = 0, ["maxQueueSize"] = 1024, ["instances"] = 1,
+            ["queueTimeoutMicroseconds"] = TimeoutMicroseconds,
+        }, asName: "hurried");
+        await using var app = new ServeFactory(repository.Settings());
+        using var client = app.CreateClient();
+        var images = ReferenceData.Load("shapes").Images;
+
+        // Each request is a run of 32 rows, several milliseconds on one instance: one queued behind another would
+        // wait longer than the 2 ms the model allows.
+        var body = new { instances = images.Select(image => new { image }).ToList() };
+        var responses = await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => client.PostJsonAsync("/v1/models/hurried/predict", body)));
+
+        var served = responses.Where(r => r.StatusCode == HttpStatusCode.OK).ToList();
+        var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+        Assert.Equal(responses.Length, served.Count + refused.Count);
+        Assert.NotEmpty(served);
+        Assert.NotEmpty(refused);
+        Assert.All(refused, r => Assert.Equal("1", r.Headers.GetValues("Retry-After").Single()));
+        foreach (var response in served)
+        {
+            var queueMs = (await response.JsonAsync()).GetProperty("timings").GetProperty("queueMs").GetDouble();
+            // The limit, plus the instant between the expiry check and the dispatch.
+            Assert.True(queueMs <= (TimeoutMicroseconds / 1000.0) + 1, $"A request waited {queueMs} ms in the queue.");
+        }
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
