@@ -78,6 +78,9 @@ internal sealed record BenchmarkOptions
     /// <summary>Another build's MultiHeadServe.dll whose multi-head call is measured in the same rounds (scenario e); null: none.</summary>
     public string? BaselineAssembly { get; init; }
 
+    /// <summary>Run every session on CUDA (the service, the plain endpoints, the raw runs): for the GPU build on a GPU host.</summary>
+    public bool Cuda { get; init; }
+
     /// <summary>Keep the temporary model repository (for inspecting what was served).</summary>
     public bool KeepRepository { get; init; }
 
@@ -101,6 +104,8 @@ internal sealed record BenchmarkOptions
           --service <dll>         the service to start (default: the MultiHeadServe.dll built with this benchmark)
           --baseline <dll>        also measure another build's multi-head call in the same rounds (e.g. the previous
                                   commit's MultiHeadServe.dll): before and after a change, from one run
+          --provider cpu|cuda     where every session runs (default cpu; cuda needs the GPU build, -p:OnnxRuntimeGpu=true,
+                                  and a GPU host)
           --keep-repository       keep the temporary model repository
           --service-env <K=V>     extra environment for the service, e.g. ModelRepository__IntraOpThreads=1 (repeatable)
         """;
@@ -138,6 +143,15 @@ internal sealed record BenchmarkOptions
                 "--service" => options with { ServiceAssembly = Value() },
                 "--baseline" => options with { BaselineAssembly = Value() },
                 "--keep-repository" => options with { KeepRepository = true },
+                "--provider" => options with
+                {
+                    Cuda = Value().ToLowerInvariant() switch
+                    {
+                        "cpu" => false,
+                        "cuda" => true,
+                        var other => throw new UsageException($"--provider takes cpu or cuda; got '{other}'."),
+                    },
+                },
                 "--service-env" => options with { ServiceEnvironment = WithSetting(options.ServiceEnvironment, Value()) },
                 _ => throw new UsageException($"Unknown option '{name}'."),
             };

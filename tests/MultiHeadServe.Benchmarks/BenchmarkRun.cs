@@ -24,6 +24,9 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
     /// <summary>The batch at which one head through its pruned graph is compared with the whole graph.</summary>
     private const int PrunedBatchSize = 64;
 
+    /// <summary>The batch sizes at which the fused graph is compared with its members.</summary>
+    private static readonly int[] FusionBatchSizes = [1, 8];
+
     private static readonly TimeSpan ProcessWarmup = TimeSpan.FromSeconds(6);
 
     /// <summary>Warm-up before every round after the first: the connections and the server settle on the new endpoint.</summary>
@@ -42,18 +45,21 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         var results = new List<ScenarioResult>();
         var sweeps = new List<RawSweep>();
         var pruned = new List<PrunedHeadResult>();
+        var fusions = new List<FusionResult>();
         if (options.Scenarios.HasFlag(Scenarios.Raw))
         {
             progress.WriteLine("a. raw ONNX Runtime, in process:");
             foreach (var model in models)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var sweep = RawOnnxBenchmark.Run(model, options.BatchSizes, options.RawDuration, progress.WriteLine);
+                var sweep = RawOnnxBenchmark.Run(model, options.BatchSizes, options.RawDuration, options.Cuda, progress.WriteLine);
                 sweeps.Add(sweep);
                 if (PrunedHeadBenchmark.Run(model, PrunedBatchSize, options.RawDuration * 2, progress.WriteLine) is { } prunedHead)
                 {
                     pruned.Add(prunedHead);
                 }
+
+                fusions.AddRange(FusionBenchmark.Run(model, FusionBatchSizes, options.RawDuration * 3, options.Cuda, progress.WriteLine));
                 results.AddRange(RawRows(sweep));
             }
         }
@@ -78,7 +84,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
             .ThenBy(r => (int)r.Kind)
             .ToList();
         var acceptance = Acceptance.Evaluate(ordered,
-            [.. models.Select(m => new AcceptanceModel(m.Name, deployments.FirstOrDefault(d => d.Model == m)?.SingleHead.Count ?? 0, m.MaxQueueDelayMicroseconds))], sweeps, pruned);
+            [.. models.Select(m => new AcceptanceModel(m.Name, deployments.FirstOrDefault(d => d.Model == m)?.SingleHead.Count ?? 0, m.MaxQueueDelayMicroseconds))], sweeps, pruned, fusions);
         var machineReport = machine.Report();
         List<string> notes = options.ServiceEnvironment.Count == 0
             ? []
@@ -112,7 +118,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
                 ServiceEnvironment(repository.ModelsPath, repository.FeatureStorePath + ".baseline"), ServiceReadyTimeout, cancellationToken)
             : null;
         // The plain endpoints read the SQLite file the service seeded at start-up: started after it.
-        await using var plain = await PlainProcesses.StartAsync(repository, options.Scenarios, ProductionEnvironment, progress, cancellationToken);
+        await using var plain = await PlainProcesses.StartAsync(repository, options.Scenarios, ProductionEnvironment, options.Cuda, progress, cancellationToken);
         using var load = new LoadGenerator();
         // Every server figure comes from /metrics: fail now, not after minutes of load, if it cannot be read.
         _ = await MetricsSnapshot.ScrapeAsync(load.Client, service.BaseAddress, cancellationToken);
@@ -353,7 +359,7 @@ internal sealed class BenchmarkRun(BenchmarkOptions options, TextWriter output, 
         var environment = new Dictionary<string, string>(ProductionEnvironment, StringComparer.Ordinal)
         {
             ["ModelRepository__Path"] = modelsPath,
-            ["ModelRepository__Provider"] = "Cpu",
+            ["ModelRepository__Provider"] = options.Cuda ? "Cuda" : "Cpu",
             ["FeatureStore__SqlitePath"] = featureStorePath,
             // One log line per request would measure the console, not the service.
             ["Serilog__MinimumLevel__Default"] = "Warning",

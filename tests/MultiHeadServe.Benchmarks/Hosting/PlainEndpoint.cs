@@ -22,11 +22,11 @@ internal static class PlainEndpoint
 
     public const string Route = "/predict";
 
-    /// <param name="args"><c>&lt;model folder&gt; &lt;SQLite file&gt;</c>, then the host's own arguments.</param>
+    /// <param name="args"><c>&lt;model folder&gt; &lt;SQLite file&gt; cpu|cuda</c>, then the host's own arguments.</param>
     public static async Task<int> RunAsync(string[] args)
     {
-        var model = PlainModel.Load(args[0], args[1]);
-        var builder = WebApplication.CreateBuilder(args[2..]);
+        var model = PlainModel.Load(args[0], args[1], args[2] == "cuda");
+        var builder = WebApplication.CreateBuilder(args[3..]);
         builder.Logging.ClearProviders();
         var app = builder.Build();
         app.MapGet("/readyz", () => TypedResults.Ok());
@@ -62,16 +62,22 @@ internal static class PlainEndpoint
 
         private IEnumerable<JsonObject> Heads => _manifest["heads"]!.AsArray().Select(h => h!.AsObject()).Where(h => h["served"]?.GetValue<bool>() ?? true);
 
-        public static PlainModel Load(string folder, string featuresDatabase)
+        public static PlainModel Load(string folder, string featuresDatabase, bool cuda)
         {
             var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "model.json")))!.AsObject();
             var version = Directory.EnumerateDirectories(folder).Select(Path.GetFileName).Where(n => int.TryParse(n, out _)).Max(n => int.Parse(n!, CultureInfo.InvariantCulture));
             var versionFolder = Path.Combine(folder, version.ToString(CultureInfo.InvariantCulture));
             var options = new SessionOptions { IntraOpNumThreads = 1 };
+            if (cuda)
+            {
+                options.AppendExecutionProvider_CUDA(0);
+            }
+
             var members = manifest["members"] is JsonArray list ? list.Select(m => m!.GetValue<string>()).ToList() : [];
             var session = members.Count == 0
                 ? new InferenceSession(Path.Combine(versionFolder, "model.onnx"), options)
-                : new InferenceSession(new OnnxModel(ModelFusion.Fuse([.. members.Select(m => (Path.GetFileNameWithoutExtension(m), OnnxModel.Load(Path.Combine(versionFolder, m)).Proto))])).ToBytes(), options);
+                : new InferenceSession(new OnnxModel(ModelFusion.Fuse([.. members.Select(m => (Path.GetFileNameWithoutExtension(m), OnnxModel.Load(Path.Combine(versionFolder, m)).Proto))],
+                    new FuseOptions { DeduplicateComputation = true })).ToBytes(), options);
             return new PlainModel(Path.GetFileName(folder), manifest, session, $"Data Source={featuresDatabase};Mode=ReadOnly");
         }
 

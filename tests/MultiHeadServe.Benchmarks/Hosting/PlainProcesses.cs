@@ -18,7 +18,7 @@ internal sealed class PlainProcesses : IAsyncDisposable
     public ServerProcess Of(string model) => _byModel[model];
 
     public static async Task<PlainProcesses> StartAsync(BenchmarkRepository repository, Scenarios scenarios, IReadOnlyDictionary<string, string> environment,
-        TextWriter progress, CancellationToken cancellationToken)
+        bool cuda, TextWriter progress, CancellationToken cancellationToken)
     {
         var folders = new List<string>();
         foreach (var deployment in repository.Models)
@@ -45,7 +45,7 @@ internal sealed class PlainProcesses : IAsyncDisposable
             foreach (var folder in folders)
             {
                 started[folder] = await ServerProcess.StartAsync($"the plain endpoint for {folder}", typeof(PlainProcesses).Assembly.Location,
-                    [PlainEndpoint.Command, Path.Combine(repository.ModelsPath, folder), repository.FeatureStorePath],
+                    [PlainEndpoint.Command, Path.Combine(repository.ModelsPath, folder), repository.FeatureStorePath, cuda ? "cuda" : "cpu"],
                     environment, TimeSpan.FromMinutes(1), cancellationToken);
             }
 

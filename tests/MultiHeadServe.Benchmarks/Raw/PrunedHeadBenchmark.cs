@@ -33,7 +33,8 @@ internal static class PrunedHeadBenchmark
 
         var graph = model.Members.Count == 0
             ? OnnxModel.Load(Path.Combine(model.VersionDirectory, "model.onnx")).Proto
-            : ModelFusion.Fuse([.. model.Members.Select(m => (Path.GetFileNameWithoutExtension(m), OnnxModel.Load(Path.Combine(model.VersionDirectory, m)).Proto))]);
+            : ModelFusion.Fuse([.. model.Members.Select(m => (Path.GetFileNameWithoutExtension(m), OnnxModel.Load(Path.Combine(model.VersionDirectory, m)).Proto))],
+                new FuseOptions { DeduplicateComputation = true });
         var head = model.ServedHeads[0];
         var pruned = ModelPruning.Prune(graph, [head.Output]);
         using var options = new SessionOptions { IntraOpNumThreads = 1 };

@@ -55,13 +55,13 @@ internal sealed record RawSweep(string Model, string SessionSource, IReadOnlyLis
 /// </summary>
 internal static class RawOnnxBenchmark
 {
-    public static RawSweep Run(BenchmarkModel model, IReadOnlyList<int> batchSizes, TimeSpan perBatch, Action<string> progress)
+    public static RawSweep Run(BenchmarkModel model, IReadOnlyList<int> batchSizes, TimeSpan perBatch, bool cuda, Action<string> progress)
     {
         var results = new List<RawBatchResult>();
         var source = "";
         foreach (var layout in ThreadLayout.For(Environment.ProcessorCount))
         {
-            var (session, sessionSource) = CreateSession(model, layout.IntraOpThreads);
+            var (session, sessionSource) = CreateSession(model, layout.IntraOpThreads, cuda);
             source = sessionSource;
             using (session)
             {
@@ -81,15 +81,29 @@ internal static class RawOnnxBenchmark
         return new RawSweep(model.Name, source, results);
     }
 
-    private static (InferenceSession Session, string Source) CreateSession(BenchmarkModel model, int intraOpThreads)
+    /// <summary>
+    /// The official API as its documentation shows it, with the service's settings (all optimisations, no spinning),
+    /// on CUDA when <paramref name="cuda"/> (the GPU build, on a GPU host).
+    /// </summary>
+    internal static SessionOptions Options(int intraOpThreads, bool cuda)
     {
-        // The official API as its documentation shows it, with the service's settings (CPU, all optimisations, no spinning).
-        using var options = new SessionOptions
+        var options = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             IntraOpNumThreads = intraOpThreads,
         };
         options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        if (cuda)
+        {
+            options.AppendExecutionProvider_CUDA(0);
+        }
+
+        return options;
+    }
+
+    private static (InferenceSession Session, string Source) CreateSession(BenchmarkModel model, int intraOpThreads, bool cuda)
+    {
+        using var options = Options(intraOpThreads, cuda);
         if (model.Members.Count == 0)
         {
             return (new InferenceSession(Path.Combine(model.VersionDirectory, "model.onnx"), options), "model.onnx");
@@ -98,7 +112,7 @@ internal static class RawOnnxBenchmark
         var members = model.Members
             .Select(file => (Path.GetFileNameWithoutExtension(file), OnnxModel.Load(Path.Combine(model.VersionDirectory, file)).Proto))
             .ToList();
-        var fused = new OnnxModel(ModelFusion.Fuse(members));
+        var fused = new OnnxModel(ModelFusion.Fuse(members, new FuseOptions { DeduplicateComputation = true }));
         return (new InferenceSession(fused.ToBytes(), options), $"{string.Join(" + ", model.Members)} fused with ModelFusion.Fuse");
     }
 

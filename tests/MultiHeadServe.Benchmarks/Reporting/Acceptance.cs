@@ -18,6 +18,12 @@ internal static class Acceptance
     /// <summary>Multi-head (batching on) over the x separate APIs, predictions/s at <see cref="MultiHeadConcurrency"/>.</summary>
     private static readonly Dictionary<string, double> MultiHeadTargets = new(StringComparer.Ordinal) { ["ranking"] = 2.5, ["shapes"] = 1.9 };
 
+    /// <summary>objects: one fused run may take at most this share of its three members run one after another.</summary>
+    private const double FusedTimeCeiling = 0.45;
+
+    /// <summary>objects: the fused graph may be at most this share of its members' files.</summary>
+    private const double FusedSizeCeiling = 0.4;
+
     /// <summary>One of ranking's three heads through its pruned graph may take at most this share of the whole graph's time.</summary>
     private const double PrunedRankingCeiling = 0.5;
 
@@ -36,9 +42,26 @@ internal static class Acceptance
     private const double RawShareTarget = 0.7;
 
     public static IReadOnlyList<AcceptanceLine> Evaluate(
-        IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceModel> models, IReadOnlyList<RawSweep> sweeps, IReadOnlyList<PrunedHeadResult> pruned)
+        IReadOnlyList<ScenarioResult> results, IReadOnlyList<AcceptanceModel> models, IReadOnlyList<RawSweep> sweeps, IReadOnlyList<PrunedHeadResult> pruned,
+        IReadOnlyList<FusionResult> fusions)
     {
         var lines = new List<AcceptanceLine>();
+        foreach (var fusion in fusions)
+        {
+            // objects' members share a frozen backbone: fused, it runs once instead of three times.
+            var targeted = fusion.Model == "objects";
+            lines.Add(new(!targeted ? "INFO" : fusion.SequentialRatio <= FusedTimeCeiling ? "PASS" : "FAIL",
+                $"{fusion.Model}: one run of the fused graph vs its members one after another at batch {fusion.BatchSize}: " +
+                $"{F(fusion.FusedMilliseconds, "0.0")} / {F(fusion.SequentialMilliseconds, "0.0")} ms = {F(fusion.SequentialRatio, "0.00")}× " +
+                $"(side by side {F(fusion.SideBySideMilliseconds, "0.0")} ms, {F(fusion.SideBySideRatio, "0.00")}×){(targeted ? $" (target ≤ {F(FusedTimeCeiling, "0.00")}×)" : "")}"));
+            if (fusion.BatchSize == 1)
+            {
+                lines.Add(new(!targeted ? "INFO" : fusion.SizeRatio <= FusedSizeCeiling ? "PASS" : "FAIL",
+                    $"{fusion.Model}: fused graph {F(fusion.FusedBytes / 1e6, "0.0")} MB vs its members {F(fusion.MemberBytes / 1e6, "0.0")} MB = {F(fusion.SizeRatio, "0.00")}×" +
+                    (targeted ? $" (target ≤ {F(FusedSizeCeiling, "0.0")}×)" : "")));
+            }
+        }
+
         foreach (var head in pruned)
         {
             // Only ranking has a target: its heads are separate networks, so one head is a third of the graph.
