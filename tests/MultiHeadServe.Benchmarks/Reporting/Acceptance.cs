@@ -16,7 +16,7 @@ internal sealed record AcceptanceModel(string Name, int SeparateApis, int MaxQue
 internal static class Acceptance
 {
     /// <summary>Multi-head (batching on) over the x separate APIs, predictions/s at <see cref="MultiHeadConcurrency"/>.</summary>
-    private static readonly Dictionary<string, double> MultiHeadTargets = new(StringComparer.Ordinal) { ["ranking"] = 2.5, ["shapes"] = 1.9 };
+    private static readonly Dictionary<string, double> MultiHeadTargets = new(StringComparer.Ordinal) { ["ranking"] = 2.5, ["shapes"] = 1.9, ["objects"] = 2.5 };
 
     /// <summary>objects: one fused run may take at most this share of its three members run one after another.</summary>
     private const double FusedTimeCeiling = 0.45;
