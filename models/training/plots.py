@@ -55,18 +55,19 @@ def loss_curves(trials: Sequence[Trial], heads: Sequence[str], titles: dict[str,
                 suptitle: str) -> None:
     """Validation loss per epoch, one panel per head, one line per trial with its ±1 sd band."""
     fig, axes = _figure(len(heads))
-    handles = []
+    handles: dict[int, object] = {}
     for ax, head in zip(axes, heads):
         seen = []
         for i, trial in enumerate(trials):
+            if head not in trial.histories[0][0].val:
+                continue  # a model without this head (the primary-only conversion model)
             epochs, mean, sd = trial.curve(head)
             line, = ax.plot(epochs, mean, linewidth=1.8, **_style(i))
             # A band reaching zero or below cannot be drawn on a log axis: floor it at a tenth of the mean.
             ax.fill_between(epochs, np.maximum(mean - sd, mean * 0.1), mean + sd, color=line.get_color(),
                             alpha=0.18, linewidth=0)
             seen.append(mean)
-            if ax is axes[0]:
-                handles.append(line)
+            handles.setdefault(i, line)
         _log_if_wide(ax, np.concatenate(seen))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
@@ -74,7 +75,9 @@ def loss_curves(trials: Sequence[Trial], heads: Sequence[str], titles: dict[str,
         ax.set_title(titles.get(head, head), fontsize=10)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(suptitle, fontsize=11)
-    _save(fig, path, handles, [t.label for t in trials], f"mean of {len(trials[0].histories)} seeds, band ±1 sd")
+    order = sorted(handles)
+    _save(fig, path, [handles[i] for i in order], [trials[i].label for i in order],
+          f"mean of {len(trials[0].histories)} seeds, band ±1 sd")
 
 
 def sweep(x: Sequence[float], series: dict[str, Sequence[Trial]], panels: Sequence[tuple[str, str]],

@@ -103,7 +103,12 @@ class Difference:
         return core if self.significant else core + " (within noise)"
 
 
-def difference(a: Trial, b: Trial, key: str) -> Difference:
-    """``a - b`` seed by seed (the trials must share their seeds)."""
-    d = a.values(key) - b.values(key)
-    return Difference(float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else 0.0, len(d))
+def difference(a: Trial, b: Trial, key: str, paired: bool = True) -> Difference:
+    """``a - b`` seed by seed, or (``paired=False``, for trials that do not share initial
+    weights) the difference of the means with the standard deviation of a paired difference of
+    independent runs, sqrt(sd_a^2 + sd_b^2)."""
+    if paired:
+        d = a.values(key) - b.values(key)
+        return Difference(float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else 0.0, len(d))
+    n = min(len(a.metrics), len(b.metrics))
+    return Difference(a.mean(key) - b.mean(key), math.sqrt(a.sd(key) ** 2 + b.sd(key) ** 2), n)

@@ -1,0 +1,204 @@
+"""The experiment grid behind the reports: every configuration trained over several seeds.
+
+``Budget`` says how much data, how many epochs and how many seeds each experiment gets;
+``FULL`` is what the committed reports use, ``SMOKE`` a seconds-long pass over the same code
+paths for CI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import conversion, ranking, ranking_mtl, shapes, shapes_data
+from .ranking import HEAD_NAMES, RankingData
+from .stats import Trial, run_trial
+from .strategies import EpochRecord, StrategyConfig
+
+
+@dataclass(frozen=True)
+class Budget:
+    seeds: int
+    shapes_sizes: tuple[int, int, int]
+    shapes_epochs: int
+    hard_sizes: tuple[int, int, int]
+    hard_epochs: int
+    ranking_epochs: int
+    conversion_seeds: int
+    conversion_sizes: tuple[int, int, int]
+    conversion_epochs: int
+
+
+#: The served shapes recipe is 24,000 images x 5 epochs (about 1.5 min per run here); the
+#: seed-repeated comparison uses a quarter of the images and 3 epochs so 25 runs fit the budget.
+FULL = Budget(seeds=5, shapes_sizes=(6000, 1000, 2000), shapes_epochs=3, hard_sizes=(4000, 1000, 2000),
+              hard_epochs=5, ranking_epochs=ranking.EPOCHS, conversion_seeds=10,
+              conversion_sizes=conversion.SIZES, conversion_epochs=conversion.EPOCHS)
+SMOKE = Budget(seeds=2, shapes_sizes=(256, 128, 128), shapes_epochs=1, hard_sizes=(256, 128, 128), hard_epochs=2,
+               ranking_epochs=1, conversion_seeds=2, conversion_sizes=(1500, 800, 800), conversion_epochs=2)
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- shapes
+
+#: Per-head rates of the served shapes model's disjoint run: the box head learns faster.
+SHAPES_HEAD_LR = {"class": 1e-3, "bbox": 2e-3}
+LR = shapes.LEARNING_RATE
+
+SHAPES_STANDARD = (
+    ("S1", StrategyConfig("sum", LR)),
+    ("S2", StrategyConfig("weighted", LR, weights={"class": 0.02, "bbox": 0.98})),
+    ("S3", StrategyConfig("uncertainty", LR)),
+    ("S4", StrategyConfig("gradnorm", LR)),
+    ("S5", StrategyConfig("disjoint", LR, head_lr=SHAPES_HEAD_LR)),
+)
+SHAPES_HARD = (
+    ("H1", StrategyConfig("sum", LR)),
+    ("H2", StrategyConfig("uncertainty", LR)),
+    ("H3", StrategyConfig("gradnorm", LR)),
+    ("H4", StrategyConfig("sum", LR, head_lr=SHAPES_HEAD_LR,
+                          label="sum + per-head lr (class=0.001, bbox=0.002), one optimizer")),
+    ("H5", StrategyConfig("disjoint", LR, head_lr={"class": LR, "bbox": LR}, label="disjoint, one lr for all")),
+    ("H6", StrategyConfig("disjoint", LR, head_lr=SHAPES_HEAD_LR)),
+)
+#: alpha is the class loss's weight, 1 - alpha the box loss's (0.5 is the plain sum halved).
+SHAPES_SWEEP = (0.01, 0.03, 0.1, 0.3, 0.5, 0.8)
+
+
+@dataclass
+class ShapesResults:
+    standard: dict[str, Trial]
+    hard: dict[str, Trial]
+    sweep: dict[float, Trial]
+    budget: Budget
+
+
+def _shapes_trials(configs, splits: shapes.Splits, epochs: int, seeds: int, log: Log) -> dict[str, Trial]:
+    trials = {}
+    for row, config in configs:
+        def one(seed: int, config: StrategyConfig = config):
+            run = shapes.run_strategy(config, splits, epochs, seed, _quiet)
+            extras = run.result.log_variances or run.result.task_weights or {}
+            return run.test_metrics, run.result.history, run.result.seconds, extras
+        trials[row] = run_trial(config.describe(), [shapes.SEED + 1000 * k for k in range(seeds)], one, log)
+    return trials
+
+
+def run_shapes(budget: Budget, log: Log = print) -> ShapesResults:
+    log("shapes, served setting (reduced budget)")
+    standard = _shapes_trials(SHAPES_STANDARD, shapes.make_splits(sizes=budget.shapes_sizes), budget.shapes_epochs,
+                              budget.seeds, log)
+    log("shapes, hard setting")
+    hard_splits = shapes.make_splits(setting=shapes_data.HARD, sizes=budget.hard_sizes)
+    hard = _shapes_trials(SHAPES_HARD, hard_splits, budget.hard_epochs, budget.seeds, log)
+    log("shapes, hard setting, loss weight sweep")
+    sweep_configs = [(f"W{i + 1}", StrategyConfig("weighted", LR, weights={"class": a, "bbox": round(1 - a, 4)}))
+                     for i, a in enumerate(SHAPES_SWEEP)]
+    swept = _shapes_trials(sweep_configs, hard_splits, budget.hard_epochs, budget.seeds, log)
+    return ShapesResults(standard, hard, dict(zip(SHAPES_SWEEP, swept.values())), budget)
+
+
+# --------------------------------------------------------------------------- ranking
+
+RLR = ranking.LEARNING_RATE
+RANKING_HEAD_LR = {"click": 2e-3, "dwell": 2e-3, "revenue": 1e-3}
+EQUAL_LR = {h: RLR for h in HEAD_NAMES}
+RANKING_STRATEGIES = (
+    ("R2", StrategyConfig("sum", RLR)),
+    ("R3", StrategyConfig("weighted", RLR, weights={"click": 0.5, "dwell": 0.25, "revenue": 0.25})),
+    ("R4", StrategyConfig("uncertainty", RLR)),
+    ("R5", StrategyConfig("gradnorm", RLR)),
+    ("R6", StrategyConfig("disjoint", RLR, head_lr=RANKING_HEAD_LR)),
+    ("R7", StrategyConfig("sum", RLR, head_lr=RANKING_HEAD_LR,
+                          label="sum + per-head lr (click=0.002, dwell=0.002, revenue=0.001), one optimizer")),
+    ("R8", StrategyConfig("disjoint", RLR, head_lr=EQUAL_LR, label="disjoint, one lr for all")),
+    ("R9", StrategyConfig("disjoint", RLR, head_lr=EQUAL_LR, balance_trunk=False,
+                          label="separate optimizers only (one lr, plain gradient sum)")),
+)
+#: Dwell's weight raised tenfold: the case where letting its gradient into the click head costs most.
+DWELL_HEAVY = {"click": 1.0, "dwell": 10.0, "revenue": 1.0}
+STOP_GRADIENT = (
+    ("G1", StrategyConfig("sum", RLR, label="sum, stop-gradient on"), True),
+    ("G2", StrategyConfig("sum", RLR, label="sum, stop-gradient off"), False),
+    ("G3", StrategyConfig("weighted", RLR, weights=DWELL_HEAVY, label="dwell weight 10, stop-gradient on"), True),
+    ("G4", StrategyConfig("weighted", RLR, weights=DWELL_HEAVY, label="dwell weight 10, stop-gradient off"), False),
+)
+RAW_REVENUE = (
+    ("L2", StrategyConfig("sum", RLR)),
+    ("L3", StrategyConfig("uncertainty", RLR)),
+    ("L4", StrategyConfig("gradnorm", RLR)),
+    ("L5", StrategyConfig("disjoint", RLR, head_lr=RANKING_HEAD_LR)),
+)
+
+
+@dataclass
+class RankingResults:
+    data: RankingData
+    independent: Trial
+    strategies: dict[str, Trial]
+    stop_gradient: dict[str, Trial]
+    raw: dict[str, Trial]
+    budget: Budget
+
+
+def _mtl_metrics(run: ranking_mtl.MTLRun, data: RankingData) -> dict[str, float]:
+    """Test metrics plus the click head's calibration: mean predicted probability minus the click rate."""
+    raw = ranking.predict(run.model, data.test)["click"].ravel().astype(np.float64)
+    return {**run.test_metrics, "click_calibration": float((1 / (1 + np.exp(-raw))).mean() - data.test.click.mean())}
+
+
+def _mtl_trial(config: StrategyConfig, data: RankingData, budget: Budget, log: Log, raw_revenue: bool = False,
+               stop_gradient: bool = True) -> Trial:
+    def one(seed: int):
+        run = ranking_mtl.run_mtl(config, data, raw_revenue, budget.ranking_epochs, seed, stop_gradient, _quiet)
+        extras = run.result.log_variances or run.result.task_weights or {}
+        return _mtl_metrics(run, data), run.result.history, run.result.seconds, extras
+    label = config.describe() + (", raw revenue" if raw_revenue else "")
+    return run_trial(label, [ranking_mtl.MTL_SEED + 1000 * k for k in range(budget.seeds)], one, log)
+
+
+def run_ranking(budget: Budget, log: Log = print) -> RankingResults:
+    data = ranking.load_data(write_features=False)
+    log("ranking, independent members")
+
+    def independent(seed: int):
+        run = ranking.run_independent(data, budget.ranking_epochs, seed, _quiet)
+        # One record per epoch with every member's losses, so the members plot as one "model".
+        history = [EpochRecord(epoch[0].epoch, {k: v for r in epoch for k, v in r.train.items()},
+                               {k: v for r in epoch for k, v in r.val.items()})
+                   for epoch in zip(*(r.history for r in run.results.values()))]
+        return run.test_metrics, history, sum(r.seconds for r in run.results.values()), {}
+
+    ind = run_trial("independent members", [ranking.SEED + 1000 * k for k in range(budget.seeds)], independent, log)
+    log("ranking-mtl, strategies")
+    strategies = {row: _mtl_trial(c, data, budget, log) for row, c in RANKING_STRATEGIES}
+    log("ranking-mtl, stop-gradient")
+    stop = {row: _mtl_trial(c, data, budget, log, stop_gradient=on) for row, c, on in STOP_GRADIENT}
+    log("ranking-mtl, raw revenue")
+    raw = {row: _mtl_trial(c, data, budget, log, raw_revenue=True) for row, c in RAW_REVENUE}
+    return RankingResults(data, ind, strategies, stop, raw, budget)
+
+
+# --------------------------------------------------------------------------- conversion
+
+def run_conversion(budget: Budget, log: Log = print) -> conversion.Results:
+    log("conversion")
+    data = conversion.load_data(budget.conversion_sizes)
+    return conversion.run_experiment(budget.conversion_seeds, data, budget.conversion_epochs, log=log)
+
+
+def export_conversion(budget: Budget, model_dir, log: Log = print) -> conversion.Run:
+    """Train the served configuration (multi-head, click weight 1, seed 0) and write the model folder."""
+    data = conversion.load_data(budget.conversion_sizes)
+    run = conversion.train_model("multi-head", conversion.SERVED_WEIGHT, data, conversion.SEED,
+                                 budget.conversion_epochs, _quiet)
+    conversion.export(run, data, model_dir, epochs=budget.conversion_epochs)
+    log(f"conversion: exported, test {run.test_metrics}")
+    return run
