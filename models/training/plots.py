@@ -62,7 +62,7 @@ def loss_curves(trials: Sequence[Trial], heads: Sequence[str], titles: dict[str,
             if head not in trial.histories[0][0].val:
                 continue  # a model without this head (the primary-only conversion model)
             epochs, mean, sd = trial.curve(head)
-            line, = ax.plot(epochs, mean, linewidth=1.8, **_style(i))
+            line, = ax.plot(epochs, mean, linewidth=1.8, marker="o", markersize=3, **_style(i))
             # A band reaching zero or below cannot be drawn on a log axis: floor it at a tenth of the mean.
             ax.fill_between(epochs, np.maximum(mean - sd, mean * 0.1), mean + sd, color=line.get_color(),
                             alpha=0.18, linewidth=0)
@@ -96,6 +96,8 @@ def sweep(x: Sequence[float], series: dict[str, Sequence[Trial]], panels: Sequen
                 handles.append(line)
         if log_x:
             ax.set_xscale("log")
+        ax.set_xticks(list(x), [f"{v:g}" for v in x])
+        ax.minorticks_off()
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")

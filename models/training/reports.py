@@ -53,10 +53,15 @@ def seconds(t: Trial) -> str:
     return t.time_cell()
 
 
-def said(d: Difference, what: str, fmt: str = "+.4f", scale: float = 1.0) -> str:
-    """'+0.0123 ± 0.0040 <what>' or '... (within noise)'."""
-    core = f"{scale * d.mean:{fmt}} ± {scale * d.sd:{fmt.lstrip('+')}}"
-    return f"{core} {what}" if d.significant else f"{core} {what}, within noise"
+def said(d: Difference, what: str = "", fmt: str = "+.4f", scale: float = 1.0) -> str:
+    """'+0.0123 ± 0.0040 <what>' or '+0.0010 ± 0.0040 <what> (within noise)'."""
+    core = f"{scale * d.mean:{fmt}} ± {scale * d.sd:{fmt.lstrip('+')}}" + (f" {what}" if what else "")
+    return core if d.significant else f"{core} (within noise)"
+
+
+def gains(d: Difference, higher_is_better: bool = True) -> bool:
+    """A real improvement: beyond noise and in the right direction."""
+    return d.significant and (d.mean > 0) == higher_is_better
 
 
 def verdict(d: Difference, higher_is_better: bool = True) -> str:
@@ -112,33 +117,43 @@ def write_shapes_report(res: ShapesResults, out: Path) -> None:
     balanced = [r for r in ("H5", "H6") if d(H[r], H["H1"], "mean_iou").significant and d(H[r], H["H1"], "mean_iou").mean > 0]
     learned = {r: (d(S[r], S["S1"], "mean_iou"), d(H[h], H["H1"], "mean_iou"), d(H[h], H["H1"], "accuracy"))
                for r, h in (("S3", "H2"), ("S4", "H3"))}
+    s_gain = d(S[s_best], S["S1"], "mean_iou")
+    h_acc_d, h_iou_d = d(H[h_acc], H["H1"], "accuracy"), d(H[h_iou], H["H1"], "mean_iou")
+    if h_acc == h_iou and gains(h_acc_d) and gains(h_iou_d):
+        hard_head = f"`{H[h_iou].label}` ({h_iou}) is best on both heads"
+    elif gains(h_acc_d) or gains(h_iou_d):
+        hard_head = "the best strategy depends on the head you care about"
+    else:
+        hard_head = "no strategy beats the plain sum beyond noise"
+    first = (f"**One loss far smaller than the other (here the box's smooth L1, ~1e-3, against a cross-entropy of "
+             f"~1): {'do not use a plain sum' if gains(s_gain) else 'the plain sum holds its own'}.**")
+    sweep_head = ("the best weight differs per head" if w_acc != w_iou else "one weight serves both heads")
     which = f"""## Which to use when
 
-* **One loss far smaller than the other (here the box's smooth L1, ~1e-3, against a
-  cross-entropy of ~1): do not use a plain sum.** On the served setting, `{S[s_best].label}`
-  ({s_best}) changes mean IoU by {said(d(S[s_best], S["S1"], "mean_iou"), f"against `sum` ({s_best} vs S1)")},
+* {first} On the served setting the best alternative by IoU, `{S[s_best].label}`
+  ({s_best}), changes mean IoU by {said(s_gain, f"against `sum` ({s_best} vs S1)")},
   at accuracy {S[s_best].cell("accuracy", ".2f", 100)}% against {S["S1"].cell("accuracy", ".2f", 100)}%.
-* **Both heads still learning (hard setting): {"`" + H[h_iou].label + "` (" + h_iou + ")" if h_iou == h_acc else "it depends on the head"}.**
-  Best accuracy: `{H[h_acc].label}` ({h_acc}), {said(d(H[h_acc], H["H1"], "accuracy"), "pp against `sum` (H1)", "+.2f", 100)};
-  best mean IoU: `{H[h_iou].label}` ({h_iou}), {said(d(H[h_iou], H["H1"], "mean_iou"), "against `sum`")}.
-  {"Balancing the heads' gradients at the trunk is what helps: " + ", ".join(balanced) + " beat H1 on IoU." if balanced else "No disjoint variant beats the sum on IoU beyond noise."}
-* **Per-head learning rates on their own do not replace the balancing.** In one optimizer
+* **Both heads still learning (hard setting): {hard_head}.**
+  Best accuracy: `{H[h_acc].label}` ({h_acc}), {said(h_acc_d, "pp against `sum` (H1)", "+.2f", 100)};
+  best mean IoU: `{H[h_iou].label}` ({h_iou}), {said(h_iou_d, "against `sum` (H1)")}.
+  {"Balancing the heads' gradients at the trunk helps the box: " + ", ".join(balanced) + " beat H1 on IoU beyond noise." if balanced else "No disjoint variant beats the sum on IoU beyond noise."}
+* **Per-head learning rates, alone and inside disjoint.** In one optimizer
   (H4 vs H1) they change accuracy by {said(d(H["H4"], H["H1"], "accuracy"), "pp", "+.2f", 100)} and IoU by
-  {said(d(H["H4"], H["H1"], "mean_iou"), "")}; inside disjoint (H6 vs H5) accuracy by
-  {said(d(H["H6"], H["H5"], "accuracy"), "pp", "+.2f", 100)} and IoU by {said(d(H["H6"], H["H5"], "mean_iou"), "")}.
-  The disjoint balancing alone, at one rate (H5 vs H1): accuracy {said(d(H["H5"], H["H1"], "accuracy"), "pp", "+.2f", 100)},
-  IoU {said(d(H["H5"], H["H1"], "mean_iou"), "")}.
-* **A hand-picked weight works if you sweep it, and the best weight differs per head.** Accuracy peaks at
+  {said(d(H["H4"], H["H1"], "mean_iou"))}; inside disjoint (H6 vs H5) accuracy by
+  {said(d(H["H6"], H["H5"], "accuracy"), "pp", "+.2f", 100)} and IoU by {said(d(H["H6"], H["H5"], "mean_iou"))}.
+  Disjoint's balancing and separate optimizers at one rate (H5 vs H1): accuracy {said(d(H["H5"], H["H1"], "accuracy"), "pp", "+.2f", 100)},
+  IoU {said(d(H["H5"], H["H1"], "mean_iou"))}.
+* **A fixed weight: sweep it; {sweep_head}.** Accuracy peaks at
   alpha = {alpha[w_acc]:g} ({w_acc}, {W[w_acc].cell("accuracy", ".2f", 100)}%), IoU at alpha = {alpha[w_iou]:g}
   ({w_iou}, {W[w_iou].cell("mean_iou")}); the served setting's 0.02 (S2) was picked from the initial loss ratio.
-* **Learned weightings (uncertainty, GradNorm) need no tuning but are not free wins.** Uncertainty:
+* **Learned weightings (uncertainty, GradNorm) need no tuning.** Uncertainty:
   IoU {said(learned["S3"][0], "on the served setting (S3 vs S1)")}, {said(learned["S3"][1], "on the hard one (H2 vs H1)")},
   accuracy {said(learned["S3"][2], "pp (H2 vs H1)", "+.2f", 100)}. GradNorm:
   IoU {said(learned["S4"][0], "(S4 vs S1)")}, {said(learned["S4"][1], "(H3 vs H1)")},
   accuracy {said(learned["S4"][2], "pp (H3 vs H1)", "+.2f", 100)}.
 * **Cost.** Per run, relative to `sum`: disjoint {time_ratio(H["H6"], H["H1"]):.2f}x (H6), GradNorm
   {time_ratio(H["H3"], H["H1"]):.2f}x (H3), uncertainty {time_ratio(H["H2"], H["H1"]):.2f}x (H2) on the hard setting;
-  disjoint {time_ratio(S["S5"], S["S1"]):.2f}x (S5) on the served one. The extra backward passes through the heads are cheap next to the trunk.
+  disjoint {time_ratio(S["S5"], S["S1"]):.2f}x (S5), GradNorm {time_ratio(S["S4"], S["S1"]):.2f}x (S4) on the served one.
 """
     hard = shapes_data.HARD
     text = f"""# shapes: training report
@@ -251,30 +266,41 @@ def write_ranking_report(res: RankingResults, out: Path) -> None:
         ("dwell RMSE (s)", num("dwell_rmse", ".2f")), ("Δ dwell vs on", lambda t: _stop_delta(G, t, "dwell_rmse", "+.2f")),
         ("s per run", seconds)]
     r9 = d(R["R9"], R["R2"], "click_auc")
+    moved = {r: [k for k, _, hi in keys if gains(d(strategies_only[r], R["R2"], k), hi)] for r in strategies_only if r != "R2"}
+    worse = {r: [k for k, _, hi in keys if gains(d(strategies_only[r], R["R2"], k), not hi)] for r in strategies_only if r != "R2"}
+    better_everywhere = [r for r in moved if moved[r] and not worse[r]]
+    one_scale = (f"{', '.join(better_everywhere)} improve{'s' if len(better_everywhere) == 1 else ''} on the sum without losing elsewhere"
+                 if better_everywhere else "no strategy improves on the plain sum without losing elsewhere")
+    raw_fix = gains(d(L[raw_best], L["L2"], "click_auc"))
+    stop_costs = any(gains(d(G[off], G[on], k), hi) for off, on in (("G2", "G1"), ("G4", "G3"))
+                     for k, hi in (("click_auc", False), ("loss_click", True)))
+    stop_head = ("Stop the gradient where one head's estimate feeds another: letting it through costs the click head."
+                 if stop_costs else
+                 "Stop-gradient on or off: no measurable cost to the click head here; keep it on, as it costs nothing.")
     which = f"""## Which to use when
 
-* **Targets on one scale (standardise regression targets first): any strategy; use the plain sum.**
-  With standardised targets the rows that differ from `sum` (R2) beyond noise are:
-  {_row_differences(strategies_only, "R2", keys)}. The differences are in the table; none changes
-  what a practitioner would ship.
-* **Targets on different scales that you cannot standardise: `disjoint`, or at least a learned weighting.**
-  With revenue in currency units the plain sum (L2) loses click AUC {said(d(L["L2"], L["L1"], "click_auc"), "against standardised targets (L2 vs L1)")}
-  and dwell RMSE {said(d(L["L2"], L["L1"], "dwell_rmse"), "s", "+.2f")}; the best repair by click AUC is
-  `{L[raw_best].label}` ({raw_best}), {said(d(L[raw_best], L["L2"], "click_auc"), f"against L2")}. Uncertainty (L3) {said(d(L["L3"], L["L2"], "click_auc"), "AUC")},
-  GradNorm (L4) {said(d(L["L4"], L["L2"], "click_auc"), "AUC")}, disjoint (L5) {said(d(L["L5"], L["L2"], "click_auc"), "AUC")} against L2.
-* **Stop the gradient where one head's estimate feeds another.** Letting dwell's gradient into the
+* **Targets on one scale (standardise regression targets first): {one_scale}.**
+  Rows that differ from `sum` (R2) beyond noise: {_row_differences(strategies_only, "R2", keys)}.
+* **Targets on different scales that you cannot standardise: {f"`{L[raw_best].label}` ({raw_best})" if raw_fix else "no strategy repairs it; standardise"}.**
+  With revenue in currency units the plain sum (L2) changes click AUC by {said(d(L["L2"], L["L1"], "click_auc"), "against standardised targets (L2 vs L1)")}
+  and dwell RMSE by {said(d(L["L2"], L["L1"], "dwell_rmse"), "s", "+.2f")}. Against L2: uncertainty (L3)
+  {said(d(L["L3"], L["L2"], "click_auc"), "AUC")}, GradNorm (L4) {said(d(L["L4"], L["L2"], "click_auc"), "AUC")},
+  disjoint (L5) {said(d(L["L5"], L["L2"], "click_auc"), "AUC")}; revenue RMSE: L3 {said(d(L["L3"], L["L2"], "revenue_rmse"), "", "+.2f")},
+  L4 {said(d(L["L4"], L["L2"], "revenue_rmse"), "", "+.2f")}, L5 {said(d(L["L5"], L["L2"], "revenue_rmse"), "", "+.2f")}.
+* **{stop_head}** Letting dwell's gradient into the
   click head changes click AUC by {said(d(G["G2"], G["G1"], "click_auc"), "(G2 vs G1)")} and click BCE by
   {said(d(G["G2"], G["G1"], "loss_click"), "(G2 vs G1)")} under a plain sum; with dwell's loss weighted
   {DWELL_HEAVY["dwell"]:g}x, click AUC by {said(d(G["G4"], G["G3"], "click_auc"), "(G4 vs G3)")}, click BCE by
-  {said(d(G["G4"], G["G3"], "loss_click"), "(G4 vs G3)")} and its calibration from {G["G3"].cell("click_calibration", "+.4f")}
-  to {G["G4"].cell("click_calibration", "+.4f")}. Dwell itself gains {said(d(G["G4"], G["G3"], "dwell_rmse"), "s RMSE (G4 vs G3)", "+.2f")}.
-* **Per-head learning rates and separate optimizers are not what makes `disjoint` work.** Per-head
-  rates in one optimizer (R7 vs R2): click AUC {said(d(R["R7"], R["R2"], "click_auc"), "")}, revenue RMSE
-  {said(d(R["R7"], R["R2"], "revenue_rmse"), "", "+.2f")}. Separate Adam optimizers alone (R9 vs R2) are the plain sum
-  (Adam's update is per parameter): {said(r9, "AUC")}. The gradient balancing at one rate (R8 vs R2):
-  click AUC {said(d(R["R8"], R["R2"], "click_auc"), "")}.
+  {said(d(G["G4"], G["G3"], "loss_click"), "(G4 vs G3)")}, and its calibration moves from {G["G3"].cell("click_calibration", "+.4f")}
+  to {G["G4"].cell("click_calibration", "+.4f")}. Dwell itself: {said(d(G["G4"], G["G3"], "dwell_rmse"), "s RMSE (G4 vs G3)", "+.2f")}.
+* **What `disjoint` bundles, one part at a time.** Per-head
+  rates in one optimizer (R7 vs R2): click AUC {said(d(R["R7"], R["R2"], "click_auc"))}, revenue RMSE
+  {said(d(R["R7"], R["R2"], "revenue_rmse"), "", "+.2f")}. Separate Adam optimizers alone (R9 vs R2) are the plain sum, as
+  Adam's update is per parameter: {said(r9, "AUC")}. The gradient balancing at one rate (R8 vs R2):
+  click AUC {said(d(R["R8"], R["R2"], "click_auc"))}, revenue RMSE {said(d(R["R8"], R["R2"], "revenue_rmse"), "", "+.2f")}.
+  All of it (R6 vs R2): click AUC {said(d(R["R6"], R["R2"], "click_auc"))}.
 * **One shared trunk instead of three networks (R4, the served `ranking-mtl` strategy, vs R1, the served `ranking`).**
-  Click AUC {said(d(R["R4"], R["R1"], "click_auc", paired=False), "")}, dwell RMSE
+  Click AUC {said(d(R["R4"], R["R1"], "click_auc", paired=False))}, dwell RMSE
   {said(d(R["R4"], R["R1"], "dwell_rmse", paired=False), "s", "+.2f")}, revenue RMSE {said(d(R["R4"], R["R1"], "revenue_rmse", paired=False), "", "+.2f")}
   (unpaired: the two models start from different weights), for one network instead of three.
 * **Cost.** Per run, relative to `sum` (R2): GradNorm {time_ratio(R["R5"], R["R2"]):.2f}x (R5), disjoint
@@ -294,8 +320,8 @@ feature store's seed tables; click (binary), dwell time (s) and revenue (currenc
 held-out test split. `ranking` is three independent MLPs, each on its own columns; `ranking-mtl`
 one shared 12 -> 64 -> 32 trunk with a small MLP per head, the dwell head also reading the click
 probability (through a stop-gradient unless a row says otherwise). Regression targets are
-standardised unless a row says "raw revenue". {b.ranking_epochs} epochs, Adam, learning rate
-{ranking.LEARNING_RATE:g}, cosine decay: the served models' recipe. Every configuration is trained {b.seeds} times;
+standardised unless a row says "raw revenue". {b.ranking_epochs} epochs (the served models train
+{ranking.EPOCHS}; fewer here so every row can be repeated), Adam, learning rate {ranking.LEARNING_RATE:g}, cosine decay. Every configuration is trained {b.seeds} times;
 seeds change initial weights and batch order, and the multi-head rows share their seeds, so "Δ vs sum"
 is paired by seed and marked *within noise* when its 95% interval includes zero. {machine_note(b)}
 
@@ -396,7 +422,7 @@ model ({a_best}) changes AUC on the true conversions by {said(da, "")} and the b
 * **You need a ranking score for the sparse task only:** {"a unified head" if dab.significant and dab.mean > 0 else "a multi-head model"}
   ({b_best if dab.significant and dab.mean > 0 else a_best}); the dense auxiliary labels {"help" if max(da.mean, db.mean) > 0 and (da.significant or db.significant) else "do not measurably help"}
   (rows {a_best}, {b_best} vs C).
-* **You need a conversion probability (bids, expected value, thresholds):** not the unified head. Its mean
+* **You need a conversion probability (bids, expected value, thresholds):** {"not the unified head" if B[b_best].mean("mean_probability") > 1.5 * rate else "either"}. Its mean
   predicted probability is {B[b_best].cell("mean_probability")} against an observed rate of {rate:.4f}
   ({b_best}), and its log loss {B[b_best].cell("log_loss")} against {A[a_best].cell("log_loss")} for multi-head ({a_best}):
   one output cannot be a click probability and a conversion probability at once. The multi-head model

@@ -15,6 +15,7 @@ it, and refuses to write into the model repository. Any failure exits non-zero.
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", action="store_true", help="also retrain and export the served models")
     parser.add_argument("--only", choices=("shapes", "ranking", "conversion"), action="append",
                         help="run only these experiments (repeatable)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="keep the experiments' results in this file and reuse them if it exists, so the "
+                             "reports can be rewritten without retraining")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     if args.smoke and (out == MODELS_DIR or MODELS_DIR in out.parents):
@@ -60,20 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only or ("shapes", "ranking", "conversion"))
     start = time.perf_counter()
     timings = {}
+    cached = pickle.loads(args.results.read_bytes()) if args.results and args.results.exists() else {}
+
+    def results(name: str, run):
+        if name not in cached:
+            t = time.perf_counter()
+            cached[name] = run(budget)
+            timings[name] = time.perf_counter() - t
+            if args.results:
+                args.results.write_bytes(pickle.dumps(cached))
+        return cached[name]
+
     if "shapes" in only:
-        t = time.perf_counter()
-        reports.write_shapes_report(experiments.run_shapes(budget), out / "shapes")
-        timings["shapes"] = time.perf_counter() - t
+        reports.write_shapes_report(results("shapes", experiments.run_shapes), out / "shapes")
     if "ranking" in only:
-        t = time.perf_counter()
-        reports.write_ranking_report(experiments.run_ranking(budget), out / "ranking")
-        timings["ranking"] = time.perf_counter() - t
+        reports.write_ranking_report(results("ranking", experiments.run_ranking), out / "ranking")
     if "conversion" in only:
-        t = time.perf_counter()
-        reports.write_conversion_report(experiments.run_conversion(budget), budget, out / "conversion")
+        reports.write_conversion_report(results("conversion", experiments.run_conversion), budget, out / "conversion")
         if args.smoke:
             experiments.export_conversion(budget, out / "conversion")
-        timings["conversion"] = time.perf_counter() - t
     if args.export:
         t = time.perf_counter()
         export_served()

@@ -42,7 +42,7 @@ class Trial:
 
     def cell(self, key: str, fmt: str = ".4f", scale: float = 1.0) -> str:
         """'0.9123 ± 0.0040': mean and sample standard deviation over the seeds."""
-        return f"{scale * self.mean(key):{fmt}} ± {scale * self.sd(key):{fmt}}"
+        return f"{scale * self.mean(key):{fmt}} ± {scale * self.sd(key):{fmt.lstrip('+')}}"
 
     def time_cell(self) -> str:
         t = np.array(self.seconds)
