@@ -56,8 +56,8 @@ MISSED_CONVERSIONS, FALSE_CONVERSIONS = 0.3, 0.004
 AUX_WEIGHTS = (0.1, 0.3, 1.0, 3.0)
 SERVED_WEIGHT = 1.0
 CONSISTENCY_WEIGHTS = (0.0, 0.3, 1.0, 3.0)
-#: A conversion is rare: a decision threshold of 0.5 would almost never fire.
-THRESHOLD = 0.1
+#: Decision thresholds: a conversion is rare, so 0.5 would almost never fire; clicks are common.
+THRESHOLDS = {"conversion": 0.1, "click": 0.5}
 
 
 @dataclass
@@ -299,7 +299,7 @@ def export(run: Run, data: ConversionData, model_dir: Path = MODEL_DIR, weight: 
         conversion, click = (t.numpy() for t in model(x))
     onnx_tools.verify(path, {"features": x.numpy()}, {"conversion_logit": conversion, "click_logit": click})
     binary = lambda name, served: {"name": name, "output": f"{name}_logit", "kind": "binary",  # noqa: E731
-                                   "activation": "sigmoid", "threshold": THRESHOLD, "loss": "bce", "served": served}
+                                   "activation": "sigmoid", "threshold": THRESHOLDS[name], "loss": "bce", "served": served}
     manifest = {
         "name": NAME,
         "description": "Sparse, noisy conversion labels learned with the help of dense click labels: a shared trunk "
