@@ -29,6 +29,7 @@ class Budget:
     conversion_seeds: int
     conversion_sizes: tuple[int, int, int]
     conversion_epochs: int
+    ranking_rows: int | None = None  # keep only this many rows of each ranking split (smoke)
 
 
 #: The served recipes (shapes: 24,000 images x 5 epochs, 1.5-3 min per run on two shared cores;
@@ -38,7 +39,8 @@ FULL = Budget(seeds=5, shapes_sizes=(4000, 1000, 2000), shapes_epochs=3, hard_si
               hard_epochs=4, ranking_epochs=10, conversion_seeds=8,
               conversion_sizes=conversion.SIZES, conversion_epochs=conversion.EPOCHS)
 SMOKE = Budget(seeds=2, shapes_sizes=(256, 128, 128), shapes_epochs=1, hard_sizes=(256, 128, 128), hard_epochs=2,
-               ranking_epochs=1, conversion_seeds=2, conversion_sizes=(1500, 800, 800), conversion_epochs=2)
+               ranking_epochs=1, conversion_seeds=2, conversion_sizes=(1500, 800, 800), conversion_epochs=2,
+               ranking_rows=3000)
 
 Log = Callable[[str], None]
 
@@ -168,6 +170,9 @@ def _mtl_trial(config: StrategyConfig, data: RankingData, budget: Budget, log: L
 
 def run_ranking(budget: Budget, log: Log = print) -> RankingResults:
     data = ranking.load_data(write_features=False)
+    if budget.ranking_rows:
+        keep = np.arange(budget.ranking_rows)
+        data.train, data.val, data.test = (split.subset(keep) for split in (data.train, data.val, data.test))
     log("ranking, independent members")
 
     def independent(seed: int):

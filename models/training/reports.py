@@ -406,7 +406,7 @@ def write_conversion_report(res: conversion.Results, budget: Budget, out: Path) 
                 log_x=False)
     a_best = max(A, key=lambda r: A[r].mean("auc_true"))
     b_best = max(B, key=lambda r: B[r].mean("auc_true"))
-    m_best = max(M, key=lambda r: M[r].mean("auc_true_single"))
+    m_best = max(list(M)[1:], key=lambda r: M[r].mean("auc_true_single"))
     d = difference
     da, db, dab = d(A[a_best], C, "auc_true"), d(B[b_best], C, "auc_true"), d(B[b_best], A[a_best], "auc_true")
     rate = float(res.data.test.conversion.mean())
@@ -426,14 +426,15 @@ model ({a_best}) changes AUC on the true conversions by {said(da, "")} and the b
   predicted probability is {B[b_best].cell("mean_probability")} against an observed rate of {rate:.4f}
   ({b_best}), and its log loss {B[b_best].cell("log_loss")} against {A[a_best].cell("log_loss")} for multi-head ({a_best}):
   one output cannot be a click probability and a conversion probability at once. The multi-head model
-  keeps the conversion head calibrated and still learns from the clicks, which is why it is the served
-  model (`models/conversion`, row A{served + 1}), with the click head trained but not served.
+  keeps the conversion head's probability on the conversion scale {"and still gains from the clicks" if gains(da) else "but gains nothing measurable from the clicks here"},
+  and is the served model (`models/conversion`, row A{served + 1}: click weight {conversion.SERVED_WEIGHT:g}), with the
+  click head trained but not served.
 * **Auxiliary weight:** the best multi-head weight is {weights[list(A).index(a_best)]:g} ({a_best}); the unified head
   prefers {weights[list(B).index(b_best)]:g} ({b_best}): the larger the click weight, the more the one head becomes a click model.
 * **Two networks with a consistency loss (M rows):** the best weight ({m_best}) changes one network's AUC by
   {said(d(M[m_best], M["M1"], "auc_true_single"), "against independent training (M1)")} and the pair's mean
-  by {said(d(M[m_best], M["M1"], "auc_true"), "")}, at twice the training cost of one network
-  ({M["M1"].time_cell()} s against {C.time_cell()} s for C).
+  by {said(d(M[m_best], M["M1"], "auc_true"))}, at {time_ratio(M[m_best], C):.1f}x the training time of one network
+  ({M[m_best].time_cell()} s against {C.time_cell()} s for C).
 """
     data = res.data
     text = f"""# conversion: training report
