@@ -51,9 +51,12 @@ def _log_if_wide(ax: plt.Axes, values: np.ndarray) -> None:
         ax.set_yscale("log")
 
 
-def loss_curves(trials: Sequence[Trial], heads: Sequence[str], titles: dict[str, str], path: Path,
+def loss_curves(rows: dict[str, Trial], heads: Sequence[str], titles: dict[str, str], path: Path,
                 suptitle: str) -> None:
-    """Validation loss per epoch, one panel per head, one line per trial with its ±1 sd band."""
+    """Validation loss per epoch, one panel per head, one line per trial with its ±1 sd band; the
+    legend names each line by its table row."""
+    trials = list(rows.values())
+    names = [f"{row}: {t.label}" for row, t in rows.items()]
     fig, axes = _figure(len(heads))
     handles: dict[int, object] = {}
     for ax, head in zip(axes, heads):
@@ -76,7 +79,7 @@ def loss_curves(trials: Sequence[Trial], heads: Sequence[str], titles: dict[str,
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(suptitle, fontsize=11)
     order = sorted(handles)
-    _save(fig, path, [handles[i] for i in order], [trials[i].label for i in order],
+    _save(fig, path, [handles[i] for i in order], [names[i] for i in order],
           f"mean of {len(trials[0].histories)} seeds, band ±1 sd")
 
 

@@ -101,9 +101,9 @@ def write_shapes_report(res: ShapesResults, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     b, S, H = res.budget, res.standard, res.hard
     W = {f"W{i + 1}": t for i, t in enumerate(res.sweep.values())}
-    plots.loss_curves(list(S.values()), ["class", "bbox"], SHAPES_TITLES, out / "curves_served_setting.png",
+    plots.loss_curves(S, ["class", "bbox"], SHAPES_TITLES, out / "curves_served_setting.png",
                       "shapes, served setting: validation loss per head")
-    plots.loss_curves(list(H.values()), ["class", "bbox"], SHAPES_TITLES, out / "curves_hard.png",
+    plots.loss_curves(H, ["class", "bbox"], SHAPES_TITLES, out / "curves_hard.png",
                       "shapes, hard setting: validation loss per head")
     plots.sweep(list(SHAPES_SWEEP), {"weighted: alpha on class, 1 - alpha on bbox": list(res.sweep.values())},
                 [("accuracy", "test accuracy"), ("mean_iou", "test mean IoU")], out / "sweep_hard.png",
@@ -246,14 +246,14 @@ def write_ranking_report(res: RankingResults, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     b, R, G, L = res.budget, dict(R1=res.independent, **res.strategies), res.stop_gradient, res.raw
     L = {"L1": R["R2"], **L}
-    main = [R[k] for k in ("R1", "R2", "R3", "R4", "R5", "R6")]
+    main = {k: R[k] for k in ("R1", "R2", "R3", "R4", "R5", "R6")}
     plots.loss_curves(main, list(HEAD_NAMES), RANKING_TITLES, out / "curves_strategies.png",
                       "ranking: validation loss per head, strategies (R1-R6)")
-    plots.loss_curves([R[k] for k in ("R2", "R7", "R8", "R9", "R6")], list(HEAD_NAMES), RANKING_TITLES,
+    plots.loss_curves({k: R[k] for k in ("R2", "R7", "R8", "R9", "R6")}, list(HEAD_NAMES), RANKING_TITLES,
                       out / "curves_ablations.png", "ranking-mtl: what disjoint bundles, one part at a time (R2, R6-R9)")
-    plots.loss_curves(list(G.values()), list(HEAD_NAMES), RANKING_TITLES, out / "curves_stop_gradient.png",
+    plots.loss_curves(G, list(HEAD_NAMES), RANKING_TITLES, out / "curves_stop_gradient.png",
                       "ranking-mtl: stop-gradient between the click estimate and the dwell head (G1-G4)")
-    plots.loss_curves(list(L.values()), list(HEAD_NAMES), RANKING_TITLES, out / "curves_raw_revenue.png",
+    plots.loss_curves(L, list(HEAD_NAMES), RANKING_TITLES, out / "curves_raw_revenue.png",
                       "ranking-mtl: revenue in raw currency units (L2-L5) against standardised (L1)")
     d = difference
     keys = (("click_auc", "click AUC", True), ("dwell_rmse", "dwell RMSE", False), ("revenue_rmse", "revenue RMSE", False))
@@ -391,7 +391,7 @@ def write_conversion_report(res: conversion.Results, budget: Budget, out: Path) 
                             ("AUC of the pair's mean", num("auc_true")), ("Δ vs weight 0 ", versus(M["M1"], "auc_true")),
                             ("s per run (both)", seconds)]
     served = weights.index(conversion.SERVED_WEIGHT)
-    plots.loss_curves([C, res.multi_head[conversion.SERVED_WEIGHT], res.unified[conversion.SERVED_WEIGHT]],
+    plots.loss_curves({"C": C, f"A{served + 1}": A[f"A{served + 1}"], f"B{served + 1}": B[f"B{served + 1}"]},
                       ["conversion", "click"], {"conversion": "conversion: BCE on observed labels",
                                                 "click": "click: BCE (auxiliary)"}, out / "curves.png",
                       "conversion: validation loss per head (the unified model answers both from one head)")
