@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from . import onnx_tools
 from .common import FRAMEWORK, MODELS_DIR, Float32Array, dump_json, setup_torch
 from .ranking import BATCHING, INTRA_OP_THREADS, auc
-from .stats import Trial, run_trial
+from .stats import Trial, run_trials
 from .strategies import EpochRecord, Head, StrategyConfig, train
 
 NAME = "conversion"
@@ -270,18 +270,20 @@ def run_experiment(seeds: int, data: ConversionData, epochs: int = EPOCHS, weigh
     quiet = lambda _: None  # noqa: E731
     seed_list = [seed_of(k) for k in range(seeds)]
 
-    def trial(label: str, kind: str, weight: float) -> Trial:
+    def runner(label: str, kind: str, weight: float):
         def one(seed: int):
             run = train_model(kind, weight, data, seed, epochs, quiet)
             return run.test_metrics, run.history, run.seconds, {}
-        return run_trial(label, seed_list, one, log)
+        return label, one
 
-    return Results(
-        primary=trial("(c) primary alone", "primary", 0.0),
-        multi_head={w: trial(f"(a) multi-head, click weight {w:g}", "multi-head", w) for w in weights},
-        unified={w: trial(f"(b) unified head, click weight {w:g}", "unified", w) for w in weights},
-        mutual={w: trial(f"two networks, consistency weight {w:g}", "mutual", w) for w in consistency},
-        data=data, epochs=epochs)
+    configs = {("primary", 0.0): runner("(c) primary alone", "primary", 0.0)}
+    configs.update({("multi-head", w): runner(f"(a) multi-head, click weight {w:g}", "multi-head", w) for w in weights})
+    configs.update({("unified", w): runner(f"(b) unified head, click weight {w:g}", "unified", w) for w in weights})
+    configs.update({("mutual", w): runner(f"two networks, consistency weight {w:g}", "mutual", w) for w in consistency})
+    trials = run_trials(configs, seed_list, log)
+    of = lambda kind: {w: t for (k, w), t in trials.items() if k == kind}  # noqa: E731
+    return Results(primary=trials[("primary", 0.0)], multi_head=of("multi-head"), unified=of("unified"),
+                   mutual=of("mutual"), data=data, epochs=epochs)
 
 
 # --------------------------------------------------------------------------- export

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import conversion, ranking, ranking_mtl, shapes, shapes_data
 from .ranking import HEAD_NAMES, RankingData
-from .stats import Trial, run_trial
+from .stats import Trial, run_trial, run_trials
 from .strategies import EpochRecord, StrategyConfig
 
 
@@ -85,28 +85,26 @@ class ShapesResults:
 
 
 def _shapes_trials(configs, splits: shapes.Splits, epochs: int, seeds: int, log: Log) -> dict[str, Trial]:
-    trials = {}
-    for row, config in configs:
-        def one(seed: int, config: StrategyConfig = config):
+    def runner(config: StrategyConfig):
+        def one(seed: int):
             run = shapes.run_strategy(config, splits, epochs, seed, _quiet)
             extras = run.result.log_variances or run.result.task_weights or {}
             return run.test_metrics, run.result.history, run.result.seconds, extras
-        trials[row] = run_trial(config.describe(), [shapes.SEED + 1000 * k for k in range(seeds)], one, log)
-    return trials
+        return config.describe(), one
+    return run_trials({row: runner(config) for row, config in configs}, [shapes.SEED + 1000 * k for k in range(seeds)], log)
 
 
 def run_shapes(budget: Budget, log: Log = print) -> ShapesResults:
     log("shapes, served setting (reduced budget)")
     standard = _shapes_trials(SHAPES_STANDARD, shapes.make_splits(sizes=budget.shapes_sizes), budget.shapes_epochs,
                               budget.seeds, log)
-    log("shapes, hard setting")
+    log("shapes, hard setting and loss weight sweep")
     hard_splits = shapes.make_splits(setting=shapes_data.HARD, sizes=budget.hard_sizes)
-    hard = _shapes_trials(SHAPES_HARD, hard_splits, budget.hard_epochs, budget.seeds, log)
-    log("shapes, hard setting, loss weight sweep")
-    sweep_configs = [(f"W{i + 1}", StrategyConfig("weighted", LR, weights={"class": a, "bbox": round(1 - a, 4)}))
-                     for i, a in enumerate(SHAPES_SWEEP)]
-    swept = _shapes_trials(sweep_configs, hard_splits, budget.hard_epochs, budget.seeds, log)
-    return ShapesResults(standard, hard, dict(zip(SHAPES_SWEEP, swept.values())), budget)
+    sweep_configs = tuple((f"W{i + 1}", StrategyConfig("weighted", LR, weights={"class": a, "bbox": round(1 - a, 4)}))
+                          for i, a in enumerate(SHAPES_SWEEP))
+    both = _shapes_trials(SHAPES_HARD + sweep_configs, hard_splits, budget.hard_epochs, budget.seeds, log)
+    hard = {row: both[row] for row, _ in SHAPES_HARD}
+    return ShapesResults(standard, hard, {a: both[row] for a, (row, _) in zip(SHAPES_SWEEP, sweep_configs)}, budget)
 
 
 # --------------------------------------------------------------------------- ranking
@@ -158,14 +156,13 @@ def _mtl_metrics(run: ranking_mtl.MTLRun, data: RankingData) -> dict[str, float]
     return {**run.test_metrics, "click_calibration": float((1 / (1 + np.exp(-raw))).mean() - data.test.click.mean())}
 
 
-def _mtl_trial(config: StrategyConfig, data: RankingData, budget: Budget, log: Log, raw_revenue: bool = False,
-               stop_gradient: bool = True) -> Trial:
+def _mtl_runner(config: StrategyConfig, data: RankingData, budget: Budget, raw_revenue: bool = False,
+                stop_gradient: bool = True):
     def one(seed: int):
         run = ranking_mtl.run_mtl(config, data, raw_revenue, budget.ranking_epochs, seed, stop_gradient, _quiet)
         extras = run.result.log_variances or run.result.task_weights or {}
         return _mtl_metrics(run, data), run.result.history, run.result.seconds, extras
-    label = config.describe() + (", raw revenue" if raw_revenue else "")
-    return run_trial(label, [ranking_mtl.MTL_SEED + 1000 * k for k in range(budget.seeds)], one, log)
+    return config.describe() + (", raw revenue" if raw_revenue else ""), one
 
 
 def run_ranking(budget: Budget, log: Log = print) -> RankingResults:
@@ -184,13 +181,13 @@ def run_ranking(budget: Budget, log: Log = print) -> RankingResults:
         return run.test_metrics, history, sum(r.seconds for r in run.results.values()), {}
 
     ind = run_trial("independent members", [ranking.SEED + 1000 * k for k in range(budget.seeds)], independent, log)
-    log("ranking-mtl, strategies")
-    strategies = {row: _mtl_trial(c, data, budget, log) for row, c in RANKING_STRATEGIES}
-    log("ranking-mtl, stop-gradient")
-    stop = {row: _mtl_trial(c, data, budget, log, stop_gradient=on) for row, c, on in STOP_GRADIENT}
-    log("ranking-mtl, raw revenue")
-    raw = {row: _mtl_trial(c, data, budget, log, raw_revenue=True) for row, c in RAW_REVENUE}
-    return RankingResults(data, ind, strategies, stop, raw, budget)
+    log("ranking-mtl: strategies, stop-gradient, raw revenue")
+    configs = {row: _mtl_runner(c, data, budget) for row, c in RANKING_STRATEGIES}
+    configs.update({row: _mtl_runner(c, data, budget, stop_gradient=on) for row, c, on in STOP_GRADIENT})
+    configs.update({row: _mtl_runner(c, data, budget, raw_revenue=True) for row, c in RAW_REVENUE})
+    trials = run_trials(configs, [ranking_mtl.MTL_SEED + 1000 * k for k in range(budget.seeds)], log)
+    pick = lambda rows: {row: trials[row] for row, *_ in rows}  # noqa: E731
+    return RankingResults(data, ind, pick(RANKING_STRATEGIES), pick(STOP_GRADIENT), pick(RAW_REVENUE), budget)
 
 
 # --------------------------------------------------------------------------- conversion

@@ -62,22 +62,38 @@ class Trial:
         return epochs, values.mean(axis=0), sd
 
 
-def run_trial(label: str, seeds: Sequence[int], run: Callable[[int], tuple[dict[str, float], list[EpochRecord], float, dict]],
-              log: Callable[[str], None] = print) -> Trial:
-    """Run ``run(seed)`` for every seed; it returns (test metrics, history, seconds, extras)."""
-    trial = Trial(label)
+Run = Callable[[int], tuple[dict[str, float], list[EpochRecord], float, dict]]
+
+
+def run_trials(configs: dict[str, tuple[str, Run]], seeds: Sequence[int], log: Callable[[str], None] = print) -> dict[str, Trial]:
+    """Run every configuration (row -> (label, run)) for every seed; ``run(seed)`` returns (test
+    metrics, history, seconds, extras).
+
+    Seeds are the outer loop: every configuration's k-th run happens in the same stretch of time,
+    so a change in the machine's load spreads over all rows instead of landing on one.
+    """
+    trials = {row: Trial(label) for row, (label, _) in configs.items()}
     for seed in seeds:
-        metrics, history, seconds, extras = run(seed)
-        for key, value in metrics.items():
-            if not math.isfinite(value):
-                raise ValueError(f"{label}, seed {seed}: {key} is {value}")
-        trial.metrics.append(metrics)
-        trial.histories.append(history)
-        trial.seconds.append(seconds)
-        trial.extras.append(extras or {})
-    log(f"  {label}: " + ", ".join(f"{k} {trial.cell(k, '.4g')}" for k in list(trial.metrics[0])[:4])
-        + f", {trial.time_cell()} s per run")
-    return trial
+        for row, (label, run) in configs.items():
+            metrics, history, seconds, extras = run(seed)
+            for key, value in metrics.items():
+                if not math.isfinite(value):
+                    raise ValueError(f"{label}, seed {seed}: {key} is {value}")
+            trial = trials[row]
+            trial.metrics.append(metrics)
+            trial.histories.append(history)
+            trial.seconds.append(seconds)
+            trial.extras.append(extras or {})
+        log(f"  seed {seed} done")
+    for trial in trials.values():
+        log(f"  {trial.label}: " + ", ".join(f"{k} {trial.cell(k, '.4g')}" for k in list(trial.metrics[0])[:4])
+            + f", {trial.time_cell()} s per run")
+    return trials
+
+
+def run_trial(label: str, seeds: Sequence[int], run: Run, log: Callable[[str], None] = print) -> Trial:
+    """One configuration over every seed."""
+    return run_trials({"": (label, run)}, seeds, log)[""]
 
 
 @dataclass(frozen=True)
