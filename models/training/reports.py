@@ -126,7 +126,9 @@ def write_shapes_report(res: ShapesResults, out: Path) -> None:
                       "shapes, served setting: validation loss per head")
     plots.loss_curves(H, ["class", "bbox"], SHAPES_TITLES, out / "curves_hard.png",
                       "shapes, hard setting: validation loss per head")
-    plots.sweep(list(SHAPES_SWEEP), {"weighted: alpha on class, 1 - alpha on bbox": list(res.sweep.values())},
+    plots.sweep(list(SHAPES_SWEEP), {"W1-W5: weighted, alpha on class, 1 - alpha on bbox": list(res.sweep.values()),
+                                     "H1: sum (for reference)": [H["H1"]] * len(SHAPES_SWEEP),
+                                     "H6: disjoint (for reference)": [H["H6"]] * len(SHAPES_SWEEP)},
                 [("accuracy", "test accuracy"), ("mean_iou", "test mean IoU")], out / "sweep_hard.png",
                 "alpha (weight of the class loss)", "shapes, hard setting: the loss weight swept")
 
@@ -425,12 +427,13 @@ def write_conversion_report(res: conversion.Results, budget: Budget, out: Path) 
                       ["conversion", "click"], {"conversion": "conversion: BCE on observed labels",
                                                 "click": "click: BCE (auxiliary)"}, out / "curves.png",
                       "conversion: validation loss per head (the unified model answers both from one head)")
-    plots.sweep(weights, {"(a) multi-head": list(res.multi_head.values()), "(b) unified head": list(res.unified.values()),
-                          "(c) primary alone": [C] * len(weights)},
+    plots.sweep(weights, {"A1-A4: (a) multi-head": list(res.multi_head.values()),
+                          "B1-B4: (b) unified head": list(res.unified.values()),
+                          "C: (c) primary alone": [C] * len(weights)},
                 [("auc_true", "AUC against true conversions"), ("log_loss", "log loss on observed labels")],
                 out / "sweep_aux_weight.png", "click (auxiliary) loss weight w",
                 "conversion: (a) multi-head vs (b) unified head vs (c) primary alone")
-    plots.sweep(list(res.mutual), {"one network": list(res.mutual.values())},
+    plots.sweep(list(res.mutual), {"M1-M4: two networks": list(res.mutual.values())},
                 [("auc_true_single", "AUC of one network"), ("auc_true", "AUC of the pair's mean logit")],
                 out / "sweep_consistency.png", "consistency loss weight", "two networks trained jointly, consistency weight swept",
                 log_x=False)
