@@ -468,6 +468,9 @@ model ({a_best}) changes AUC on the true conversions by {said(da, "")} and the b
   trained but not served.
 * **Auxiliary weight:** the best multi-head weight is {weights[list(A).index(a_best)]:g} ({a_best}); the unified head
   prefers {weights[list(B).index(b_best)]:g} ({b_best}): the larger the click weight, the more the one head becomes a click model.
+  {"The unified head is the more sensitive to it" if sum(not gains(d(B[r], C, "auc_true")) for r in B) > sum(not gains(d(A[r], C, "auc_true")) for r in A) else "Sensitivity"}: {", ".join(f"{r} (w {w_of(B, r):g})" for r in B if not gains(d(B[r], C, "auc_true"))) or "no row"}
+  rank{"s" if sum(not gains(d(B[r], C, "auc_true")) for r in B) == 1 else ""} no better than the primary alone, against
+  {", ".join(f"{r} (w {w_of(A, r):g})" for r in A if not gains(d(A[r], C, "auc_true"))) or "none"} of the multi-head rows.
 * **Two networks with a consistency loss (M rows):** the best weight ({m_best}) changes one network's AUC by
   {said(d(M[m_best], M["M1"], "auc_true_single"), "against independent training (M1)")} and the pair's mean
   by {said(d(M[m_best], M["M1"], "auc_true"))}, at {time_ratio(M[m_best], C):.1f}x the training time of one network
