@@ -3,7 +3,7 @@
 From ``models/``::
 
     /usr/bin/python3 -m training.run_all                        # every table and plot (REPORT.md, *.png)
-    /usr/bin/python3 -m training.run_all --smoke --out /tmp/x   # the same code paths in seconds, for CI
+    /usr/bin/python3 -m training.run_all --smoke --out "$(mktemp -d)"   # the same code paths in seconds, for CI
     /usr/bin/python3 -m training.run_all --export               # also retrain and export the served models
 
 The experiments write only ``REPORT.md`` and ``*.png`` under ``--out`` (default: this model
