@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -217,12 +217,13 @@ class IndependentRun:
     test_metrics: dict[str, float]
 
 
-def run_independent(data: RankingData, epochs: int = EPOCHS) -> IndependentRun:
+def run_independent(data: RankingData, epochs: int = EPOCHS, base_seed: int = SEED,
+                    log: Callable[[str], None] = print) -> IndependentRun:
     """Train the click, dwell and revenue members one after the other, each from its own seed."""
     members: dict[str, SingleTaskNet] = {}
     results: dict[str, TrainResult] = {}
     for offset, task in enumerate(HEAD_NAMES):
-        seed = SEED + offset
+        seed = base_seed + offset
         setup_torch(seed)
         model = SingleTaskNet(task, data)
 
@@ -232,7 +233,7 @@ def run_independent(data: RankingData, epochs: int = EPOCHS) -> IndependentRun:
 
         steps = -(-len(data.train) // BATCH_SIZE)
         results[task] = train(model, [HEADS[task]], StrategyConfig("sum", LEARNING_RATE), epochs,
-                              lambda e, s=seed, t=task: batches(data.train, data.scales, e, s, [t]), steps, validate)
+                              lambda e, s=seed, t=task: batches(data.train, data.scales, e, s, [t]), steps, validate, log)
         members[task] = model.eval()
     combined = lambda split: {t: predict(m, split)[t] for t, m in members.items()}  # noqa: E731
     return IndependentRun(members, results, metrics(combined(data.val), data.val, data.train, data.scales),

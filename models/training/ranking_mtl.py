@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -38,8 +39,9 @@ MTL_SEED = SEED + 10
 class RankingMTL(nn.Module):
     """Standardise all 12 columns, shared MLP trunk to 32 features, one small MLP per head."""
 
-    def __init__(self, data: RankingData) -> None:
+    def __init__(self, data: RankingData, stop_gradient: bool = True) -> None:
         super().__init__()
+        self.stop_gradient = stop_gradient
         self.body = nn.Sequential(Standardize(data.feature_mean, data.feature_std),
                                   nn.Linear(len(COLUMNS), 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU())
         self.click_head = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 1))
@@ -51,7 +53,9 @@ class RankingMTL(nn.Module):
 
     def heads(self, z: Tensor) -> dict[str, Tensor]:
         click = self.click_head(z)
-        click_probability = torch.sigmoid(click).detach()  # stop-gradient: dwell cannot move click
+        click_probability = torch.sigmoid(click)
+        if self.stop_gradient:
+            click_probability = click_probability.detach()  # dwell's loss cannot move the click head
         return {"click": click,
                 "dwell": self.dwell_head(torch.cat([z, click_probability], dim=1)),
                 "revenue": self.revenue_head(z)}
@@ -84,10 +88,11 @@ class MTLRun:
         return self.result.strategy.describe() + (", raw revenue" if self.raw_revenue else "")
 
 
-def run_mtl(config: StrategyConfig, data: RankingData, raw_revenue: bool = False, epochs: int = EPOCHS) -> MTLRun:
-    """Train a fresh, identically initialised multi-head model with one strategy."""
-    setup_torch(MTL_SEED)
-    model = RankingMTL(data)
+def run_mtl(config: StrategyConfig, data: RankingData, raw_revenue: bool = False, epochs: int = EPOCHS,
+            seed: int = MTL_SEED, stop_gradient: bool = True, log: Callable[[str], None] = print) -> MTLRun:
+    """Train a fresh multi-head model with one strategy; the seed sets initial weights and batch order."""
+    setup_torch(seed)
+    model = RankingMTL(data, stop_gradient)
     scales = dict(data.scales, revenue=RAW) if raw_revenue else data.scales
 
     def validate() -> dict[str, float]:
@@ -96,7 +101,7 @@ def run_mtl(config: StrategyConfig, data: RankingData, raw_revenue: bool = False
 
     steps = -(-len(data.train) // BATCH_SIZE)
     result = train(model, [HEADS[n] for n in HEAD_NAMES], config, epochs,
-                   lambda e: batches(data.train, scales, e, MTL_SEED, HEAD_NAMES), steps, validate)
+                   lambda e: batches(data.train, scales, e, seed, HEAD_NAMES), steps, validate, log)
     model.eval()
     return MTLRun(model, result, scales, raw_revenue,
                   metrics(predict(model, data.val), data.val, data.train, scales),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from . import onnx_tools, pngio
 from .common import FRAMEWORK, MODELS_DIR, Float32Array, dump_json, setup_torch
-from .shapes_data import CLASSES, IMAGE_SIZE, ShapesData, generate
+from .shapes_data import CLASSES, IMAGE_SIZE, Setting, ShapesData, generate
 from .strategies import Head, StrategyConfig, TrainResult, add_strategy_arguments, strategy_from_args, train
 
 SEED = 7
@@ -60,13 +60,14 @@ class ShapesNet(nn.Module):
     normalised coordinates directly.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, image_size: int = IMAGE_SIZE, classes: int = len(CLASSES)) -> None:
         super().__init__()
+        side = image_size // 8  # three stride-2 blocks
         self.backbone = nn.Sequential(
             _conv_block(6, 16, 2), _conv_block(16, 32, 2), _conv_block(32, 64, 2), _conv_block(64, 64, 1))
-        self.class_head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, len(CLASSES)))
+        self.class_head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, classes))
         self.bbox_head = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * 8 * 8, 64), nn.ReLU(), nn.Linear(64, 4), nn.Sigmoid())
+            nn.Flatten(), nn.Linear(64 * side * side, 64), nn.ReLU(), nn.Linear(64, 4), nn.Sigmoid())
 
     def trunk(self, x: Tensor) -> Tensor:
         return self.backbone(torch.cat([x, x - x.mean(dim=(2, 3), keepdim=True)], dim=1))
@@ -98,12 +99,13 @@ class Splits:
     train: ShapesData
     val: ShapesData
     test: ShapesData
+    setting: Setting = Setting()
 
 
-def make_splits(seed: int = SEED) -> Splits:
+def make_splits(seed: int = SEED, setting: Setting = Setting(), sizes: tuple[int, int, int] = (TRAIN_SIZE, VAL_SIZE, TEST_SIZE)) -> Splits:
     """Three independently seeded sets, so no image appears in two splits."""
-    return Splits(generate(TRAIN_SIZE, seed * 1000 + 1), generate(VAL_SIZE, seed * 1000 + 2),
-                  generate(TEST_SIZE, seed * 1000 + 3))
+    return Splits(generate(sizes[0], seed * 1000 + 1, setting), generate(sizes[1], seed * 1000 + 2, setting),
+                  generate(sizes[2], seed * 1000 + 3, setting), setting)
 
 
 def _batches(data: ShapesData, epoch: int, seed: int) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
@@ -170,17 +172,18 @@ class Run:
     test_metrics: dict[str, float]
 
 
-def run_strategy(config: StrategyConfig, splits: Splits, epochs: int = EPOCHS, seed: int = SEED) -> Run:
-    """Train a fresh, identically initialised ShapesNet with one strategy."""
+def run_strategy(config: StrategyConfig, splits: Splits, epochs: int = EPOCHS, seed: int = SEED,
+                 log: Callable[[str], None] = print) -> Run:
+    """Train a fresh ShapesNet with one strategy; the seed sets initial weights, batch order and flips."""
     setup_torch(seed)
-    model = ShapesNet()
+    model = ShapesNet(splits.setting.image_size, len(splits.setting.classes))
 
     def validate() -> dict[str, float]:
         m = evaluate(model, splits.val)
         return {"class": m["loss_class"], "bbox": m["loss_bbox"]}
 
     steps = -(-len(splits.train) // BATCH_SIZE)
-    result = train(model, HEADS, config, epochs, lambda e: _batches(splits.train, e, seed), steps, validate)
+    result = train(model, HEADS, config, epochs, lambda e: _batches(splits.train, e, seed), steps, validate, log)
     model.eval()
     return Run(model, result, evaluate(model, splits.val), evaluate(model, splits.test))
 

@@ -21,6 +21,19 @@ decide how the heads' losses train it:
     gradient ``g_i = dL_i/dz`` is rescaled to unit L2 norm over the batch, the rescaled
     gradients are summed and that sum is back-propagated through the trunk. Every head
     therefore has the same say in the trunk whatever the scale of its loss.
+``gradnorm``
+    Chen et al. (2018): learned task weights ``w_i`` (summing to the number of heads) in
+    ``L = sum_i w_i L_i``. After each step the weights move so that every head's weighted
+    gradient norm ``w_i ||dL_i/dz||`` approaches the mean norm times ``r_i ** alpha``, where
+    ``r_i`` is the head's loss relative to its first-step loss, normalised by the mean: a head
+    that trains more slowly gets more weight. The norms are taken at the shared
+    representation ``z`` (as ``disjoint`` does) rather than at the last shared layer's weights.
+
+Two options isolate what ``disjoint`` bundles. ``head_lr`` with any other strategy gives each
+head's parameters their own learning rate inside the one Adam optimizer (parameter groups).
+``balance_trunk=False`` makes ``disjoint`` pass the plain sum of the heads' gradients to the
+trunk. (Separate Adam optimizers at equal rates without the balancing are the plain sum: Adam's
+update is per parameter, so splitting the parameters between optimizers changes nothing.)
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ from typing import Callable, Iterable, Iterator, Protocol, Sequence
 import torch
 from torch import Tensor, nn
 
-STRATEGIES = ("sum", "weighted", "uncertainty", "disjoint")
+STRATEGIES = ("sum", "weighted", "uncertainty", "gradnorm", "disjoint")
 
 #: Likelihood factor ``c_i`` of the uncertainty weighting per head kind.
 UNCERTAINTY_FACTOR = {"regression": 0.5, "bbox": 0.5, "classification": 1.0, "binary": 1.0}
@@ -80,9 +93,15 @@ class StrategyConfig:
     weights: dict[str, float] | None = None  # weighted
     head_lr: dict[str, float] | None = None  # disjoint
     log_variance_lr: float = 0.02  # uncertainty
+    balance_trunk: bool = True  # disjoint: unit-norm head gradients at the trunk
+    gradnorm_alpha: float = 1.5  # gradnorm: the asymmetry exponent (the paper's synthetic-task value)
+    gradnorm_lr: float = 0.025  # gradnorm: Adam learning rate of the task weights (the paper's)
+    label: str | None = None  # overrides describe() in reports
 
     def describe(self) -> str:
         """Short human-readable label used in reports."""
+        if self.label:
+            return self.label
         if self.name == "weighted" and self.weights:
             return "weighted (" + ", ".join(f"{k}={v:g}" for k, v in self.weights.items()) + ")"
         if self.name == "disjoint" and self.head_lr:
@@ -122,7 +141,10 @@ def add_strategy_arguments(parser: argparse.ArgumentParser, head_names: Sequence
                        help=f"weighted: explicit per-head weights, e.g. {example}")
     group.add_argument("--lr", type=float, default=default_lr, help="learning rate (trunk for disjoint)")
     group.add_argument("--head-lr", type=lambda text: _parse_pairs(text, head_names), default=None,
-                       help="disjoint: per-head learning rates, e.g. " + ",".join(f"{n}=1e-3" for n in head_names))
+                       help="per-head learning rates, e.g. " + ",".join(f"{n}=1e-3" for n in head_names)
+                       + " (disjoint: per-head optimizers; otherwise parameter groups of the one optimizer)")
+    group.add_argument("--no-balance-trunk", action="store_true",
+                       help="disjoint: pass the plain sum of the heads' gradients to the trunk")
     group.add_argument("--log-variance-lr", type=float, default=0.02,
                        help="uncertainty: learning rate of the log-variances")
 
@@ -134,6 +156,9 @@ def strategy_from_args(args: argparse.Namespace, head_names: Sequence[str]) -> S
         config.weights = args.weights or alpha_weights(args.alpha, head_names)
     if args.strategy == "disjoint":
         config.head_lr = args.head_lr or {name: args.lr for name in head_names}
+        config.balance_trunk = not args.no_balance_trunk
+    elif args.head_lr:
+        config.head_lr = args.head_lr
     return config
 
 
@@ -178,6 +203,7 @@ class EpochRecord:
     train: dict[str, float]
     val: dict[str, float]
     log_variances: dict[str, float] | None = None
+    task_weights: dict[str, float] | None = None
 
 
 @dataclass
@@ -187,6 +213,7 @@ class TrainResult:
     strategy: StrategyConfig
     history: list[EpochRecord] = field(default_factory=list)
     log_variances: dict[str, float] | None = None
+    task_weights: dict[str, float] | None = None
     seconds: float = 0.0
 
 
@@ -206,11 +233,22 @@ class Trainer:
             self.optimizers.append(torch.optim.Adam(model.trunk_parameters(), lr=config.lr))
             self.optimizers += [torch.optim.Adam(model.head_parameters(h.name), lr=head_lr[h.name]) for h in heads]
         else:
-            groups: list[dict] = [{"params": list(model.parameters()), "lr": config.lr}]
+            if config.head_lr:
+                groups = [{"params": model.trunk_parameters(), "lr": config.lr}]
+                groups += [{"params": model.head_parameters(h.name), "lr": config.head_lr[h.name]} for h in heads]
+                assert sum(len(g["params"]) for g in groups) == len(list(model.parameters())), \
+                    "trunk and head parameters must cover the model"
+            else:
+                groups = [{"params": list(model.parameters()), "lr": config.lr}]
             if self.uncertainty is not None:
                 groups.append({"params": list(self.uncertainty.parameters()), "lr": config.log_variance_lr})
             self.optimizers.append(torch.optim.Adam(groups))
         self.schedules = [_cosine_schedule(o, total_steps) for o in self.optimizers]
+        self.task_weights: nn.Parameter | None = None
+        if config.name == "gradnorm":
+            self.task_weights = nn.Parameter(torch.ones(len(heads)))
+            self.weight_optimizer = torch.optim.Adam([self.task_weights], lr=config.gradnorm_lr)
+            self.initial_losses: Tensor | None = None
 
     def head_losses(self, outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
         """Each head's own (unweighted) loss."""
@@ -222,12 +260,20 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
         if self.config.name == "disjoint":
             losses = self._disjoint_backward(x, targets)
+        elif self.config.name == "gradnorm":
+            losses = self._gradnorm_backward(x, targets)
         else:
             losses = self.head_losses(self.model.heads(self.model.trunk(x)), targets)
             self._combine(losses).backward()
         for optimizer, schedule in zip(self.optimizers, self.schedules):
             optimizer.step()
             schedule.step()
+        if self.task_weights is not None:
+            self.weight_optimizer.step()
+            with torch.no_grad():
+                # Renormalise so the weights only share out a fixed total (the paper's constraint).
+                self.task_weights.clamp_(min=1e-3)
+                self.task_weights.mul_(len(self.heads) / self.task_weights.sum())
         return {name: float(loss.detach()) for name, loss in losses.items()}
 
     def _combine(self, losses: dict[str, Tensor]) -> Tensor:
@@ -247,9 +293,32 @@ class Trainer:
             grads = torch.autograd.grad(losses[head.name], [z_head, *params], retain_graph=True)
             for param, grad in zip(params, grads[1:]):
                 param.grad = grad
-            trunk_grad += grads[0] / (grads[0].norm() + 1e-12)
+            trunk_grad += grads[0] / (grads[0].norm() + 1e-12) if self.config.balance_trunk else grads[0]
         z.backward(trunk_grad)
         return losses
+
+    def _gradnorm_backward(self, x: Tensor, targets: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Weighted sum for the network; the GradNorm objective's gradient for the task weights."""
+        assert self.task_weights is not None
+        z = self.model.trunk(x)
+        losses = self.head_losses(self.model.heads(z), targets)
+        stacked = torch.stack([losses[h.name] for h in self.heads])
+        norms = torch.stack([torch.autograd.grad(losses[h.name], z, retain_graph=True)[0].norm() for h in self.heads])
+        if self.initial_losses is None:
+            self.initial_losses = stacked.detach().clamp(min=1e-12)
+        ratio = stacked.detach() / self.initial_losses
+        weighted_norms = self.task_weights * norms.detach()
+        target = (weighted_norms.mean() * (ratio / ratio.mean()) ** self.config.gradnorm_alpha).detach()
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        (weighted_norms - target).abs().sum().backward()
+        (self.task_weights.detach() * stacked).sum().backward()
+        return losses
+
+    def weights(self) -> dict[str, float] | None:
+        """Current GradNorm task weights per head."""
+        if self.task_weights is None:
+            return None
+        return {h.name: float(w) for h, w in zip(self.heads, self.task_weights.detach())}
 
 
 def train(model: MultiHeadModel, heads: Sequence[Head], config: StrategyConfig, epochs: int,
@@ -275,11 +344,13 @@ def train(model: MultiHeadModel, heads: Sequence[Head], config: StrategyConfig, 
         with torch.no_grad():
             val = validate()
         record = EpochRecord(epoch, {k: v / count for k, v in sums.items()}, val,
-                             trainer.uncertainty.values() if trainer.uncertainty else None)
+                             trainer.uncertainty.values() if trainer.uncertainty else None, trainer.weights())
         result.history.append(record)
         log(f"  [{config.describe()}] epoch {epoch}/{epochs} "
             + " ".join(f"{k}: train {record.train[k]:.4g} val {record.val[k]:.4g}" for k in sums)
-            + (" s=" + ",".join(f"{v:.2f}" for v in record.log_variances.values()) if record.log_variances else ""))
+            + (" s=" + ",".join(f"{v:.2f}" for v in record.log_variances.values()) if record.log_variances else "")
+            + (" w=" + ",".join(f"{v:.2f}" for v in record.task_weights.values()) if record.task_weights else ""))
     result.log_variances = trainer.uncertainty.values() if trainer.uncertainty else None
+    result.task_weights = trainer.weights()
     result.seconds = time.perf_counter() - start
     return result
