@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
-using MultiHeadServe.Models;
 using MultiHeadServe.Inference.Engine;
+using MultiHeadServe.Models;
+using MultiHeadServe.Onnx;
 
 namespace MultiHeadServe.Api;
 
@@ -43,7 +44,7 @@ public static class ModelsApi
 
     private static TensorSummary Tensor(TensorMetadata node) => new(
         node.Name,
-        TensorElementTypes.Name(node.ElementType),
+        node.ElementType.ToName(),
         node.Shape,
         node.Shape.Select((d, i) => d >= 0 ? (object)d : node.SymbolicDimensions[i] is { Length: > 0 } s ? s : "?").ToList());
 }

@@ -6,6 +6,7 @@ using MultiHeadServe.Inference;
 using MultiHeadServe.Inference.Engine;
 using MultiHeadServe.Models;
 using MultiHeadServe.Observability;
+using MultiHeadServe.Onnx;
 
 namespace MultiHeadServe.Api;
 
@@ -266,14 +267,14 @@ public static class OpenInferenceApi
 
     private static string DataType(TensorElementType type) => type switch
     {
-        TensorElementType.Float => "FP32",
+        TensorElementType.Float32 => "FP32",
         TensorElementType.Float16 => "FP16",
-        TensorElementType.Double => "FP64",
+        TensorElementType.Float64 => "FP64",
         TensorElementType.Int64 => "INT64",
         TensorElementType.Int32 => "INT32",
         TensorElementType.UInt8 => "UINT8",
         TensorElementType.Bool => "BOOL",
-        _ => TensorElementTypes.Name(type).ToUpperInvariant(),
+        _ => type.ToName().ToUpperInvariant(),
     };
 
     private static ProblemHttpResult Error(int status, string field, string message) => TypedResults.Problem(

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using MultiHeadServe.Inference.Engine;
+using MultiHeadServe.Onnx;
 
 namespace MultiHeadServe.Models;
 
@@ -59,7 +60,7 @@ public static partial class ManifestValidator
                 return;
             }
 
-            var actualType = TensorElementTypes.Name(actual.ElementType);
+            var actualType = actual.ElementType.ToName();
             if (!string.Equals(declared.DataType, actualType, StringComparison.Ordinal))
             {
                 fail($"inputs[{i}].dataType", $"'{declared.DataType}' but the model's input '{actual.Name}' is {actualType}.");
@@ -93,9 +94,9 @@ public static partial class ManifestValidator
             fail("inputs", "the service feeds one feature tensor per model; this model has several inputs.");
         }
 
-        if (input.ElementType != TensorElementType.Float)
+        if (input.ElementType != TensorElementType.Float32)
         {
-            fail("features.input", $"'{input.Name}' is {TensorElementTypes.Name(input.ElementType)}; feature tensors are float32.");
+            fail("features.input", $"'{input.Name}' is {input.ElementType.ToName()}; feature tensors are float32.");
         }
 
         if (input.Shape.Skip(1).Any(d => d < 0))
@@ -220,9 +221,9 @@ public static partial class ManifestValidator
                 return;
             }
 
-            if (output.ElementType != TensorElementType.Float)
+            if (output.ElementType != TensorElementType.Float32)
             {
-                fail($"heads[{i}].output", $"'{head.Output}' is {TensorElementTypes.Name(output.ElementType)}; heads read float32 outputs.");
+                fail($"heads[{i}].output", $"'{head.Output}' is {output.ElementType.ToName()}; heads read float32 outputs.");
             }
 
             if (!Kinds.Contains(head.Kind))

@@ -289,7 +289,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             }
 
             _ = model.Session.Run(model.FeatureInput.Name, new float[rows * model.RowLength], shape,
-                [.. model.Session.Outputs.Where(o => o.ElementType == Inference.Engine.TensorElementType.Float).Select(o => o.Name)], CancellationToken.None);
+                [.. model.Session.Outputs.Where(o => o.ElementType == TensorElementType.Float32).Select(o => o.Name)], CancellationToken.None);
         }
 
         model.Warm = true;

@@ -52,12 +52,12 @@ internal static class Acceptance
             var targeted = fusion.Model == "objects";
             lines.Add(new(!targeted ? "INFO" : fusion.SequentialRatio <= FusedTimeCeiling ? "PASS" : "FAIL",
                 $"{fusion.Model}: one run of the fused graph vs its members one after another at batch {fusion.BatchSize}: " +
-                $"{F(fusion.FusedMilliseconds, "0.0")} / {F(fusion.SequentialMilliseconds, "0.0")} ms = {F(fusion.SequentialRatio, "0.00")}× " +
-                $"(side by side {F(fusion.SideBySideMilliseconds, "0.0")} ms, {F(fusion.SideBySideRatio, "0.00")}×){(targeted ? $" (target ≤ {F(FusedTimeCeiling, "0.00")}×)" : "")}"));
+                $"{F(fusion.FusedMilliseconds, "0.###")} / {F(fusion.SequentialMilliseconds, "0.###")} ms = {F(fusion.SequentialRatio, "0.00")}× " +
+                $"(side by side {F(fusion.SideBySideMilliseconds, "0.###")} ms, {F(fusion.SideBySideRatio, "0.00")}×){(targeted ? $" (target ≤ {F(FusedTimeCeiling, "0.00")}×)" : "")}"));
             if (fusion.BatchSize == 1)
             {
                 lines.Add(new(!targeted ? "INFO" : fusion.SizeRatio <= FusedSizeCeiling ? "PASS" : "FAIL",
-                    $"{fusion.Model}: fused graph {F(fusion.FusedBytes / 1e6, "0.0")} MB vs its members {F(fusion.MemberBytes / 1e6, "0.0")} MB = {F(fusion.SizeRatio, "0.00")}×" +
+                    $"{fusion.Model}: fused graph {F(fusion.FusedBytes / 1e6, "0.0##")} MB vs its members {F(fusion.MemberBytes / 1e6, "0.0##")} MB = {F(fusion.SizeRatio, "0.00")}×" +
                     (targeted ? $" (target ≤ {F(FusedSizeCeiling, "0.0")}×)" : "")));
             }
         }

@@ -22,6 +22,7 @@ public sealed class PredictObjectsTests
             ["ModelRepository:Only:0"] = "objects",
             ["ModelRepository:Only:1"] = null,
             ["ModelRepository:Only:2"] = null,
+            ["ModelRepository:Only:3"] = null,
         });
         using var client = app.CreateClient();
         var instances = reference.Images.Select(image => new { image }).ToList();

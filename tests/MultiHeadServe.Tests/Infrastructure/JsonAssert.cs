@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace MultiHeadServe.Tests.Infrastructure;
 
-/// <summary>Two JSON answers alike: the same structure and strings, numbers within a tolerance.</summary>
+/// <summary>Two JSON answers alike: the same structure and strings, numbers within a tolerance (relative above 1).</summary>
 internal static class JsonAssert
 {
     public static void SameNumbers(JsonElement expected, JsonElement actual, double tolerance, string path = "$")
@@ -27,7 +27,8 @@ internal static class JsonAssert
 
                 break;
             case JsonValueKind.Number:
-                Assert.True(Math.Abs(expected.GetDouble() - actual.GetDouble()) <= tolerance, $"{path}: {actual.GetDouble()}, expected {expected.GetDouble()}");
+                Assert.True(Math.Abs(expected.GetDouble() - actual.GetDouble()) <= tolerance * Math.Max(1, Math.Abs(expected.GetDouble())),
+                    $"{path}: {actual.GetDouble()}, expected {expected.GetDouble()}");
                 break;
             default:
                 Assert.Equal(expected.GetRawText(), actual.GetRawText());

@@ -25,6 +25,7 @@ public sealed class ServeFactory : WebApplicationFactory<Program>
             ["ModelRepository:Only:0"] = "shapes",
             ["ModelRepository:Only:1"] = "ranking",
             ["ModelRepository:Only:2"] = "ranking-mtl",
+            ["ModelRepository:Only:3"] = "conversion",
             ["FeatureStore:SqlitePath"] = Path.Combine(_dataDirectory, "features.db"),
         };
         settings ??= new Dictionary<string, string?>();

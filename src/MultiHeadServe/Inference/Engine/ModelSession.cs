@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
+using MultiHeadServe.Onnx;
 using OrtGraphOptimizationLevel = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel;
 using SessionOptions = Microsoft.ML.OnnxRuntime.SessionOptions;
 
@@ -94,9 +95,9 @@ public sealed class ModelSession : IDisposable
             }
 
             var metadata = Outputs[index];
-            if (metadata.ElementType != TensorElementType.Float)
+            if (metadata.ElementType != TensorElementType.Float32)
             {
-                throw new InferenceEngineException($"Output '{metadata.Name}' is {TensorElementTypes.Name(metadata.ElementType)}; only float32 outputs are served.");
+                throw new InferenceEngineException($"Output '{metadata.Name}' is {metadata.ElementType.ToName()}; only float32 outputs are served.");
             }
 
             shapes[o] = KnownShape(metadata, shape.Length > 0 ? shape[0] : 1)!;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MultiHeadServe.Tests.Infrastructure;
 
 namespace MultiHeadServe.Tests.Features.Images;
@@ -27,37 +26,12 @@ public sealed class ImageCodecStartupTests
             File.Copy(file, Path.Combine(app, Path.GetFileName(file)));
         }
 
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { Path.Combine(app, "MultiHeadServe.dll"), "--urls", "http://127.0.0.1:0" },
-            WorkingDirectory = app,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            Environment =
-            {
-                ["ASPNETCORE_ENVIRONMENT"] = "Production",
-                ["ModelRepository__Path"] = RepositoryPaths.Models,
-                ["ModelRepository__Only__0"] = "shapes",
-                ["FeatureStore__SqlitePath"] = Path.Combine(folder.Path, "features.db"),
-            },
-        };
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"the service started without libSkiaSharp: {await output}");
-        }
+        var (exitCode, output) = await ServiceProcess.RunUntilExitAsync(Path.Combine(app, "MultiHeadServe.dll"),
+            new Dictionary<string, string> { ["ModelRepository__Only__0"] = "shapes" }, TimeSpan.FromSeconds(90));
 
-        var text = await output + await error;
-        Assert.NotEqual(0, process.ExitCode);
+        Assert.True(exitCode is not null, "the service started without libSkiaSharp:\n" + string.Join('\n', output));
+        Assert.NotEqual(0, exitCode);
+        var text = string.Join('\n', output);
         Assert.Contains("Image models need SkiaSharp's native library, libSkiaSharp", text, StringComparison.Ordinal);
         Assert.Contains("Deploy the application folder whole", text, StringComparison.Ordinal);
     }

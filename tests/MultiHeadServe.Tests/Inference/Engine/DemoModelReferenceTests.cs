@@ -17,6 +17,7 @@ public sealed class DemoModelReferenceTests
         { "ranking", "dwell.onnx" },
         { "ranking", "revenue.onnx" },
         { "ranking-mtl", "model.onnx" },
+        { "conversion", "model.onnx" },
     };
 
     [Theory]

@@ -1,4 +1,5 @@
 using MultiHeadServe.Inference.Engine;
+using MultiHeadServe.Onnx;
 
 namespace MultiHeadServe.Tests.Inference.Engine;
 
@@ -81,7 +82,7 @@ public sealed class ModelSessionTests
 
         var x = Assert.Single(linear.Inputs);
         Assert.Equal("x", x.Name);
-        Assert.Equal(TensorElementType.Float, x.ElementType);
+        Assert.Equal(TensorElementType.Float32, x.ElementType);
         Assert.Equal([-1L, 4L], x.Shape);
         Assert.True(x.HasDynamicBatch);
         Assert.Equal("batch", x.SymbolicDimensions[0]);
