@@ -34,19 +34,7 @@ internal static class CommonSubexpressions
         var identities = new List<NodeProto>();
         foreach (var node in graph.Node)
         {
-            for (var i = 0; i < node.Input.Count; i++)
-            {
-                if (replaced.TryGetValue(node.Input[i], out var earlier))
-                {
-                    node.Input[i] = earlier;
-                }
-            }
-
-            foreach (var subgraph in GraphScope.Subgraphs(node))
-            {
-                RenameReads(subgraph, replaced);
-            }
-
+            RenameReads(node, replaced);
             NodeKey? key = Mergeable(node) ? new NodeKey(node) : null;
             if (key is { } duplicate && seen.TryGetValue(duplicate, out var original))
             {
@@ -102,27 +90,29 @@ internal static class CommonSubexpressions
         MergeableDomains.Contains(OnnxDomains.Normalize(node.Domain)) && !Random.Contains(node.OpType) &&
         !GraphScope.Subgraphs(node).Any() && node.Output.Count > 0;
 
-    private static void RenameReads(GraphProto graph, Dictionary<string, string> replaced)
+    /// <summary>Points the node's inputs, and those of the graphs it holds, at the values that replaced them.</summary>
+    private static void RenameReads(NodeProto node, Dictionary<string, string> replaced)
     {
-        foreach (var node in graph.Node)
+        for (var i = 0; i < node.Input.Count; i++)
         {
-            for (var i = 0; i < node.Input.Count; i++)
+            if (replaced.TryGetValue(node.Input[i], out var earlier))
             {
-                if (replaced.TryGetValue(node.Input[i], out var earlier))
-                {
-                    node.Input[i] = earlier;
-                }
-            }
-
-            foreach (var subgraph in GraphScope.Subgraphs(node))
-            {
-                RenameReads(subgraph, replaced);
+                node.Input[i] = earlier;
             }
         }
 
-        foreach (var output in graph.Output.Where(output => replaced.ContainsKey(output.Name)))
+        foreach (var subgraph in GraphScope.Subgraphs(node))
         {
-            output.Name = replaced[output.Name];
+            foreach (var inner in subgraph.Node)
+            {
+                RenameReads(inner, replaced);
+            }
+
+            // A body may hand an enclosing value straight back as one of its outputs.
+            foreach (var output in subgraph.Output.Where(output => replaced.ContainsKey(output.Name)))
+            {
+                output.Name = replaced[output.Name];
+            }
         }
     }
 
