@@ -21,6 +21,10 @@ builder.Services.AddFeatureSources();
 builder.Services.AddSingleton<InferenceService>();
 builder.Services.AddServeMetrics(builder.Configuration);
 builder.Services.AddServeHealthChecks();
+builder.Services.AddSingleton<ShutdownDrain>();
+builder.Services.AddHostedService(services => services.GetRequiredService<ShutdownDrain>());
+// Room for the drain and for the requests in flight after it; under Kubernetes' terminationGracePeriodSeconds.
+builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
 builder.Services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.Section);
 builder.Services.AddSingleton<ApiKeys>();
 // Responses leave out what does not apply (a single row has no "predictions", a box without an image no "pixels").
@@ -35,6 +39,7 @@ builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 
 
 var app = builder.Build();
 
+app.UseMiddleware<ShutdownDrainMiddleware>();
 app.UseServeRequestLogging();
 app.UseExceptionHandler();
 app.UseMiddleware<ApiKeyMiddleware>();

@@ -18,4 +18,11 @@ public sealed class ServeOptions
     /// <summary>Largest width or height of an uploaded image, checked before its pixels are allocated.</summary>
     [Range(1, 65_535)]
     public int MaxImageSide { get; set; } = 4096;
+
+    /// <summary>
+    /// On SIGTERM, how long the service keeps serving with readiness 503 and <c>Connection: close</c> before it stops
+    /// (see <see cref="Api.ShutdownDrain"/>). Keep it below the orchestrator's grace period less the preStop delay.
+    /// </summary>
+    [Range(0, 300)]
+    public int ShutdownDrainSeconds { get; set; } = 5;
 }

@@ -19,7 +19,8 @@ public static class HealthApi
     {
         services.AddHealthChecks()
             .AddCheck<ModelsHealthCheck>("models", HealthStatus.Unhealthy, [ReadyTag])
-            .AddCheck<FeatureStoreHealthCheck>("feature-store", HealthStatus.Degraded, [ReadyTag]);
+            .AddCheck<FeatureStoreHealthCheck>("feature-store", HealthStatus.Degraded, [ReadyTag])
+            .AddCheck<ShutdownHealthCheck>("shutdown", HealthStatus.Unhealthy, [ReadyTag]);
         return services;
     }
 
@@ -56,6 +57,15 @@ public static class HealthApi
             [.. models.Select(model => store is { Reachable: false } && model.ReadsStore ? model with { Ready = false } : model)],
             store);
     }
+}
+
+/// <summary>Not stopping: once SIGTERM arrives, readiness fails so the pod leaves the load balancers while it drains.</summary>
+internal sealed class ShutdownHealthCheck(ShutdownDrain drain) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(drain.Draining
+            ? new HealthCheckResult(context.Registration.FailureStatus, "the service is stopping")
+            : HealthCheckResult.Healthy("serving"));
 }
 
 /// <summary>Every model in the repository loaded and warmed up.</summary>

@@ -27,6 +27,8 @@ public sealed class ServeFactory : WebApplicationFactory<Program>
             ["ModelRepository:Only:2"] = "ranking-mtl",
             ["ModelRepository:Only:3"] = "conversion",
             ["FeatureStore:SqlitePath"] = Path.Combine(_dataDirectory, "features.db"),
+            // A test app stops at once: no SIGTERM drain.
+            ["Serve:ShutdownDrainSeconds"] = "0",
         };
         settings ??= new Dictionary<string, string?>();
         if (settings.Keys.Any(k => k.StartsWith("ModelRepository:Only:", StringComparison.OrdinalIgnoreCase)) ||

@@ -81,6 +81,15 @@ internal sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends SIGTERM, as an orchestrator stopping the pod does.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+    }
+
+    public bool HasExited => _process.HasExited;
+
     /// <summary>Waits until a line satisfies <paramref name="predicate"/> (the log is written asynchronously).</summary>
     public async Task<string> WaitForLineAsync(Func<string, bool> predicate, string what)
     {
