@@ -10,13 +10,13 @@ public static class Problems
         statusCode: StatusCodes.Status404NotFound,
         title: "Unknown model",
         detail: $"No model named '{model}' is served. Served models: {string.Join(", ", registry.All.Select(m => m.Name).Order(StringComparer.Ordinal))}.",
-        extensions: new Dictionary<string, object?> { ["model"] = model });
+        extensions: new Dictionary<string, object?> { ["field"] = "model", ["model"] = model });
 
     public static ProblemHttpResult UnknownHead(LoadedModel model, string head) => TypedResults.Problem(
         statusCode: StatusCodes.Status404NotFound,
         title: "Unknown head",
         detail: $"Model '{model.Name}' has no served head named '{head}'. Served heads: {string.Join(", ", model.ServedHeads.Select(h => h.Name))}.",
-        extensions: new Dictionary<string, object?> { ["model"] = model.Name, ["head"] = head });
+        extensions: new Dictionary<string, object?> { ["field"] = "heads", ["model"] = model.Name, ["head"] = head });
 
     /// <summary>A problem with any status, naming the <paramref name="field"/> at fault.</summary>
     public static ProblemHttpResult Create(int status, string title, string detail, string field) => TypedResults.Problem(

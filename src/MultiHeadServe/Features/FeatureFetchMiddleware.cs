@@ -142,14 +142,13 @@ public sealed class FeatureFetchMiddleware(
             : null;
     }
 
-    /// <summary>"heads" from the query (comma-separated, repeatable) or the body (array of names).</summary>
+    /// <summary>
+    /// "heads" from the query (comma-separated, repeatable) or the body (array of names). Both at once must name the
+    /// same heads: a request that says two different things is refused rather than one of them silently winning.
+    /// </summary>
     private static List<string>? RequestedHeads(HttpContext context, System.Text.Json.JsonDocument document)
     {
-        if (QueryHeads(context) is { } fromQuery)
-        {
-            return fromQuery;
-        }
-
+        var fromQuery = QueryHeads(context);
         if (document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object &&
             document.RootElement.TryGetProperty("heads", out var heads))
         {
@@ -158,10 +157,17 @@ public sealed class FeatureFetchMiddleware(
                 throw FeatureRequestException.BadField("heads", "heads must be an array of head names.");
             }
 
-            return heads.EnumerateArray().Select(h => h.GetString()!).ToList();
+            var fromBody = heads.EnumerateArray().Select(h => h.GetString()!).ToList();
+            if (fromQuery is not null && !fromQuery.ToHashSet(StringComparer.Ordinal).SetEquals(fromBody))
+            {
+                throw FeatureRequestException.BadField("heads",
+                    $"?heads={string.Join(',', fromQuery)} and the body's heads [{string.Join(", ", fromBody)}] disagree; give the heads once.");
+            }
+
+            return fromBody;
         }
 
-        return null;
+        return fromQuery;
     }
 
     internal static Task WriteProblemAsync(HttpContext context, FeatureRequestException ex)

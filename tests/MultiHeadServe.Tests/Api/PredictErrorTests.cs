@@ -15,6 +15,7 @@ public sealed class PredictErrorTests
         var problem = await ProblemAsync(HttpStatusCode.NotFound, "/v1/models/nope/predict", """{"features":[1]}""");
 
         Assert.Contains("'nope'", Detail(problem), StringComparison.Ordinal);
+        Assert.Equal("model", problem.GetProperty("field").GetString());
     }
 
     [Fact]
@@ -24,7 +25,31 @@ public sealed class PredictErrorTests
         var viaRoute = await ProblemAsync(HttpStatusCode.NotFound, "/v1/models/ranking/heads/ctr/predict", """{"user_id":"u0001","item_id":"i0001"}""");
 
         Assert.Equal("ctr", viaQuery.GetProperty("head").GetString());
+        Assert.Equal("heads", viaQuery.GetProperty("field").GetString());
         Assert.Contains("click, dwell, revenue", Detail(viaRoute), StringComparison.Ordinal);
+        Assert.Equal("heads", viaRoute.GetProperty("field").GetString());
+    }
+
+    [Fact]
+    public async Task HeadsInTheQueryAndTheBodyThatDisagreeAre400()
+    {
+        var conflict = await ProblemAsync(HttpStatusCode.BadRequest, "/v1/models/ranking/predict?heads=click",
+            """{"user_id":"u0001","item_id":"i0001","heads":["dwell"]}""");
+
+        Assert.Equal("heads", conflict.GetProperty("field").GetString());
+        Assert.Contains("disagree", Detail(conflict), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HeadsInTheQueryAndTheBodyThatAgreeAreServed()
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+
+        var response = await client.PostRawAsync("/v1/models/ranking/predict?heads=dwell,click", """{"user_id":"u0001","item_id":"i0001","heads":["click","dwell"]}""");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(["click", "dwell"], (await response.JsonAsync()).GetProperty("heads").EnumerateObject().Select(h => h.Name));
     }
 
     [Theory]
