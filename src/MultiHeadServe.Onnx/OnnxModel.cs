@@ -102,6 +102,16 @@ public sealed class OnnxModel
     public static OnnxModel Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        if (Directory.Exists(path))
+        {
+            throw new OnnxModelException($"'{path}' is a directory; give the path of an .onnx file in it.");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new OnnxModelException($"'{path}' does not exist.");
+        }
+
         var length = new FileInfo(path).Length;
         if (length > MaxProtobufBytes)
         {
@@ -185,7 +195,11 @@ public sealed class OnnxModel
         }
         catch (InvalidProtocolBufferException exception)
         {
-            throw new OnnxModelException($"{source} is not an ONNX model: {exception.Message}", exception);
+            // The parser's own words ("Completed reading a message while more data was available") say nothing to a
+            // person holding a text file or an image: name what was expected, keep the detail behind it.
+            throw new OnnxModelException(
+                $"{source} is not an ONNX model (the file does not parse as the ONNX protobuf format; is it another kind of file?). Detail: {exception.Message}",
+                exception);
         }
 
         // Many byte strings parse as some protobuf message; a model must at least have a graph and an IR version.

@@ -160,8 +160,12 @@ public sealed class MhsCommandLineTests : IDisposable
         File.WriteAllText(PathOf("notes.onnx"), "not a model");
         var notAModel = Run("inspect", PathOf("notes.onnx"));
         var clash = Run("fuse", PathOf("out.onnx"), PathOf("click.onnx"), PathOf("click.onnx"), "--prefix", "a,b");
+        var directory = Run("inspect", folder.FullName);
 
-        Assert.All([missing, unknownOutput, notAModel, clash], result => Assert.Equal(ExitCodes.Failure, result.Code));
+        Assert.All([missing, unknownOutput, notAModel, clash, directory], result => Assert.Equal(ExitCodes.Failure, result.Code));
+        Assert.Contains("does not exist", missing.Error, StringComparison.Ordinal);
+        Assert.Contains("is a directory; give the path of an .onnx file in it", directory.Error, StringComparison.Ordinal);
+        Assert.Contains("does not parse as the ONNX protobuf format", notAModel.Error, StringComparison.Ordinal);
         Assert.Contains("absent.onnx", missing.Error, StringComparison.Ordinal);
         Assert.Contains("'ctr' is not an output of the model", unknownOutput.Error, StringComparison.Ordinal);
         Assert.Contains("is not an ONNX model", notAModel.Error, StringComparison.Ordinal);
