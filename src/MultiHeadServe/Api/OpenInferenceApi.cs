@@ -105,7 +105,7 @@ public static class OpenInferenceApi
             try
             {
                 using var document = JsonBody.Parse(body.Memory);
-                var (id, rows, outputs) = ReadRequest(document.RootElement, loaded);
+                var (id, rows, outputs) = ReadRequest(document.RootElement, loaded, options.Value.MaxInstances, body.Memory.Length);
                 var result = await inference.RunAsync(loaded, rows, outputs, cancellationToken);
                 if (telemetry is not null)
                 {
@@ -138,7 +138,13 @@ public static class OpenInferenceApi
         }
     }
 
-    private static (string? Id, float[] Rows, List<string> Outputs) ReadRequest(JsonElement root, LoadedModel model)
+    /// <summary>
+    /// The request's tensor and the outputs it asks for. Every size the client declares is checked before the tensor is
+    /// allocated: the rows against <c>Serve:MaxInstances</c>, as on /v1, and the values against what a body of
+    /// <paramref name="bodyBytes"/> can hold (every JSON number takes at least two bytes), so a few bytes declaring a
+    /// huge shape cost nothing.
+    /// </summary>
+    private static (string? Id, float[] Rows, List<string> Outputs) ReadRequest(JsonElement root, LoadedModel model, int maxRows, int bodyBytes)
     {
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("inputs", out var inputs) || inputs.ValueKind != JsonValueKind.Array)
         {
@@ -152,6 +158,10 @@ public static class OpenInferenceApi
         }
 
         var input = inputs[0];
+        if (input.ValueKind != JsonValueKind.Object)
+        {
+            throw FeatureRequestException.BadField("inputs[0]", $"an input tensor is an object with name, datatype, shape and data; got {input.ValueKind.ToString().ToLowerInvariant()}.");
+        }
         var name = input.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
         if (name != model.FeatureInput.Name)
         {
@@ -177,13 +187,19 @@ public static class OpenInferenceApi
                 $"shape [{string.Join(", ", shape)}] does not fit the input '{name}' [-1, {string.Join(", ", model.RowShape)}].");
         }
 
-        if (shape[0] > 100_000)
+        if (shape[0] > maxRows)
         {
-            throw FeatureRequestException.BadField("inputs[0].shape", "too many rows in one request.");
+            throw FeatureRequestException.BadField("inputs[0].shape", $"{shape[0]} rows in one request; at most {maxRows} (Serve:MaxInstances).");
         }
 
-        var count = checked((int)(shape[0] * model.RowLength));
-        var values = new float[count];
+        var count = shape[0] * model.RowLength;
+        if (count > bodyBytes / 2)
+        {
+            throw FeatureRequestException.BadField("inputs[0].shape",
+                $"shape [{string.Join(", ", shape)}] declares {count} values; a body of {bodyBytes} bytes holds at most {bodyBytes / 2}.");
+        }
+
+        var values = new float[(int)count];
         var written = 0;
         if (!input.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
         {

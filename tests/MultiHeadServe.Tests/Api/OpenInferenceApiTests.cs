@@ -111,6 +111,35 @@ public sealed class OpenInferenceApiTests
     }
 
     [Fact]
+    public async Task DeclaredSizesAreCheckedBeforeAnythingIsAllocated()
+    {
+        await using var app = new ServeFactory(new Dictionary<string, string?> { ["Serve:MaxInstances"] = "64" });
+        using var client = app.CreateClient();
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+
+        // 83 bytes declaring 100,000 images of 3x64x64: 4.9 GB if it were believed.
+        var huge = await client.PostRawAsync("/v2/models/shapes/infer",
+            """{"inputs":[{"name":"image","datatype":"FP32","shape":[100000,3,64,64],"data":[0]}]}""");
+        var manyRows = await client.PostRawAsync("/v2/models/shapes/infer",
+            """{"inputs":[{"name":"image","datatype":"FP32","shape":[65,3,64,64],"data":[0]}]}""");
+        var overTheBody = await client.PostRawAsync("/v2/models/shapes/infer",
+            """{"inputs":[{"name":"image","datatype":"FP32","shape":[2,3,64,64],"data":[0]}]}""");
+        var notAnObject = await client.PostRawAsync("/v2/models/ranking/infer", """{"inputs":[1]}""");
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+
+        foreach (var response in new[] { huge, manyRows, overTheBody, notAnObject })
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.False(string.IsNullOrEmpty((await response.JsonAsync()).GetProperty("error").GetString()));
+        }
+
+        Assert.Contains("Serve:MaxInstances", (await huge.JsonAsync()).GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Contains("holds at most", (await overTheBody.JsonAsync()).GetProperty("error").GetString(), StringComparison.Ordinal);
+        // Far from the 4.9 GB the first request would have cost (the count is the whole process's, other tests included).
+        Assert.True(allocated < 1024L * 1024 * 1024, $"{allocated / 1024 / 1024} MB allocated while refusing them.");
+    }
+
+    [Fact]
     public async Task UnknownModelOrVersionIs404()
     {
         await using var app = new ServeFactory();
