@@ -12,7 +12,8 @@ public sealed class FeatureStoreHealth(IFeatureStore store, TimeProvider time)
 {
     private static readonly TimeSpan Reuse = TimeSpan.FromSeconds(1);
 
-    private (FeatureStoreReport Report, long Timestamp)? _last;
+    // One reference, replaced whole: concurrent checks never see a report with another check's time.
+    private volatile Checked? _last;
 
     public string Kind => store.Kind;
 
@@ -26,9 +27,11 @@ public sealed class FeatureStoreHealth(IFeatureStore store, TimeProvider time)
         var reachable = await store.PingAsync(cancellationToken);
         var circuit = store is ResilientFeatureStore resilient ? resilient.CircuitState.ToString() : null;
         var report = new FeatureStoreReport(store.Kind, reachable, circuit);
-        _last = (report, time.GetTimestamp());
+        _last = new Checked(report, time.GetTimestamp());
         return report;
     }
+
+    private sealed record Checked(FeatureStoreReport Report, long Timestamp);
 
     /// <summary>A model is ready when it is loaded and warm and, if it reads the store, the store answers.</summary>
     public async Task<bool> IsReadyAsync(LoadedModel model, CancellationToken cancellationToken) =>

@@ -17,7 +17,8 @@ public sealed class HeadSubsetSessions : IDisposable
     /// <summary>Output sets beyond this many share the full session: each pruned session holds its own weights.</summary>
     public const int MaxPrunedSessions = 16;
 
-    private readonly ModelProto? _graph;
+    // Read on the first subset request, not at load: most models are never asked for a subset.
+    private readonly Lazy<ModelProto>? _graph;
     private readonly SessionSettings _settings;
     private readonly string _input;
     private readonly IReadOnlyList<long> _rowShape;
@@ -26,12 +27,12 @@ public sealed class HeadSubsetSessions : IDisposable
     private readonly ulong _allOutputs;
 
     /// <param name="full">The session over the whole graph; owned from now on.</param>
-    /// <param name="graph">The graph <paramref name="full"/> was created from, to prune; null: no pruning.</param>
+    /// <param name="graph">Gives the graph <paramref name="full"/> was created from, to prune (called once, on the first subset); null: no pruning.</param>
     /// <param name="settings">How pruned sessions are created (as the full one was).</param>
     /// <param name="input">The feature input every run feeds.</param>
     /// <param name="rowShape">One row's shape, for the warm-up run.</param>
     /// <param name="logger">Where a subset that cannot be pruned is reported.</param>
-    public HeadSubsetSessions(ModelSession full, ModelProto? graph, SessionSettings settings, string input, IReadOnlyList<long> rowShape, ILogger logger)
+    public HeadSubsetSessions(ModelSession full, Func<ModelProto>? graph, SessionSettings settings, string input, IReadOnlyList<long> rowShape, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(full);
         Full = full;
@@ -40,7 +41,7 @@ public sealed class HeadSubsetSessions : IDisposable
         _rowShape = rowShape;
         _logger = logger;
         // Pruning is keyed by a bit per output; a graph with more outputs always runs whole.
-        _graph = full.Outputs.Count <= 64 ? graph : null;
+        _graph = full.Outputs.Count <= 64 && graph is not null ? new Lazy<ModelProto>(graph, LazyThreadSafetyMode.ExecutionAndPublication) : null;
         _allOutputs = full.Outputs.Count >= 64 ? ulong.MaxValue : (1UL << full.Outputs.Count) - 1;
     }
 
@@ -96,7 +97,7 @@ public sealed class HeadSubsetSessions : IDisposable
         ModelSession? session = null;
         try
         {
-            var graph = ModelPruning.Prune(_graph!, names);
+            var graph = ModelPruning.Prune(_graph!.Value, names);
             if (!graph.Graph.Input.Any(i => i.Name == _input))
             {
                 // These outputs do not read the features at all: nothing to gain, run the full graph.

@@ -148,7 +148,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
     }
 
     /// <summary>The model's session, the graph it was made from (for pruned head subsets) and the settings used.</summary>
-    private (ModelSession Session, Onnx.Proto.ModelProto Graph, SessionSettings Settings) CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
+    private (ModelSession Session, Func<Onnx.Proto.ModelProto> Graph, SessionSettings Settings) CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
     {
         if (manifest.IntraOpThreads is < 0 or > MaxIntraOpThreads)
         {
@@ -178,7 +178,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                 }).ToList();
                 // Members that embed the same frozen backbone compute it once in the fused graph.
                 var fused = new OnnxModel(ModelFusion.Fuse(parts, new FuseOptions { DeduplicateComputation = true }));
-                return (ModelSession.FromBytes(fused.ToBytes(), settings), fused.Proto, settings);
+                return (ModelSession.FromBytes(fused.ToBytes(), settings), () => fused.Proto, settings);
             }
 
             var modelPath = Path.Combine(versionDirectory, "model.onnx");
@@ -187,8 +187,9 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                 throw new ManifestException(displayPath, "members", $"no model.onnx in {Path.GetFileName(versionDirectory)}/ and no members listed.");
             }
 
-            // The session from the file (the runtime resolves external weights beside it); the graph for pruning.
-            return (ModelSession.FromFile(modelPath, settings), OnnxModel.Load(modelPath).Proto, settings);
+            // The session from the file (the runtime resolves external weights beside it); the graph, for pruning, only
+            // when a head subset is first asked for.
+            return (ModelSession.FromFile(modelPath, settings), () => OnnxModel.Load(modelPath).Proto, settings);
         }
         catch (OnnxModelException ex)
         {

@@ -72,5 +72,5 @@ public sealed class HeadSubsetSessionsTests
     }
 
     private static HeadSubsetSessions Create(string path) =>
-        new(ModelSession.FromFile(path, Cpu), OnnxModel.Load(path).Proto, Cpu, "x", [4], NullLogger.Instance);
+        new(ModelSession.FromFile(path, Cpu), () => OnnxModel.Load(path).Proto, Cpu, "x", [4], NullLogger.Instance);
 }
