@@ -41,7 +41,9 @@ public sealed class ApiKeys
     public bool Accepts(ReadOnlySpan<char> key)
     {
         Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        var bytes = Encoding.UTF8.GetBytes(key.ToArray());
+        var length = Encoding.UTF8.GetByteCount(key);
+        Span<byte> bytes = length <= 256 ? stackalloc byte[length] : new byte[length];
+        Encoding.UTF8.GetBytes(key, bytes);
         SHA256.HashData(bytes, digest);
         var accepted = false;
         foreach (var candidate in _digests)
