@@ -39,13 +39,15 @@ builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 
 
 var app = builder.Build();
 
+// Routing first: the operational endpoints (liveness, readiness, metrics) are short-circuited and answer right there,
+// without the logging, problem, explorer and model middleware below (unless API keys protect them: see MapHealthApi).
+app.UseRouting();
 app.UseMiddleware<ShutdownDrainMiddleware>();
 app.UseServeRequestLogging();
 app.UseExceptionHandler();
 app.UseMiddleware<ApiKeyMiddleware>();
 app.UseStatusCodePages();
 app.UseOpenApiExplorer();
-app.UseRouting();
 app.UseMiddleware<RequestTelemetryMiddleware>();
 app.UseMiddleware<FeatureFetchMiddleware>();
 

@@ -26,14 +26,26 @@ public static class HealthApi
 
     public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder routes)
     {
-        // Route handlers over the health-check service rather than MapHealthChecks: typed results put both in the OpenAPI document.
-        routes.MapGet("/healthz", () => TypedResults.Ok(new Liveness("ok")))
+        // Route handlers over the health-check service rather than MapHealthChecks: both are in the OpenAPI document.
+        var liveness = routes.MapGet("/healthz", () => AliveResult)
+            .Produces<Liveness>()
             .WithTags("Health").WithName("Liveness").WithSummary("The process is up.");
-        routes.MapGet("/readyz", Readiness)
+        var readiness = routes.MapGet("/readyz", Readiness)
             .WithTags("Health").WithName("Readiness")
             .WithSummary("Models loaded and warm (else 503); the feature store's state (degraded: its models are unready, the rest serve).");
+        if (!routes.ServiceProvider.GetRequiredService<Security.ApiKeys>().ProtectOperationalEndpoints)
+        {
+            // Probes arrive every few seconds from every kubelet: they answer from the routing middleware, skipping the
+            // request log, the problem pages and the model middleware. With keys protecting them they take the full path.
+            liveness.ShortCircuit();
+            readiness.ShortCircuit();
+        }
+
         return routes;
     }
+
+    /// <summary>Liveness never changes: its body is serialised once and written as it is.</summary>
+    private static readonly IResult AliveResult = new Utf8JsonBody("{\"status\":\"ok\"}"u8.ToArray());
 
     /// <summary>200 when healthy or degraded (the feature store down: only its models are unready), 503 when a model is not ready.</summary>
     internal static async Task<Results<Ok<ReadinessReport>, JsonHttpResult<ReadinessReport>>> Readiness(HealthCheckService health, CancellationToken cancellationToken)
@@ -116,3 +128,16 @@ public sealed record ModelReadiness(string Name, int Version, bool Loaded, bool 
 public sealed record CheckReport(string Name, string Status, string? Description);
 
 public sealed record ReadinessReport(string Status, IReadOnlyList<CheckReport> Checks, IReadOnlyList<ModelReadiness> Models, FeatureStoreReport? FeatureStore);
+
+/// <summary>A 200 response whose JSON body was serialised once, written with its length.</summary>
+internal sealed class Utf8JsonBody(byte[] body) : IResult
+{
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        var response = httpContext.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "application/json; charset=utf-8";
+        response.ContentLength = body.Length;
+        return response.Body.WriteAsync(body, httpContext.RequestAborted).AsTask();
+    }
+}

@@ -50,12 +50,17 @@ public static class OpenApiExplorer
     /// <summary>/swagger/v1/swagger.json and the explorer UI at /swagger.</summary>
     public static WebApplication UseOpenApiExplorer(this WebApplication app)
     {
-        app.UseSwagger();
-        app.UseSwaggerUI(options =>
+        // Only requests under /swagger enter the explorer's middleware: the rest of the API does not pay for its
+        // path checks and the per-request resolution of the document provider.
+        app.UseWhen(context => context.Request.Path.StartsWithSegments("/swagger"), explorer =>
         {
-            options.SwaggerEndpoint("/swagger/v1/swagger.json", "MultiHeadServe v1");
-            options.DocumentTitle = "MultiHeadServe API";
-            options.DisplayRequestDuration();
+            explorer.UseSwagger();
+            explorer.UseSwaggerUI(options =>
+            {
+                options.SwaggerEndpoint("/swagger/v1/swagger.json", "MultiHeadServe v1");
+                options.DocumentTitle = "MultiHeadServe API";
+                options.DisplayRequestDuration();
+            });
         });
         return app;
     }

@@ -39,10 +39,15 @@ public static class MetricsServices
     {
         // The exporter's own pipeline behind an ordinary route handler, so the endpoint is in the OpenAPI document too.
         var scrape = routes.CreateApplicationBuilder().UseOpenTelemetryPrometheusScrapingEndpoint(_ => true).Build();
-        routes.MapGet("/metrics", (HttpContext context, CancellationToken _) => scrape(context))
+        var metrics = routes.MapGet("/metrics", (HttpContext context, CancellationToken _) => scrape(context))
             .Produces(StatusCodes.Status200OK, contentType: "text/plain")
             .WithTags("Health").WithName("Metrics")
             .WithSummary("Prometheus metrics: requests, feature fetches, queue waits, session runs, batch rows, latencies, head losses, runtime and process.");
+        if (!routes.ServiceProvider.GetRequiredService<Security.ApiKeys>().ProtectOperationalEndpoints)
+        {
+            metrics.ShortCircuit(); // scrapes skip the request log and the model middleware, as the probes do
+        }
+
         return routes;
     }
 }
