@@ -33,9 +33,8 @@ public static class EvaluateApi
     }
 
     internal static async Task<Results<Ok<EvaluateResponse>, ProblemHttpResult>> Evaluate(
-        HttpContext context, InferenceService inference, ServeMetrics metrics, CancellationToken cancellationToken)
+        FetchedFeatures features, HttpContext context, InferenceService inference, ServeMetrics metrics, CancellationToken cancellationToken)
     {
-        var features = context.Features.GetRequiredFeature<FetchedFeatures>();
         var model = features.Model;
         // Evaluate takes JSON only (labels ride in the body): the middleware answers an upload here with 415.
         var root = features.Document!.RootElement;

@@ -55,59 +55,34 @@ public static class PredictApi
         .ProducesProblem(StatusCodes.Status429TooManyRequests)
         .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
-    internal static async Task<Results<Ok<PredictResponse>, ProblemHttpResult>> Predict(
-        HttpContext context, InferenceService inference, CancellationToken cancellationToken)
+    internal static async Task<IResult> Predict(FetchedFeatures features, HttpContext context, InferenceService inference, CancellationToken cancellationToken)
     {
-        var features = context.Features.GetRequiredFeature<FetchedFeatures>();
-        var model = features.Model;
-        var heads = SelectHeads(model, features.RequestedHeads, out var problem);
+        var heads = SelectHeads(features.Model, features.RequestedHeads, out var problem);
         if (problem is not null)
         {
             return problem;
         }
 
         var run = await RunAsync(context, features, heads!, inference, cancellationToken);
-        if (run.Problem is not null)
-        {
-            return run.Problem;
-        }
-
-        var rows = Decode(features, heads!, run.Result!);
-        var single = features.IsSingleRow;
-        return TypedResults.Ok(new PredictResponse(
-            model.Name,
-            model.Version,
-            single ? rows[0] : null,
-            single ? null : rows.Select(r => new RowPrediction(r)).ToList(),
-            Timings(features, run.Result!)));
+        return run.Problem ?? (IResult)new PredictJsonResult(features, heads!, run.Result!, singleHead: null);
     }
 
-    internal static async Task<Results<Ok<HeadPredictResponse>, ProblemHttpResult>> PredictHead(
-        string head, HttpContext context, InferenceService inference, CancellationToken cancellationToken)
+    internal static async Task<IResult> PredictHead(
+        string head, FetchedFeatures features, HttpContext context, InferenceService inference, CancellationToken cancellationToken)
     {
-        var features = context.Features.GetRequiredFeature<FetchedFeatures>();
-        var model = features.Model;
         if (features.RequestedHeads is { Count: > 0 })
         {
             return Problems.BadRequest("heads", "The single-head route takes its head from the path; leave 'heads' out.");
         }
 
-        var heads = SelectHeads(model, [head], out var problem);
+        var heads = SelectHeads(features.Model, [head], out var problem);
         if (problem is not null)
         {
             return problem;
         }
 
         var run = await RunAsync(context, features, heads!, inference, cancellationToken);
-        if (run.Problem is not null)
-        {
-            return run.Problem;
-        }
-
-        var rows = Decode(features, heads!, run.Result!).Select(r => r[head]).ToList();
-        var single = features.IsSingleRow;
-        return TypedResults.Ok(new HeadPredictResponse(
-            model.Name, model.Version, head, single ? rows[0] : null, single ? null : rows, Timings(features, run.Result!)));
+        return run.Problem ?? (IResult)new PredictJsonResult(features, heads!, run.Result!, singleHead: head);
     }
 
     /// <summary>The requested served heads in request order, or every served head in manifest order.</summary>
@@ -137,14 +112,18 @@ public static class PredictApi
     internal static async Task<(InferenceResult? Result, ProblemHttpResult? Problem)> RunAsync(
         HttpContext context, FetchedFeatures features, IReadOnlyList<HeadSpec> heads, InferenceService inference, CancellationToken cancellationToken)
     {
+        // Every served head (most requests): the model's lists and label, made at load; a subset: made here.
+        var model = features.Model;
+        var all = ReferenceEquals(heads, model.ServedHeads);
         var telemetry = context.Features.Get<RequestTelemetry>();
         if (telemetry is not null)
         {
-            telemetry.Heads = heads.Select(h => h.Name).ToList();
-            telemetry.HeadsLabel = heads.Count == features.Model.ServedHeads.Count ? features.Model.ServedHeadsLabel : string.Join('+', telemetry.Heads);
+            telemetry.Heads = all ? model.ServedHeadNames : heads.Select(h => h.Name).ToList();
+            // Every served head in another order is still the one label: metric series do not multiply by permutations.
+            telemetry.HeadsLabel = heads.Count == model.ServedHeads.Count ? model.ServedHeadsLabel : string.Join('+', telemetry.Heads);
         }
 
-        var outputs = heads.Select(h => h.Output).Distinct(StringComparer.Ordinal).ToList();
+        var outputs = all ? model.ServedOutputs : heads.Select(h => h.Output).Distinct(StringComparer.Ordinal).ToList();
         try
         {
             var result = await inference.RunAsync(features, outputs, cancellationToken);
@@ -163,25 +142,6 @@ public static class PredictApi
             return (null, TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Queue full", detail: ex.Message,
                 extensions: new Dictionary<string, object?> { ["model"] = features.Model.Name }));
         }
-    }
-
-    internal static List<Dictionary<string, HeadResult>> Decode(FetchedFeatures features, IReadOnlyList<HeadSpec> heads, InferenceResult result)
-    {
-        var model = features.Model;
-        var rows = new List<Dictionary<string, HeadResult>>(features.Rows);
-        for (var r = 0; r < features.Rows; r++)
-        {
-            var context = new DecodeContext(features.ImageSizes[r], model.InputImageSize);
-            var decoded = new Dictionary<string, HeadResult>(heads.Count, StringComparer.Ordinal);
-            foreach (var head in heads)
-            {
-                decoded[head.Name] = model.Decoders[head.Name].Decode(result.Outputs[head.Output].Row(r), context);
-            }
-
-            rows.Add(decoded);
-        }
-
-        return rows;
     }
 
     internal static Timings Timings(FetchedFeatures features, InferenceResult result) => new(

@@ -60,6 +60,12 @@ public sealed class FetchedFeatures : IDisposable
     /// <summary>Takes the request body the <see cref="Document"/> reads from; released with it.</summary>
     internal void OwnBody(IDisposable body) => _body = body;
 
+    /// <summary>
+    /// Binds a handler's <see cref="FetchedFeatures"/> parameter to what the feature-fetch middleware fetched for this
+    /// request, so handlers declare it rather than reading it out of the request's features.
+    /// </summary>
+    public static ValueTask<FetchedFeatures?> BindAsync(HttpContext context) => ValueTask.FromResult(context.Features.Get<FetchedFeatures>());
+
     public void Dispose()
     {
         var buffer = Interlocked.Exchange(ref _buffer, null);

@@ -31,6 +31,8 @@ public sealed class LoadedModel : IDisposable
         Heads = manifest.Heads.ToDictionary(h => h.Name, StringComparer.Ordinal);
         ServedHeads = manifest.Heads.Where(h => h.Served).ToList();
         ServedHeadsLabel = string.Join('+', ServedHeads.Select(h => h.Name));
+        ServedHeadNames = [.. ServedHeads.Select(h => h.Name)];
+        ServedOutputs = [.. ServedHeads.Select(h => h.Output).Distinct(StringComparer.Ordinal)];
     }
 
     public string Name { get; }
@@ -69,6 +71,12 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>Every served head's name joined by '+': the metric label of a request for all of them, built once.</summary>
     public string ServedHeadsLabel { get; }
+
+    /// <summary>The served heads' names, in manifest order (what a request for every head reports).</summary>
+    public IReadOnlyList<string> ServedHeadNames { get; }
+
+    /// <summary>The graph outputs the served heads read, each once: what a request for every head runs.</summary>
+    public IReadOnlyList<string> ServedOutputs { get; }
 
     /// <summary>One decoder per head, built and validated at load.</summary>
     public IReadOnlyDictionary<string, HeadDecoder> Decoders { get; }
