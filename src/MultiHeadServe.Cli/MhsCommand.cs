@@ -7,12 +7,13 @@ namespace MultiHeadServe.Cli;
 internal static class MhsCommand
 {
     public static RootCommand Create() =>
-        new("mhs: inspect, fuse, prune and compose the ONNX models MultiHeadServe serves.")
+        new("mhs: inspect, fuse, prune and compose the ONNX models MultiHeadServe serves; import their features.")
         {
             InspectCommand.Create(),
             FuseCommand.Create(),
             PruneCommand.Create(),
             ComposeCommand.Create(),
             DynamicBatchCommand.Create(),
+            FeaturesCommand.Create(),
         };
 }

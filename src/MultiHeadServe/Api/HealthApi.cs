@@ -66,7 +66,7 @@ public static class HealthApi
         return new ReadinessReport(
             report.Status switch { HealthStatus.Healthy => "ready", HealthStatus.Degraded => "degraded", _ => "not ready" },
             [.. report.Entries.Select(e => new CheckReport(e.Key, e.Value.Status.ToString(), e.Value.Description))],
-            [.. models.Select(model => store is { Reachable: false } && model.ReadsStore ? model with { Ready = false } : model)],
+            [.. models.Select(model => model.ReadsStore && store is { } s && (!s.Reachable || s.Missing.Any(m => m.Model == model.Name)) ? model with { Ready = false } : model)],
             store);
     }
 }
@@ -96,16 +96,24 @@ internal sealed class ModelsHealthCheck(ModelRegistry registry) : IHealthCheck
     }
 }
 
-/// <summary>The feature store answers; when it does not, the check is degraded and names the models that read it.</summary>
+/// <summary>The feature store answers and holds the models' tables; when not, the check is degraded and names the models
+/// that read it, and what is missing.</summary>
 internal sealed class FeatureStoreHealthCheck(FeatureStoreHealth store, ModelRegistry registry) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         var report = await store.CheckAsync(cancellationToken);
         var data = new Dictionary<string, object> { ["report"] = report };
-        if (report.Reachable)
+        if (report.Reachable && report.Missing.Count == 0)
         {
             return HealthCheckResult.Healthy($"{report.Kind} answers", data);
+        }
+
+        if (report.Reachable)
+        {
+            // The service never creates or fills a production store: what is missing is named, for an operator to import.
+            return new HealthCheckResult(context.Registration.FailureStatus,
+                $"{report.Kind} lacks what models reading it need, so they are unready: {string.Join(" ", report.Missing.Select(m => m.Message))}", data: data);
         }
 
         var affected = registry.All.Where(FeatureStoreHealth.UsesStore).Select(m => m.Name).Order(StringComparer.Ordinal);

@@ -11,7 +11,7 @@ namespace MultiHeadServe.Features;
 
 /// <summary>
 /// Turns a request body into the model's feature tensor: inline values, entity keys looked up in the
-/// store (one lookup per entity table for all rows of the request, run concurrently), or images decoded
+/// store (every entity of every row in one lookup: one round trip), or images decoded
 /// once. Every problem with the client's input becomes a <see cref="FeatureRequestException"/> naming the field.
 /// </summary>
 public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> options)
@@ -357,16 +357,23 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
             }
         }
 
-        IReadOnlyList<float[]?>[] found;
+        IReadOnlyList<IReadOnlyList<float[]?>> found;
         try
         {
-            var lookups = entities.Select((entity, e) => store.GetRowsAsync(entity.Table, keys[e], entity.Columns, cancellationToken).AsTask());
-            found = await Task.WhenAll(lookups);
+            // Every entity of every row in one call: one round trip to the store.
+            found = await store.GetEntitiesAsync([.. entities.Select((entity, e) => new EntityLookup(entity.Table, keys[e], entity.Columns))], cancellationToken);
         }
         catch (FeatureStoreUnavailableException ex)
         {
             throw new FeatureRequestException(StatusCodes.Status503ServiceUnavailable, "Feature store unavailable", "features",
                 $"The feature store did not answer: {ex.Message}", ex.RetryAfter);
+        }
+        catch (FeatureSchemaException ex)
+        {
+            // The store lacks a table or column the manifest names (not imported yet): the model is not ready, which
+            // readiness reports too; not the client's fault.
+            throw new FeatureRequestException(StatusCodes.Status503ServiceUnavailable, "Feature store not ready", "features",
+                $"The feature store is not ready for this model: {ex.Message}", FeatureStoreUnavailableException.DefaultRetryAfter);
         }
 
         for (var e = 0; e < entities.Count; e++)

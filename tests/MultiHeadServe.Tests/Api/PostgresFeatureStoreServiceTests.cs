@@ -1,13 +1,14 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using MultiHeadServe.Features.Store;
 using MultiHeadServe.Tests.Infrastructure;
 
 namespace MultiHeadServe.Tests.Api;
 
 /// <summary>
 /// The service on a real PostgreSQL feature store (a server of this class's own, started from the installed
-/// binaries): tables are created and seeded from the CSVs at start-up, predictions match the reference,
+/// binaries): the tables are loaded first as <c>mhs features import</c> loads them, predictions match the reference,
 /// and when the server goes away mid-test the API answers 503 with Retry-After within the timeout budget,
 /// then recovers once the server is back.
 /// </summary>
@@ -24,6 +25,11 @@ public sealed class PostgresFeatureStoreServiceTests(PostgresServer server) : IC
     {
         var reference = ReferenceData.Load("ranking");
         var database = await server.CreateDatabaseAsync();
+        await using (var writer = new PostgresFeatureStore(database))
+        {
+            await FeatureImport.ImportAsync(writer, [RepositoryPaths.Models], new FeatureImportOptions());
+        }
+
         await using var app = new ServeFactory(new Dictionary<string, string?>
         {
             ["FeatureStore:PostgresConnectionString"] = database,

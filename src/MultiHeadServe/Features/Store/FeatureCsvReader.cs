@@ -5,8 +5,8 @@ using System.Text;
 namespace MultiHeadServe.Features.Store;
 
 /// <summary>
-/// Reads a feature seed CSV: a header naming the key column then the feature columns, then one
-/// row per entity. Deliberately strict and small: comma-separated, no quoting, invariant-culture
+/// Reads a feature seed CSV: a header naming the key column (the first, or the one named) and the feature
+/// columns, then one row per entity. Deliberately strict and small: comma-separated, no quoting, invariant-culture
 /// numbers, <c>NaN</c> for a missing value. Every rejected line is reported as <c>file:line</c>.
 /// </summary>
 /// <remarks>The header is read on open; rows stream, so a large file is never held in memory.
@@ -17,11 +17,14 @@ internal sealed class FeatureCsvReader : IAsyncDisposable
     private readonly string _path;
     private int _line;
 
-    private FeatureCsvReader(StreamReader reader, string path, FeatureTableSchema schema)
+    private readonly int _keyIndex;
+
+    private FeatureCsvReader(StreamReader reader, string path, FeatureTableSchema schema, int keyIndex)
     {
         _reader = reader;
         _path = path;
         Schema = schema;
+        _keyIndex = keyIndex;
         _line = 1;
     }
 
@@ -29,8 +32,12 @@ internal sealed class FeatureCsvReader : IAsyncDisposable
     public FeatureTableSchema Schema { get; }
 
     /// <summary>Opens <paramref name="path"/> and parses its header as the schema of <paramref name="table"/>.</summary>
-    /// <exception cref="FeatureCsvException">The header is missing or malformed.</exception>
-    public static async Task<FeatureCsvReader> OpenAsync(string path, string table, CancellationToken cancellationToken)
+    /// <param name="path">The CSV file.</param>
+    /// <param name="table">The table it describes.</param>
+    /// <param name="keyColumn">The key column; the first column when null. The others are the feature columns, in file order.</param>
+    /// <param name="cancellationToken">Cancels reading the header.</param>
+    /// <exception cref="FeatureCsvException">The header is missing or malformed, or has no <paramref name="keyColumn"/>.</exception>
+    public static async Task<FeatureCsvReader> OpenAsync(string path, string table, string? keyColumn, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         SqlIdentifier.Validate(table, "table", nameof(table));
@@ -42,8 +49,8 @@ internal sealed class FeatureCsvReader : IAsyncDisposable
         try
         {
             var header = await reader.ReadLineAsync(cancellationToken);
-            var schema = ParseHeader(path, table, header);
-            return new FeatureCsvReader(reader, path, schema);
+            var (schema, keyIndex) = ParseHeader(path, table, header, keyColumn);
+            return new FeatureCsvReader(reader, path, schema, keyIndex);
         }
         catch
         {
@@ -81,7 +88,7 @@ internal sealed class FeatureCsvReader : IAsyncDisposable
                 throw Error($"expected {expectedFields} fields ({Schema.KeyColumn} and {columns.Count} features), found {fields.Length}.");
             }
 
-            var key = fields[0].Trim();
+            var key = fields[_keyIndex].Trim();
             if (key.Length == 0)
             {
                 throw Error($"empty key in column '{Schema.KeyColumn}'.");
@@ -95,7 +102,8 @@ internal sealed class FeatureCsvReader : IAsyncDisposable
             var values = new float[columns.Count];
             for (var i = 0; i < values.Length; i++)
             {
-                values[i] = ParseValue(fields[i + 1], columns[i]);
+                // The key's field is skipped: feature i sits at i, or i + 1 once past the key.
+                values[i] = ParseValue(fields[i < _keyIndex ? i : i + 1], columns[i]);
             }
 
             yield return new FeatureRow(key, values);
@@ -108,7 +116,7 @@ internal sealed class FeatureCsvReader : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    private static FeatureTableSchema ParseHeader(string path, string table, string? header)
+    private static (FeatureTableSchema Schema, int KeyIndex) ParseHeader(string path, string table, string? header, string? keyColumn)
     {
         if (string.IsNullOrWhiteSpace(header))
         {
@@ -142,7 +150,13 @@ internal sealed class FeatureCsvReader : IAsyncDisposable
             }
         }
 
-        return new FeatureTableSchema(table, names[0], names[1..]);
+        var keyIndex = keyColumn is null ? 0 : Array.IndexOf(names, keyColumn);
+        if (keyIndex < 0)
+        {
+            throw new FeatureCsvException(path, 1, $"no key column '{keyColumn}'; the columns are {string.Join(", ", names)}.");
+        }
+
+        return (new FeatureTableSchema(table, names[keyIndex], [.. names.Where((_, i) => i != keyIndex)]), keyIndex);
     }
 
     private float ParseValue(string field, string column)

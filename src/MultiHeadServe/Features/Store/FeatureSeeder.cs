@@ -2,7 +2,7 @@ namespace MultiHeadServe.Features.Store;
 
 /// <summary>
 /// Seeds feature tables from CSV files (<c>models/&lt;name&gt;/features/&lt;table&gt;.csv</c>) into
-/// any <see cref="IFeatureStoreWriter"/>: the same files and rules for SQLite and PostgreSQL.
+/// any <see cref="IFeatureStoreWriter"/>: the same files and rules for SQLite, PostgreSQL and Redis.
 /// </summary>
 /// <remarks>
 /// Idempotent: a table that already exists is skipped unless <c>replace</c> is set. Transactional:
@@ -16,6 +16,7 @@ public static class FeatureSeeder
     /// <param name="table">The table name; must match <c>^[A-Za-z_][A-Za-z0-9_]*$</c>.</param>
     /// <param name="csvPath">A CSV file: header (key column, then feature columns), then one row per entity.</param>
     /// <param name="replace">Rewrite the table even when it exists.</param>
+    /// <param name="keyColumn">The CSV's key column; its first column when null.</param>
     /// <param name="cancellationToken">Cancels seeding; nothing is left half-written.</param>
     /// <exception cref="FeatureCsvException">The file is malformed; the message starts with <c>file:line:</c>.</exception>
     /// <exception cref="ArgumentException"><paramref name="table"/> is not a valid name.</exception>
@@ -24,10 +25,11 @@ public static class FeatureSeeder
         string table,
         string csvPath,
         bool replace = false,
+        string? keyColumn = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        await using var csv = await FeatureCsvReader.OpenAsync(csvPath, table, cancellationToken);
+        await using var csv = await FeatureCsvReader.OpenAsync(csvPath, table, keyColumn, cancellationToken);
         return await writer.WriteTableAsync(csv.Schema, csv.ReadRowsAsync(cancellationToken), replace, cancellationToken);
     }
 
@@ -64,7 +66,7 @@ public static class FeatureSeeder
                     $"{file}: the file name must be a table name matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most {SqlIdentifier.MaxLength} characters).");
             }
 
-            results.Add(await SeedAsync(writer, table, file, replace, cancellationToken));
+            results.Add(await SeedAsync(writer, table, file, replace, keyColumn: null, cancellationToken));
         }
 
         return results;

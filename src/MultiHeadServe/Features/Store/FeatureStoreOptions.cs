@@ -20,9 +20,13 @@ public sealed record FeatureStoreOptions
     /// <summary>The PostgreSQL provider name.</summary>
     public const string Postgres = "postgres";
 
+    /// <summary>The Redis provider name.</summary>
+    public const string Redis = "redis";
+
     /// <summary>
-    /// <c>sqlite</c> or <c>postgres</c>. When unset: <c>postgres</c> if
-    /// <see cref="PostgresConnectionString"/> is set, otherwise <c>sqlite</c>.
+    /// <c>sqlite</c>, <c>postgres</c> or <c>redis</c>. When unset: <c>postgres</c> if
+    /// <see cref="PostgresConnectionString"/> is set, else <c>redis</c> if <see cref="RedisConfiguration"/> is set,
+    /// otherwise <c>sqlite</c>.
     /// </summary>
     public string? Provider { get; set; }
 
@@ -31,6 +35,13 @@ public sealed record FeatureStoreOptions
 
     /// <summary>An Npgsql connection string; selects PostgreSQL when <see cref="Provider"/> is unset.</summary>
     public string? PostgresConnectionString { get; set; }
+
+    /// <summary>A StackExchange.Redis configuration string (e.g. <c>redis:6379,password=…</c>); selects Redis
+    /// when <see cref="Provider"/> and <see cref="PostgresConnectionString"/> are unset.</summary>
+    public string? RedisConfiguration { get; set; }
+
+    /// <summary>Where entities live in Redis: key templates, for every table or per table.</summary>
+    public RedisKeyLayout RedisKeys { get; set; } = new();
 
     /// <summary>Overall budget of one lookup, retries included. Default 200 ms.</summary>
     public int TimeoutMilliseconds { get; set; } = 200;
@@ -41,26 +52,26 @@ public sealed record FeatureStoreOptions
     /// <summary>When to stop calling a failing store for a while.</summary>
     public FeatureStoreCircuitBreakerOptions CircuitBreaker { get; set; } = new();
 
-    /// <summary>The provider in force: <see cref="Sqlite"/> or <see cref="Postgres"/>, after defaults.</summary>
-    /// <exception cref="InvalidOperationException"><see cref="Provider"/> names neither.</exception>
+    /// <summary>The provider in force: <see cref="Sqlite"/>, <see cref="Postgres"/> or <see cref="Redis"/>, after defaults.</summary>
+    /// <exception cref="InvalidOperationException"><see cref="Provider"/> names none of them.</exception>
     public string ResolveProvider()
     {
         if (string.IsNullOrWhiteSpace(Provider))
         {
-            return string.IsNullOrWhiteSpace(PostgresConnectionString) ? Sqlite : Postgres;
+            return !string.IsNullOrWhiteSpace(PostgresConnectionString) ? Postgres
+                : !string.IsNullOrWhiteSpace(RedisConfiguration) ? Redis
+                : Sqlite;
         }
 
-        if (string.Equals(Provider.Trim(), Sqlite, StringComparison.OrdinalIgnoreCase))
+        foreach (var known in (string[])[Sqlite, Postgres, Redis])
         {
-            return Sqlite;
+            if (string.Equals(Provider.Trim(), known, StringComparison.OrdinalIgnoreCase))
+            {
+                return known;
+            }
         }
 
-        if (string.Equals(Provider.Trim(), Postgres, StringComparison.OrdinalIgnoreCase))
-        {
-            return Postgres;
-        }
-
-        throw new InvalidOperationException($"{SectionName}:Provider is '{Provider}'; expected '{Sqlite}' or '{Postgres}'.");
+        throw new InvalidOperationException($"{SectionName}:Provider is '{Provider}'; expected '{Sqlite}', '{Postgres}' or '{Redis}'.");
     }
 
     /// <summary>Every problem with these options, phrased with its configuration key; empty when valid.</summary>
@@ -85,6 +96,23 @@ public sealed record FeatureStoreOptions
         if (provider == Postgres && string.IsNullOrWhiteSpace(PostgresConnectionString))
         {
             errors.Add($"{SectionName}:PostgresConnectionString is required for the postgres provider.");
+        }
+
+        if (provider == Redis)
+        {
+            if (string.IsNullOrWhiteSpace(RedisConfiguration))
+            {
+                errors.Add($"{SectionName}:RedisConfiguration is required for the redis provider.");
+            }
+
+            if (RedisKeys is null)
+            {
+                errors.Add($"{SectionName}:RedisKeys is required for the redis provider.");
+            }
+            else
+            {
+                errors.AddRange(RedisKeys.Validate($"{SectionName}:RedisKeys"));
+            }
         }
 
         // The lower bounds are the resilience library's own limits.

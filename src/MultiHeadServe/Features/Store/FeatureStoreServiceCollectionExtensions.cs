@@ -15,8 +15,8 @@ public static class FeatureStoreServiceCollectionExtensions
     /// start-up):
     /// <list type="bullet">
     /// <item><see cref="IFeatureStore"/> — the resilient store the request path uses;</item>
-    /// <item><see cref="IFeatureStoreWriter"/> — the backing SQLite or PostgreSQL store, for seeding
-    /// (no request timeout applies);</item>
+    /// <item><see cref="IFeatureStoreWriter"/> — the backing SQLite, PostgreSQL or Redis store (no request
+    /// timeout applies); the service writes only to the embedded SQLite store, for its demo seeding;</item>
     /// <item><see cref="FeatureStoreMetrics"/> — the <c>MultiHeadServe.Features</c> meter.</item>
     /// </list>
     /// All singletons; the container disposes the backing store.
@@ -38,13 +38,8 @@ public static class FeatureStoreServiceCollectionExtensions
         services.TryAddSingleton<IFeatureStoreWriter>(provider =>
         {
             var options = provider.GetRequiredService<IOptions<FeatureStoreOptions>>().Value;
-            if (options.ResolveProvider() == FeatureStoreOptions.Postgres)
-            {
-                return new PostgresFeatureStore(options.PostgresConnectionString!);
-            }
-
             var contentRoot = provider.GetService<IHostEnvironment>()?.ContentRootPath ?? Directory.GetCurrentDirectory();
-            return new SqliteFeatureStore(Path.Combine(contentRoot, options.SqlitePath));
+            return FeatureStoreFactory.Create(options, contentRoot);
         });
 
         services.TryAddSingleton<IFeatureStore>(provider => new ResilientFeatureStore(

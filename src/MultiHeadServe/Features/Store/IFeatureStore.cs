@@ -6,11 +6,11 @@ namespace MultiHeadServe.Features.Store;
 /// <remarks>
 /// Implementations are thread-safe and meant to be singletons. Table and column names must match
 /// <c>^[A-Za-z_][A-Za-z0-9_]*$</c> (at most 63 characters); anything else is rejected with an
-/// <see cref="ArgumentException"/> before any SQL is built. Keys are always sent as parameters.
+/// <see cref="ArgumentException"/> before any query is built. Keys are always sent as data (parameters).
 /// </remarks>
 public interface IFeatureStore
 {
-    /// <summary>The backing store: <c>"sqlite"</c> or <c>"postgres"</c>. Used as a metric tag.</summary>
+    /// <summary>The backing store: <c>"sqlite"</c>, <c>"postgres"</c> or <c>"redis"</c>. Used as a metric tag.</summary>
     string Kind { get; }
 
     /// <summary>
@@ -33,6 +33,21 @@ public interface IFeatureStore
         string table,
         IReadOnlyList<string> keys,
         IReadOnlyList<string> columns,
+        CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Fetches the rows of every lookup of a request, whatever their tables, in one round trip: what a request
+    /// whose rows join several entities (a user and an item) needs.
+    /// </summary>
+    /// <param name="lookups">One per table; a table may not have been checked yet.</param>
+    /// <param name="cancellationToken">Cancels the lookup.</param>
+    /// <returns>One result per lookup, in order, each as <see cref="GetRowsAsync"/> returns it.</returns>
+    /// <exception cref="ArgumentException">An invalid table or column name, a null key or no columns.</exception>
+    /// <exception cref="FeatureSchemaException">A table or one of its columns does not exist.</exception>
+    /// <exception cref="FeatureStoreUnavailableException">The store did not answer (resilient store only).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    ValueTask<IReadOnlyList<IReadOnlyList<float[]?>>> GetEntitiesAsync(
+        IReadOnlyList<EntityLookup> lookups,
         CancellationToken cancellationToken);
 
     /// <summary>

@@ -7,7 +7,8 @@ namespace MultiHeadServe.Features.Store;
 
 /// <summary>
 /// The production feature store: tables in a PostgreSQL database (key <c>text PRIMARY KEY</c>,
-/// feature columns <c>real</c>), read with one <c>key = ANY(@keys)</c> query per request.
+/// feature columns <c>real</c>), read with one <c>key = ANY(@keys)</c> statement per table, all of a request's
+/// statements sent as one batch.
 /// </summary>
 /// <remarks>
 /// <para>Thread-safe; register as a singleton. Connections come from an
@@ -17,11 +18,10 @@ namespace MultiHeadServe.Features.Store;
 /// primary key and numeric (real, double precision, numeric, integer) feature columns will do.
 /// NULL reads as <see cref="float.NaN"/>.</para>
 /// </remarks>
-public sealed class PostgresFeatureStore : IFeatureStoreWriter, IAsyncDisposable
+public sealed class PostgresFeatureStore : FeatureStore, IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly bool _ownsDataSource;
-    private readonly FeatureSchemaCache _schemas;
 
     /// <summary>Creates a store with its own connection pool, disposed with the store.</summary>
     /// <param name="connectionString">An Npgsql connection string.</param>
@@ -36,46 +36,38 @@ public sealed class PostgresFeatureStore : IFeatureStoreWriter, IAsyncDisposable
     {
     }
 
+    // Identifiers are always quoted here, so PostgreSQL compares them case-sensitively.
     private PostgresFeatureStore(NpgsqlDataSource dataSource, bool ownsDataSource)
+        : base("postgres", StringComparer.Ordinal)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         _dataSource = dataSource;
         _ownsDataSource = ownsDataSource;
-        // Identifiers are always quoted here, so PostgreSQL compares them case-sensitively.
-        _schemas = new FeatureSchemaCache(Kind, StringComparer.Ordinal, ReadSchemaAsync);
     }
 
     /// <inheritdoc />
-    public string Kind => "postgres";
-
-    /// <inheritdoc />
-    public async ValueTask<IReadOnlyList<float[]?>> GetRowsAsync(
-        string table,
-        IReadOnlyList<string> keys,
-        IReadOnlyList<string> columns,
-        CancellationToken cancellationToken)
+    protected override async ValueTask ReadRowsAsync(IReadOnlyList<EntityQuery> queries, CancellationToken cancellationToken)
     {
-        var distinct = FeatureLookup.Validate(table, keys, columns);
-        cancellationToken.ThrowIfCancellationRequested();
-        if (distinct.Count == 0)
+        // One statement per table, sent together as one batch: one round trip whatever the number of tables.
+        await using var batch = _dataSource.CreateBatch();
+        foreach (var query in queries)
         {
-            return [];
+            var command = new NpgsqlBatchCommand(
+                $"SELECT {FeatureLookup.SelectList(query.Schema, query.Columns)} FROM {SqlIdentifier.Quote(query.Schema.Table)} " +
+                $"WHERE {SqlIdentifier.Quote(query.Schema.KeyColumn)} = ANY($1)");
+            command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. query.Keys], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            batch.BatchCommands.Add(command);
         }
 
-        var schema = await _schemas.GetAsync(table, columns, cancellationToken);
-        await using var command = _dataSource.CreateCommand(
-            $"SELECT {FeatureLookup.SelectList(schema, columns)} FROM {SqlIdentifier.Quote(schema.Table)} " +
-            $"WHERE {SqlIdentifier.Quote(schema.KeyColumn)} = ANY($1)");
-        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. distinct], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-
-        var found = new Dictionary<string, float[]>(distinct.Count, StringComparer.Ordinal);
-        try
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        var q = 0;
+        do
         {
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            var readers = new ValueReader[columns.Count];
+            var query = queries[q++];
+            var readers = new ValueReader[query.Columns.Count];
             for (var i = 0; i < readers.Length; i++)
             {
-                readers[i] = ValueReaderFor(reader, i + 1, schema.Table);
+                readers[i] = ValueReaderFor(reader, i + 1, query.Schema.Table);
             }
 
             while (await reader.ReadAsync(cancellationToken))
@@ -86,25 +78,17 @@ public sealed class PostgresFeatureStore : IFeatureStoreWriter, IAsyncDisposable
                     values[i] = reader.IsDBNull(i + 1) ? float.NaN : readers[i](reader, i + 1);
                 }
 
-                found[reader.GetString(0)] = values;
+                query.Add(reader.GetString(0), values);
             }
         }
-        catch (PostgresException exception) when (!exception.IsTransient)
-        {
-            // Most likely the table changed underneath the cached shape; read it afresh next time.
-            _schemas.Invalidate(table);
-            throw;
-        }
-
-        return FeatureLookup.InRequestOrder(keys, found);
+        while (q < queries.Count && await reader.NextResultAsync(cancellationToken));
     }
 
     /// <inheritdoc />
-    public ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken) =>
-        _schemas.RefreshAsync(table, cancellationToken);
+    protected override bool IsSchemaChange(Exception exception) => exception is PostgresException { IsTransient: false };
 
     /// <inheritdoc />
-    public async ValueTask<bool> PingAsync(CancellationToken cancellationToken)
+    public override async ValueTask<bool> PingAsync(CancellationToken cancellationToken)
     {
         try
         {
@@ -118,7 +102,7 @@ public sealed class PostgresFeatureStore : IFeatureStoreWriter, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public async ValueTask<FeatureSeedResult> WriteTableAsync(
+    public override async ValueTask<FeatureSeedResult> WriteTableAsync(
         FeatureTableSchema schema,
         IAsyncEnumerable<FeatureRow> rows,
         bool replace,
@@ -198,7 +182,7 @@ public sealed class PostgresFeatureStore : IFeatureStoreWriter, IAsyncDisposable
         }
 
         await transaction.CommitAsync(cancellationToken);
-        _schemas.Remember(schema);
+        Remember(schema);
         return new FeatureSeedResult(schema.Table, exists ? FeatureSeedOutcome.Replaced : FeatureSeedOutcome.Created, count);
     }
 
@@ -250,7 +234,8 @@ public sealed class PostgresFeatureStore : IFeatureStoreWriter, IAsyncDisposable
             $"Column '{reader.GetName(ordinal)}' of feature table '{table}' has type {reader.GetDataTypeName(ordinal)}; feature columns must be numeric.");
     }
 
-    private async ValueTask<FeatureTableSchema?> ReadSchemaAsync(string table, CancellationToken cancellationToken)
+    /// <inheritdoc />
+    protected override async ValueTask<FeatureTableSchema?> ReadSchemaAsync(string table, CancellationToken cancellationToken)
     {
         // to_regclass resolves the quoted name through the search path, as the lookup query will.
         await using var command = _dataSource.CreateCommand(

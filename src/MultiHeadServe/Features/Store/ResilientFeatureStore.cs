@@ -100,6 +100,13 @@ public sealed class ResilientFeatureStore : IFeatureStore
 
     /// <inheritdoc />
     /// <exception cref="FeatureStoreUnavailableException">Retries exhausted, the timeout elapsed or the circuit is open.</exception>
+    public ValueTask<IReadOnlyList<IReadOnlyList<float[]?>>> GetEntitiesAsync(
+        IReadOnlyList<EntityLookup> lookups,
+        CancellationToken cancellationToken) =>
+        ExecuteAsync(static (inner, all, token) => inner.GetEntitiesAsync(all, token), lookups, isFetch: true, cancellationToken);
+
+    /// <inheritdoc />
+    /// <exception cref="FeatureStoreUnavailableException">Retries exhausted, the timeout elapsed or the circuit is open.</exception>
     public ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken) =>
         ExecuteAsync(static (inner, name, token) => inner.DescribeTableAsync(name, token), table, isFetch: false, cancellationToken);
 

@@ -20,7 +20,7 @@ namespace MultiHeadServe.Features.Store;
 /// A lookup that meets a lock waits at most <see cref="LookupTimeoutSeconds"/>.</para>
 /// <para>Disposing clears this file's connection pool so the file can be moved or deleted.</para>
 /// </remarks>
-public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
+public sealed class SqliteFeatureStore : FeatureStore, IDisposable
 {
     /// <summary>How long a lookup waits on a locked database before failing as busy (transient).</summary>
     public const int LookupTimeoutSeconds = 1;
@@ -29,7 +29,6 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
     private static readonly int MaxIdleReaders = Environment.ProcessorCount * 4;
 
     private readonly string _connectionString;
-    private readonly FeatureSchemaCache _schemas;
     private readonly ConcurrentBag<LookupReader> _idleReaders = [];
     private volatile bool _disposed;
     private int _walEnabled;
@@ -37,6 +36,7 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
     /// <summary>Opens (or, on first write, creates) the database at <paramref name="databasePath"/>.</summary>
     /// <param name="databasePath">The database file, e.g. <c>data/features.db</c>; its directory is created if missing.</param>
     public SqliteFeatureStore(string databasePath)
+        : base("sqlite", StringComparer.OrdinalIgnoreCase)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(databasePath);
         DatabasePath = Path.GetFullPath(databasePath);
@@ -49,81 +49,56 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
             Cache = SqliteCacheMode.Private,
             Pooling = true,
         }.ToString();
-        _schemas = new FeatureSchemaCache(Kind, StringComparer.OrdinalIgnoreCase, ReadSchemaAsync);
     }
-
-    /// <inheritdoc />
-    public string Kind => "sqlite";
 
     /// <summary>The absolute path of the database file.</summary>
     public string DatabasePath { get; }
 
     /// <inheritdoc />
-    public async ValueTask<IReadOnlyList<float[]?>> GetRowsAsync(
-        string table,
-        IReadOnlyList<string> keys,
-        IReadOnlyList<string> columns,
-        CancellationToken cancellationToken)
+    protected override async ValueTask ReadRowsAsync(IReadOnlyList<EntityQuery> queries, CancellationToken cancellationToken)
     {
-        var distinct = FeatureLookup.Validate(table, keys, columns);
-        cancellationToken.ThrowIfCancellationRequested();
-        if (distinct.Count == 0)
-        {
-            return [];
-        }
-
-        var schema = await _schemas.GetAsync(table, columns, cancellationToken);
-
-        // All keys travel as one JSON array parameter: the statement text is the same whatever the
-        // number of keys, so it is prepared once per reader and there is no parameter-count limit to reach.
-        var text =
-            $"SELECT {FeatureLookup.SelectList(schema, columns)} FROM {SqlIdentifier.Quote(schema.Table)} " +
-            $"WHERE {SqlIdentifier.Quote(schema.KeyColumn)} IN (SELECT value FROM json_each($keys))";
+        // In-process, so "one round trip" is one borrowed connection: each table's statement runs on it in turn.
         var reader = await RentReaderAsync(cancellationToken);
-        var found = new Dictionary<string, float[]>(distinct.Count, StringComparer.Ordinal);
         try
         {
-            var command = reader.Statement(text);
-            command.Parameters[0].Value = JsonSerializer.Serialize(distinct);
-            await using (var rows = await command.ExecuteReaderAsync(cancellationToken))
+            foreach (var query in queries)
             {
+                // All keys travel as one JSON array parameter: the statement text is the same whatever the
+                // number of keys, so it is prepared once per reader and there is no parameter-count limit to reach.
+                var command = reader.Statement(
+                    $"SELECT {FeatureLookup.SelectList(query.Schema, query.Columns)} FROM {SqlIdentifier.Quote(query.Schema.Table)} " +
+                    $"WHERE {SqlIdentifier.Quote(query.Schema.KeyColumn)} IN (SELECT value FROM json_each($keys))");
+                command.Parameters[0].Value = JsonSerializer.Serialize(query.Keys);
+                await using var rows = await command.ExecuteReaderAsync(cancellationToken);
                 while (await rows.ReadAsync(cancellationToken))
                 {
-                    var values = new float[columns.Count];
+                    var values = new float[query.Columns.Count];
                     for (var i = 0; i < values.Length; i++)
                     {
                         // SQLite stores NaN as NULL; NULL reads back as NaN.
                         values[i] = rows.IsDBNull(i + 1) ? float.NaN : (float)rows.GetDouble(i + 1);
                     }
 
-                    found[rows.GetString(0)] = values;
+                    query.Add(rows.GetString(0), values);
                 }
             }
 
             ReturnReader(reader);
         }
-        catch (Exception exception)
+        catch
         {
             // A reader that failed is not reused; its statements may refer to a table that changed.
             reader.Dispose();
-            if (exception is SqliteException sqlite && !TransientFailure.IsTransient(sqlite))
-            {
-                // Most likely the table changed underneath the cached shape; read it afresh next time.
-                _schemas.Invalidate(table);
-            }
-
             throw;
         }
-
-        return FeatureLookup.InRequestOrder(keys, found);
     }
 
     /// <inheritdoc />
-    public ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken) =>
-        _schemas.RefreshAsync(table, cancellationToken);
+    protected override bool IsSchemaChange(Exception exception) =>
+        exception is SqliteException sqlite && !TransientFailure.IsTransient(sqlite);
 
     /// <inheritdoc />
-    public async ValueTask<bool> PingAsync(CancellationToken cancellationToken)
+    public override async ValueTask<bool> PingAsync(CancellationToken cancellationToken)
     {
         try
         {
@@ -140,7 +115,7 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
     }
 
     /// <inheritdoc />
-    public async ValueTask<FeatureSeedResult> WriteTableAsync(
+    public override async ValueTask<FeatureSeedResult> WriteTableAsync(
         FeatureTableSchema schema,
         IAsyncEnumerable<FeatureRow> rows,
         bool replace,
@@ -221,7 +196,7 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
         }
 
         await transaction.CommitAsync(cancellationToken);
-        _schemas.Remember(schema);
+        Remember(schema);
         return new FeatureSeedResult(schema.Table, exists ? FeatureSeedOutcome.Replaced : FeatureSeedOutcome.Created, count);
     }
 
@@ -277,7 +252,8 @@ public sealed class SqliteFeatureStore : IFeatureStoreWriter, IDisposable
         }
     }
 
-    private async ValueTask<FeatureTableSchema?> ReadSchemaAsync(string table, CancellationToken cancellationToken)
+    /// <inheritdoc />
+    protected override async ValueTask<FeatureTableSchema?> ReadSchemaAsync(string table, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using Polly.Timeout;
+using StackExchange.Redis;
 
 namespace MultiHeadServe.Features.Store;
 
@@ -23,6 +24,13 @@ internal static class TransientFailure
         // Microsoft.Data.Sqlite already retries busy/locked until the command timeout; seeing
         // one here means a writer held the database that long.
         SqliteException sqlite => sqlite.SqliteErrorCode is SqliteBusy or SqliteLocked,
+        // A lost or refused connection, or a reply that did not come in time (RedisTimeoutException is a TimeoutException).
+        RedisConnectionException => true,
+        // A server still loading its data, busy with a script, or a replica without its primary: it will pass.
+        RedisServerException server => server.Message.StartsWith("LOADING", StringComparison.Ordinal)
+            || server.Message.StartsWith("BUSY", StringComparison.Ordinal)
+            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal)
+            || server.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal),
         TimeoutRejectedException or TimeoutException or IOException or SocketException => true,
         _ => false,
     };

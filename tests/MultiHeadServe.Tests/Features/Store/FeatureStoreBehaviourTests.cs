@@ -17,6 +17,9 @@ public abstract class FeatureStoreBehaviourTests : IAsyncLifetime
 
     protected abstract string ExpectedKind { get; }
 
+    /// <summary>The key column a described table reports: the CSV's, where the store keeps it.</summary>
+    protected virtual string ExpectedKeyColumn => "user_id";
+
     public async Task InitializeAsync() => _store = await CreateStoreAsync();
 
     public async Task DisposeAsync()
@@ -227,7 +230,7 @@ public abstract class FeatureStoreBehaviourTests : IAsyncLifetime
         var schema = await Store.DescribeTableAsync("users", default);
 
         Assert.NotNull(schema);
-        Assert.Equal("user_id", schema.KeyColumn);
+        Assert.Equal(ExpectedKeyColumn, schema.KeyColumn);
         Assert.Equal(["age", "tenure", "score"], schema.Columns);
         Assert.Null(await Store.DescribeTableAsync("items", default));
     }

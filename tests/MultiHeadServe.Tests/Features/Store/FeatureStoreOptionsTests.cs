@@ -60,7 +60,7 @@ public sealed class FeatureStoreOptionsTests
     {
         var errors = new FeatureStoreOptions { Provider = "mysql" }.Validate();
 
-        Assert.Contains("FeatureStore:Provider is 'mysql'; expected 'sqlite' or 'postgres'.", errors);
+        Assert.Contains("FeatureStore:Provider is 'mysql'; expected 'sqlite', 'postgres' or 'redis'.", errors);
     }
 
     [Fact]

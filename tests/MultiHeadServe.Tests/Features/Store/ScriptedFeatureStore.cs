@@ -32,6 +32,10 @@ internal sealed class ScriptedFeatureStore(Func<int, CancellationToken, Task<IRe
         string table, IReadOnlyList<string> keys, IReadOnlyList<string> columns, CancellationToken cancellationToken) =>
         await attempt(Interlocked.Increment(ref _attempts), cancellationToken);
 
+    public async ValueTask<IReadOnlyList<IReadOnlyList<float[]?>>> GetEntitiesAsync(
+        IReadOnlyList<EntityLookup> lookups, CancellationToken cancellationToken) =>
+        [await attempt(Interlocked.Increment(ref _attempts), cancellationToken)];
+
     public ValueTask<FeatureTableSchema?> DescribeTableAsync(string table, CancellationToken cancellationToken) =>
         ValueTask.FromResult<FeatureTableSchema?>(null);
 
