@@ -17,6 +17,8 @@ namespace MultiHeadServe.Features;
 public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> options)
 {
     /// <summary>Fields every feature-carrying body may have beside its rows.</summary>
+    private static readonly string[] ImageRowFields = ["image"];
+
     public static readonly IReadOnlySet<string> CommonEnvelope = new HashSet<string>(["instances", "heads"], StringComparer.Ordinal);
 
     public async Task<FetchedFeatures> FetchAsync(LoadedModel model, JsonDocument document, IReadOnlyList<string>? heads,
@@ -138,16 +140,30 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
     private static string Field(string prefix, int row, string name) =>
         prefix.Length == 0 ? name : $"{prefix}[{row}].{name}";
 
-    private static void RejectUnknown(JsonElement row, string prefix, int index, IReadOnlyCollection<string> allowed, IReadOnlySet<string> envelope)
+    private static void RejectUnknown(JsonElement row, string prefix, int index, IReadOnlyList<string> allowed, IReadOnlySet<string> envelope)
     {
         foreach (var property in row.EnumerateObject())
         {
-            if (!allowed.Contains(property.Name) && !(prefix.Length == 0 && envelope.Contains(property.Name)))
+            // Row fields are compared as UTF-8 in place; a name is made into a string only for the envelope's check.
+            if (!NameIsOneOf(property, allowed) && !(prefix.Length == 0 && envelope.Contains(property.Name)))
             {
                 throw FeatureRequestException.BadField(Field(prefix, index, property.Name),
                     $"'{property.Name}' is not a field of this model's rows (expected {string.Join(", ", allowed)}).");
             }
         }
+    }
+
+    private static bool NameIsOneOf(JsonProperty property, IReadOnlyList<string> names)
+    {
+        for (var i = 0; i < names.Count; i++)
+        {
+            if (property.NameEquals(names[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private (ImagePreprocessing Preprocessing, ImageDecodeLimits Limits) ImageInput(LoadedModel model)
@@ -172,7 +188,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         var (preprocessing, limits) = ImageInput(model);
         for (var r = 0; r < rows.Count; r++)
         {
-            RejectUnknown(rows[r], prefix, r, ["image"], envelope);
+            RejectUnknown(rows[r], prefix, r, ImageRowFields, envelope);
             var field = Field(prefix, r, "image");
             if (!rows[r].TryGetProperty("image", out var image))
             {
@@ -211,15 +227,15 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
     {
         var features = model.Manifest.Features;
         var columns = features.Columns!;
-        var entities = features.Entities ?? [];
-        var allowed = entities.Select(e => e.Key).Append("features").ToList();
-        var storeRows = new List<int>();
+        var layout = TabularLayout.Of(features);
+        var entities = layout.Entities;
+        var storeRows = new List<int>(rows.Count);
         for (var r = 0; r < rows.Count; r++)
         {
-            RejectUnknown(rows[r], prefix, r, allowed, envelope);
+            RejectUnknown(rows[r], prefix, r, layout.AllowedFields, envelope);
             if (rows[r].TryGetProperty("features", out var values))
             {
-                if (entities.Any(e => rows[r].TryGetProperty(e.Key, out _)))
+                if (layout.HasEntityKey(rows[r]))
                 {
                     throw FeatureRequestException.BadField(Field(prefix, r, "features"), "give either 'features' or entity keys for a row, not both.");
                 }
@@ -234,7 +250,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
 
         if (storeRows.Count > 0)
         {
-            await FillFromStoreAsync(rows, prefix, storeRows, entities, columns, buffer, cancellationToken);
+            await FillFromStoreAsync(rows, prefix, storeRows, layout, columns, buffer, cancellationToken);
         }
 
         return storeRows.Count == 0 ? "inline" : storeRows.Count == rows.Count ? "store" : "mixed";
@@ -327,15 +343,21 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
 
     private static string Truncate(string text) => text.Length <= 32 ? text : text[..32] + "…";
 
-    private async Task FillFromStoreAsync(List<JsonElement> rows, string prefix, List<int> storeRows, IReadOnlyList<EntitySpec> entities,
+    private async Task FillFromStoreAsync(List<JsonElement> rows, string prefix, List<int> storeRows, TabularLayout layout,
         IReadOnlyList<string> columns, float[] buffer, CancellationToken cancellationToken)
     {
+        var entities = layout.Entities;
         if (entities.Count == 0)
         {
             throw FeatureRequestException.BadField(Field(prefix, storeRows[0], "features"), "this model takes inline 'features' only.");
         }
 
-        var keys = entities.Select(e => new string[storeRows.Count]).ToArray();
+        var keys = new string[entities.Count][];
+        for (var e = 0; e < keys.Length; e++)
+        {
+            keys[e] = new string[storeRows.Count];
+        }
+
         for (var k = 0; k < storeRows.Count; k++)
         {
             var r = storeRows[k];
@@ -361,7 +383,13 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         try
         {
             // Every entity of every row in one call: one round trip to the store.
-            found = await store.GetEntitiesAsync([.. entities.Select((entity, e) => new EntityLookup(entity.Table, keys[e], entity.Columns))], cancellationToken);
+            var lookups = new EntityLookup[entities.Count];
+            for (var e = 0; e < lookups.Length; e++)
+            {
+                lookups[e] = new EntityLookup(entities[e].Table, keys[e], entities[e].Columns);
+            }
+
+            found = await store.GetEntitiesAsync(lookups, cancellationToken);
         }
         catch (FeatureStoreUnavailableException ex)
         {
@@ -378,7 +406,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
 
         for (var e = 0; e < entities.Count; e++)
         {
-            var columnIndex = entities[e].Columns.Select(c => IndexOf(columns, c)).ToArray();
+            var columnIndex = layout.ColumnIndex[e];
             for (var k = 0; k < storeRows.Count; k++)
             {
                 var values = found[e][k];
@@ -396,5 +424,46 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
                 }
             }
         }
+    }
+}
+
+/// <summary>
+/// What tabular requests of a model need from its feature spec, worked out once per spec rather than per request:
+/// the fields a row may carry, and where each entity's columns go in the model's feature row.
+/// </summary>
+internal sealed class TabularLayout
+{
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<FeatureSpec, TabularLayout> Layouts = [];
+
+    private TabularLayout(FeatureSpec spec)
+    {
+        Entities = spec.Entities ?? [];
+        AllowedFields = [.. Entities.Select(e => e.Key), "features"];
+        var columns = spec.Columns ?? [];
+        ColumnIndex = [.. Entities.Select(e => e.Columns.Select(c => columns.ToList().IndexOf(c)).ToArray())];
+    }
+
+    public IReadOnlyList<EntitySpec> Entities { get; }
+
+    /// <summary>The entity keys and "features": what a row may hold.</summary>
+    public IReadOnlyList<string> AllowedFields { get; }
+
+    /// <summary>Per entity, the position in the feature row of each of its columns.</summary>
+    public IReadOnlyList<int[]> ColumnIndex { get; }
+
+    public static TabularLayout Of(FeatureSpec spec) => Layouts.GetValue(spec, static s => new TabularLayout(s));
+
+    /// <summary>Whether the row carries any entity key.</summary>
+    public bool HasEntityKey(JsonElement row)
+    {
+        foreach (var entity in Entities)
+        {
+            if (row.TryGetProperty(entity.Key, out _))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

@@ -31,6 +31,11 @@ internal sealed class FeatureSchemaCache(
             entry = Set(schema);
         }
 
+        if (entry.Checked.ContainsKey(columns))
+        {
+            return entry.Schema; // this very column list was checked against this shape already
+        }
+
         var missing = columns.Where(column => !entry.Columns.Contains(column)).Distinct(nameComparer).ToList();
         if (missing.Count > 0)
         {
@@ -38,6 +43,11 @@ internal sealed class FeatureSchemaCache(
                 $"Feature table '{entry.Schema.Table}' in the {kind} feature store has no column " +
                 $"{string.Join(", ", missing.Select(column => $"'{column}'"))}; its columns are " +
                 $"{string.Join(", ", entry.Schema.Columns)} (key {entry.Schema.KeyColumn}).");
+        }
+
+        if (entry.Checked.Count < 64)
+        {
+            entry.Checked.TryAdd(columns, 0);
         }
 
         return entry.Schema;
@@ -73,5 +83,9 @@ internal sealed class FeatureSchemaCache(
         return entry;
     }
 
-    private sealed record Entry(FeatureTableSchema Schema, HashSet<string> Columns);
+    private sealed record Entry(FeatureTableSchema Schema, HashSet<string> Columns)
+    {
+        /// <summary>Column lists (by identity: a manifest's list is the same object on every request) found complete.</summary>
+        public ConcurrentDictionary<IReadOnlyList<string>, byte> Checked { get; } = new(ReferenceEqualityComparer.Instance);
+    }
 }

@@ -37,7 +37,7 @@ public abstract class FeatureStore : IFeatureStoreWriter
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(lookups);
-        var distinct = new List<string>[lookups.Count];
+        var distinct = new IReadOnlyList<string>[lookups.Count];
         for (var i = 0; i < lookups.Count; i++)
         {
             var lookup = lookups[i] ?? throw new ArgumentException($"Lookup {i} is null.", nameof(lookups));

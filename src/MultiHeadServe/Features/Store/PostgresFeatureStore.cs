@@ -52,9 +52,9 @@ public sealed class PostgresFeatureStore : FeatureStore, IAsyncDisposable
         await using var batch = _dataSource.CreateBatch();
         foreach (var query in queries)
         {
-            var command = new NpgsqlBatchCommand(
-                $"SELECT {FeatureLookup.SelectList(query.Schema, query.Columns)} FROM {SqlIdentifier.Quote(query.Schema.Table)} " +
-                $"WHERE {SqlIdentifier.Quote(query.Schema.KeyColumn)} = ANY($1)");
+            var command = new NpgsqlBatchCommand(FeatureLookup.Statement(query.Schema, query.Columns, "postgres", static (schema, columns) =>
+                $"SELECT {FeatureLookup.SelectList(schema, columns)} FROM {SqlIdentifier.Quote(schema.Table)} " +
+                $"WHERE {SqlIdentifier.Quote(schema.KeyColumn)} = ANY($1)"));
             command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. query.Keys], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
             batch.BatchCommands.Add(command);
         }

@@ -65,10 +65,16 @@ public sealed class SqliteFeatureStore : FeatureStore, IDisposable
             {
                 // All keys travel as one JSON array parameter: the statement text is the same whatever the
                 // number of keys, so it is prepared once per reader and there is no parameter-count limit to reach.
-                var command = reader.Statement(
-                    $"SELECT {FeatureLookup.SelectList(query.Schema, query.Columns)} FROM {SqlIdentifier.Quote(query.Schema.Table)} " +
-                    $"WHERE {SqlIdentifier.Quote(query.Schema.KeyColumn)} IN (SELECT value FROM json_each($keys))");
-                command.Parameters[0].Value = JsonSerializer.Serialize(query.Keys);
+                // One key (most requests) is compared directly, which spares SQLite the JSON.
+                var single = query.Keys.Count == 1;
+                var command = reader.Statement(single
+                    ? FeatureLookup.Statement(query.Schema, query.Columns, "sqlite=", static (schema, columns) =>
+                        $"SELECT {FeatureLookup.SelectList(schema, columns)} FROM {SqlIdentifier.Quote(schema.Table)} " +
+                        $"WHERE {SqlIdentifier.Quote(schema.KeyColumn)} = $keys")
+                    : FeatureLookup.Statement(query.Schema, query.Columns, "sqlite-in", static (schema, columns) =>
+                        $"SELECT {FeatureLookup.SelectList(schema, columns)} FROM {SqlIdentifier.Quote(schema.Table)} " +
+                        $"WHERE {SqlIdentifier.Quote(schema.KeyColumn)} IN (SELECT value FROM json_each($keys))"));
+                command.Parameters[0].Value = single ? query.Keys[0] : JsonSerializer.Serialize(query.Keys);
                 await using var rows = await command.ExecuteReaderAsync(cancellationToken);
                 while (await rows.ReadAsync(cancellationToken))
                 {
