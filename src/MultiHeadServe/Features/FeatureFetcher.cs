@@ -168,14 +168,21 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
 
     private (ImagePreprocessing Preprocessing, ImageDecodeLimits Limits) ImageInput(LoadedModel model)
     {
+        // A model's preprocessing is made once (per manifest); the limits once per fetcher.
         var spec = model.Manifest.Features.Image!;
-        return (
-            new ImagePreprocessing(spec.Width, spec.Height, spec.Channels, spec.Layout, spec.Resize, spec.Scale, [.. spec.Mean], [.. spec.Std]),
-            new ImageDecodeLimits { MaxWidth = options.Value.MaxImageSide, MaxHeight = options.Value.MaxImageSide });
+        var preprocessing = Preprocessings.GetValue(spec, static spec =>
+            new ImagePreprocessing(spec.Width, spec.Height, spec.Channels, spec.Layout, spec.Resize, spec.Scale, [.. spec.Mean], [.. spec.Std]));
+        return (preprocessing, _imageLimits ??= new ImageDecodeLimits { MaxWidth = options.Value.MaxImageSide, MaxHeight = options.Value.MaxImageSide });
     }
 
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ImageSpec, ImagePreprocessing> Preprocessings = [];
+
+    private ImageDecodeLimits? _imageLimits;
+
+    /// <summary>Writes the image into its row of the tensor and gives its pixel buffer back.</summary>
     private static void WriteImage(DecodedImage decoded, ImagePreprocessing preprocessing, LoadedModel model, int row, float[] buffer, ImageSize?[] sizes)
     {
+        using var _ = decoded;
         ImageTensorWriter.Write(decoded, preprocessing, buffer.AsSpan(row * model.RowLength, model.RowLength));
         sizes[row] = new ImageSize(decoded.Width, decoded.Height);
     }

@@ -31,10 +31,11 @@ public static class ImageTensorWriter
         ArgumentNullException.ThrowIfNull(spec);
         spec.Validate();
 
-        if (image.Width <= 0 || image.Height <= 0 || image.Rgb is null || image.Rgb.Length != (long)image.Width * image.Height * 3)
+        var pixels = image.Pixels;
+        if (image.Width <= 0 || image.Height <= 0 || pixels.Length != (long)image.Width * image.Height * 3)
         {
             throw new ArgumentException(
-                $"a {image.Width}x{image.Height} RGB image needs {(long)image.Width * image.Height * 3} bytes, not {image.Rgb?.Length}", nameof(image));
+                $"a {image.Width}x{image.Height} RGB image needs {(long)image.Width * image.Height * 3} bytes, not {pixels.Length}", nameof(image));
         }
 
         if (destination.Length != spec.TensorLength)
@@ -53,7 +54,7 @@ public static class ImageTensorWriter
         var output = new TensorLayout(spec);
         if (spec.Channels == 3)
         {
-            WritePixels(image.Rgb, 3, image.Width, image.Height, sameSize, output, destination);
+            WritePixels(pixels, 3, image.Width, image.Height, sameSize, output, destination);
             return;
         }
 
@@ -63,7 +64,7 @@ public static class ImageTensorWriter
         var luma = ArrayPool<byte>.Shared.Rent(pixelCount);
         try
         {
-            ToLuma(image.Rgb, luma.AsSpan(0, pixelCount));
+            ToLuma(pixels, luma.AsSpan(0, pixelCount));
             WritePixels(luma.AsSpan(0, pixelCount), 1, image.Width, image.Height, sameSize, output, destination);
         }
         finally

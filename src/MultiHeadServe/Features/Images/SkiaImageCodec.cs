@@ -78,9 +78,9 @@ internal static unsafe class SkiaImageCodec
                     });
                 }
 
-                var rgb = new byte[width * height * 3];
-                DropAlpha(rgba.AsSpan(0, rgbaLength), rgb);
-                return new DecodedImage(width, height, rgb);
+                var image = DecodedImage.Rent(width, height);
+                DropAlpha(rgba.AsSpan(0, rgbaLength), image.Writable);
+                return image;
             }
             finally
             {
@@ -98,7 +98,7 @@ internal static unsafe class SkiaImageCodec
             using var bitmap = new SKBitmap(new SKImageInfo(1, 1, SKColorType.Rgba8888, SKAlphaType.Unpremul));
             bitmap.SetPixel(0, 0, new SKColor(12, 34, 56));
             using var png = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-            var image = Decode(png.AsSpan(), EncodedImageFormat.Png, ImageDecodeLimits.Default);
+            using var image = Decode(png.AsSpan(), EncodedImageFormat.Png, ImageDecodeLimits.Default);
             if (image.Rgb is not [12, 34, 56])
             {
                 throw new InvalidOperationException($"SkiaSharp decoded a known pixel as {string.Join(",", image.Rgb)}, not 12,34,56.");
