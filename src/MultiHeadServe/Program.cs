@@ -42,6 +42,7 @@ var app = builder.Build();
 // Routing first: the operational endpoints (liveness, readiness, metrics) are short-circuited and answer right there,
 // without the logging, problem, explorer and model middleware below (unless API keys protect them: see MapHealthApi).
 app.UseRouting();
+app.UseMiddleware<RequestActivityMiddleware>();
 app.UseMiddleware<ShutdownDrainMiddleware>();
 app.UseServeRequestLogging();
 app.UseExceptionHandler();

@@ -27,6 +27,10 @@ public static class LoggingSetup
                 .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
                 .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
                 .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
+                // Hosting's own per-request log scope and lines: the request log below says all of it once, so this
+                // category is off, which spares every request (probes included) hosting's scope and activity; the
+                // trace id comes from RequestActivityMiddleware instead.
+                .MinimumLevel.Override("Microsoft.AspNetCore.Hosting.Diagnostics", HostingDiagnosticsOff)
                 .ReadFrom.Configuration(builder.Configuration)
                 .ReadFrom.Services(services)
                 .Enrich.FromLogContext()
@@ -47,8 +51,12 @@ public static class LoggingSetup
     /// One line per request, enriched with what the request did. Health, readiness and scrape requests go to Debug;
     /// server errors to Error.
     /// </summary>
-    public static IApplicationBuilder UseServeRequestLogging(this IApplicationBuilder app) =>
-        app.UseSerilogRequestLogging(options =>
+    /// <summary>Above <see cref="LogEventLevel.Fatal"/>: no event of the category is written.</summary>
+    private const LogEventLevel HostingDiagnosticsOff = LogEventLevel.Fatal + 1;
+
+    public static IApplicationBuilder UseServeRequestLogging(this IApplicationBuilder app)
+    {
+        return app.UseSerilogRequestLogging(options =>
         {
             options.MessageTemplate = "HTTP {RequestMethod:l} {RequestPath:l} responded {StatusCode} in {Elapsed:0.000} ms";
             options.GetLevel = (context, _, exception) =>
@@ -63,6 +71,7 @@ public static class LoggingSetup
                 }
             };
         });
+    }
 
     /// <summary>Requests an orchestrator or a scraper makes many times a minute.</summary>
     internal static bool IsOperational(PathString path) =>

@@ -21,7 +21,10 @@ public static class MetricsServices
             {
                 metrics
                     .AddMeter(ServeMetrics.MeterName, FeatureStoreMetrics.MeterName)
-                    .AddAspNetCoreInstrumentation()
+                    // ASP.NET Core's own meters (http.server.request.duration with error.type, Kestrel's connections,
+                    // exception handling), named directly: the instrumentation package would add the routing meter's
+                    // per-request match counter and a middleware around the pipeline, on probes as on predictions.
+                    .AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.Diagnostics")
                     .AddRuntimeInstrumentation()
                     .AddProcessInstrumentation()
                     // A scrape sees every measurement made before it: tests and load generators read exact counts.
