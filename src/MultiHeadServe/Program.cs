@@ -30,8 +30,15 @@ builder.Services.AddSingleton<ApiKeys>();
 // Responses leave out what does not apply (a single row has no "predictions", a box without an image no "pixels").
 builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
 // Every problem's traceId is the W3C trace id that the request's log line carries, so one finds the other.
+// On /v2 every problem also carries the protocol's "error", so Triton and KServe clients read it whatever produced it.
 builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
-    context.ProblemDetails.Extensions["traceId"] = System.Diagnostics.Activity.Current?.TraceId.ToHexString() ?? context.HttpContext.TraceIdentifier);
+{
+    context.ProblemDetails.Extensions["traceId"] = System.Diagnostics.Activity.Current?.TraceId.ToHexString() ?? context.HttpContext.TraceIdentifier;
+    if (context.HttpContext.Request.Path.StartsWithSegments("/v2") && !context.ProblemDetails.Extensions.ContainsKey("error"))
+    {
+        context.ProblemDetails.Extensions["error"] = context.ProblemDetails.Detail ?? context.ProblemDetails.Title;
+    }
+});
 builder.Services.AddExceptionHandler<ServeExceptionHandler>();
 builder.Services.AddOpenApiExplorer(builder.Configuration);
 // Bodies are read by the feature-fetch middleware, which enforces Serve:MaxRequestBytes with a 413 problem.

@@ -18,6 +18,18 @@ public sealed class ServeExceptionHandler(IProblemDetailsService problems, ILogg
             return true;
         }
 
+        if (exception is BadHttpRequestException bad)
+        {
+            // Framing the server refused or a body too slow, met outside the body reader: the client's, with its status.
+            httpContext.Response.StatusCode = bad.StatusCode;
+            return await problems.TryWriteAsync(new ProblemDetailsContext
+            {
+                HttpContext = httpContext,
+                Exception = exception,
+                ProblemDetails = { Status = bad.StatusCode, Title = "Invalid request", Detail = bad.Message },
+            });
+        }
+
         var (status, title, detail) = exception switch
         {
             HeadOutputException output => (StatusCodes.Status500InternalServerError, "Model output invalid", output.Message),

@@ -20,6 +20,8 @@ internal static class RequestBody
         return ReadAsync(context, limit);
     }
 
+    private const int InitialBufferLimit = 256 * 1024;
+
     /// <summary>Reads the whole body, whatever its content type.</summary>
     /// <exception cref="FeatureRequestException">413 past <paramref name="limit"/> bytes.</exception>
     public static async Task<PooledBody> ReadAsync(HttpContext context, long limit)
@@ -30,8 +32,10 @@ internal static class RequestBody
             throw TooLarge(limit);
         }
 
-        // Chunked bodies have no Content-Length: stop reading as soon as the limit is passed.
-        var size = request.ContentLength is long length ? (int)Math.Min(length, limit) + 1 : 64 * 1024;
+        // Chunked bodies have no Content-Length: stop reading as soon as the limit is passed. A declared length is
+        // believed only up to 256 KiB before bytes arrive: a client that announces 16 MiB and sends nothing holds
+        // no 16 MiB buffer; larger bodies grow the buffer as they come.
+        var size = request.ContentLength is long length ? (int)Math.Min(Math.Min(length, limit), InitialBufferLimit) + 1 : 64 * 1024;
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1024));
         var count = 0;
         try
@@ -60,6 +64,14 @@ internal static class RequestBody
             }
 
             return new PooledBody(buffer, count);
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // The server refused the framing (a malformed chunk, a body shorter than its Content-Length) or the client
+            // sent too slowly for the minimum data rate (408): the client's mistake, with the server's status.
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw new FeatureRequestException(ex.StatusCode, ex.StatusCode == StatusCodes.Status408RequestTimeout ? "Request body too slow" : "Invalid request body",
+                "$", $"The request body could not be read: {ex.Message}");
         }
         catch
         {

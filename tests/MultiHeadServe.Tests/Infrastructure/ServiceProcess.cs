@@ -90,6 +90,16 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The process's resident memory now, in bytes (VmRSS).</summary>
+    public long ResidentBytes
+    {
+        get
+        {
+            var line = File.ReadLines($"/proc/{_process.Id}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+    }
+
     /// <summary>Waits until a line satisfies <paramref name="predicate"/> (the log is written asynchronously).</summary>
     public async Task<string> WaitForLineAsync(Func<string, bool> predicate, string what)
     {
