@@ -6,7 +6,8 @@ namespace MultiHeadServe.Features.Store;
 /// <summary>
 /// The online store most feature platforms serve from: one Redis hash per entity (key layout in
 /// <see cref="RedisKeyLayout"/>), one field per feature column, each value a number written as text. All keys
-/// of a request, whatever their tables, are read with pipelined <c>HMGET</c>s sent as one batch: one round trip.
+/// of a request, whatever their tables, are read with one <c>HMGET</c> each inside one <c>MULTI</c>/<c>EXEC</c>
+/// transaction: one write, one round trip, and one consistent moment of the data.
 /// </summary>
 /// <remarks>
 /// <para>Thread-safe; register as a singleton. One <see cref="ConnectionMultiplexer"/> serves every call, as the
@@ -17,12 +18,17 @@ namespace MultiHeadServe.Features.Store;
 /// read with the invariant culture, so nothing is lost either way; clients of other languages writing decimal
 /// text are read as well. A field that is absent reads as <see cref="float.NaN"/>; a hash with none of the
 /// requested fields (or no hash) is an unknown entity. Redis keeps no schema: a table's columns are the fields of
-/// one of its hashes, found by <c>SCAN</c> (at start-up and on first use of a table, never per request).</para>
+/// the first hashes found by <c>SCAN</c> (at start-up and on first use of a table, never per request).</para>
+/// <para>Redis Cluster runs a transaction only over keys of one hash slot: there, give the key templates a common
+/// hash tag (e.g. <c>{features}:{table}:{key}</c>), which keeps the features on one shard.</para>
 /// </remarks>
 public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
 {
     /// <summary>What a table's key column is called here: Redis keeps the entity key in the hash's key, not in a field.</summary>
     public const string KeyColumnName = "key";
+
+    /// <summary>Hashes whose fields together make a table's columns.</summary>
+    private const int SchemaSample = 16;
 
     /// <summary>Keys asked for per SCAN call while looking for a table's hashes.</summary>
     private const int ScanPageSize = 1000;
@@ -80,20 +86,21 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     protected override async ValueTask ReadRowsAsync(IReadOnlyList<EntityQuery> queries, CancellationToken cancellationToken)
     {
         var database = (await ConnectionAsync(cancellationToken)).GetDatabase();
-        var batch = database.CreateBatch();
+        // A transaction is one message to the client library: MULTI, every HMGET and EXEC leave in one write and
+        // the answers come back in one reply, read from one moment of the data (an import replacing a table is
+        // seen whole or not at all). A plain batch is pipelined too, but written command by command.
+        var transaction = database.CreateTransaction();
         var replies = new List<Task<RedisValue[]>>();
         foreach (var query in queries)
         {
             var fields = query.Columns.Select(column => (RedisValue)column).ToArray();
             foreach (var key in query.Keys)
             {
-                replies.Add(batch.HashGetAsync(Layout.KeyFor(query.Schema.Table, key), fields));
+                replies.Add(transaction.HashGetAsync(Layout.KeyFor(query.Schema.Table, key), fields));
             }
         }
 
-        // Every command of the batch leaves in one write; the replies come back together.
-        batch.Execute();
-        var all = Task.WhenAll(replies);
+        var all = Task.WhenAll([transaction.ExecuteAsync(), .. replies]);
         try
         {
             await all.WaitAsync(cancellationToken);
@@ -129,6 +136,11 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
         SqlIdentifier.Validate(table, "table", nameof(table));
         var connection = await ConnectionAsync(cancellationToken);
         var database = connection.GetDatabase();
+        // Hashes need not all have the same fields (a client may omit a missing value): the table's columns are
+        // those of the first few hashes found, together, in the order first seen.
+        var columns = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var sampled = 0;
         await foreach (var key in KeysAsync(connection, table, cancellationToken))
         {
             if (await database.KeyTypeAsync(key).WaitAsync(cancellationToken) != RedisType.Hash)
@@ -136,15 +148,21 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
                 continue;
             }
 
-            var fields = await database.HashKeysAsync(key).WaitAsync(cancellationToken);
-            var columns = fields.Select(field => (string)field!).Where(SqlIdentifier.IsValid).ToList();
-            if (columns.Count > 0)
+            foreach (var field in await database.HashKeysAsync(key).WaitAsync(cancellationToken))
             {
-                return new FeatureTableSchema(table, KeyColumnName, columns);
+                if ((string?)field is { } name && SqlIdentifier.IsValid(name) && seen.Add(name))
+                {
+                    columns.Add(name);
+                }
+            }
+
+            if (++sampled == SchemaSample)
+            {
+                break;
             }
         }
 
-        return null;
+        return columns.Count > 0 ? new FeatureTableSchema(table, KeyColumnName, columns) : null;
     }
 
     /// <inheritdoc />
