@@ -22,7 +22,8 @@ public sealed class RedisFeatureStoreServiceTests(RedisServer server) : IClassFi
     {
         var keys = await ImportAsync();
         await using var proxy = new RoundTripCountingProxy(server.Port);
-        await using var redis = RedisApp(keys, configuration: $"127.0.0.1:{proxy.Port}");
+        // A generous budget: this is about equal answers and round trips, not about time on a busy machine.
+        await using var redis = RedisApp(keys, configuration: $"127.0.0.1:{proxy.Port}", timeoutMilliseconds: 5000);
         await using var sqlite = new ServeFactory();
         using var redisClient = redis.CreateClient();
         using var sqliteClient = sqlite.CreateClient();
@@ -169,8 +170,9 @@ public sealed class RedisFeatureStoreServiceTests(RedisServer server) : IClassFi
         return prefix;
     }
 
-    private ServeFactory RedisApp(string prefix, string? configuration = null, double breakSeconds = 5) => new(new Dictionary<string, string?>
+    private ServeFactory RedisApp(string prefix, string? configuration = null, double breakSeconds = 5, int timeoutMilliseconds = 200) => new(new Dictionary<string, string?>
     {
+        ["FeatureStore:TimeoutMilliseconds"] = timeoutMilliseconds.ToString(CultureInfo.InvariantCulture),
         ["FeatureStore:RedisConfiguration"] = configuration ?? server.Configuration,
         ["FeatureStore:RedisKeys:Template"] = prefix + "{table}:{key}",
         ["FeatureStore:CircuitBreaker:BreakDurationSeconds"] = breakSeconds.ToString(CultureInfo.InvariantCulture),
