@@ -33,14 +33,15 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     /// <summary>Keys asked for per SCAN call while looking for a table's hashes.</summary>
     private const int ScanPageSize = 1000;
 
-    private readonly Lazy<Task<IConnectionMultiplexer>> _connection;
+    private readonly Func<Lazy<Task<IConnectionMultiplexer>>>? _reconnect;
     private readonly bool _ownsConnection;
+    private Lazy<Task<IConnectionMultiplexer>> _connection;
 
     /// <summary>Creates a store with a multiplexer of its own, connected on first use and disposed with the store.</summary>
     /// <param name="configuration">A StackExchange.Redis configuration string, e.g. <c>localhost:6379</c>.</param>
     /// <param name="layout">The key layout; the default when null.</param>
     public RedisFeatureStore(string configuration, RedisKeyLayout? layout = null)
-        : this(Connect(Options(configuration)), layout, ownsConnection: true)
+        : this(Options(configuration), layout)
     {
     }
 
@@ -48,6 +49,12 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     public RedisFeatureStore(IConnectionMultiplexer connection, RedisKeyLayout? layout = null)
         : this(new Lazy<Task<IConnectionMultiplexer>>(Task.FromResult(connection ?? throw new ArgumentNullException(nameof(connection)))), layout, ownsConnection: false)
     {
+    }
+
+    private RedisFeatureStore(ConfigurationOptions options, RedisKeyLayout? layout)
+        : this(Connect(options), layout, ownsConnection: true)
+    {
+        _reconnect = () => Connect(options);
     }
 
     private RedisFeatureStore(Lazy<Task<IConnectionMultiplexer>> connection, RedisKeyLayout? layout, bool ownsConnection)
@@ -256,9 +263,18 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     /// <summary>Closes the multiplexer when the store created it.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (_ownsConnection && _connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully)
+        var connection = Volatile.Read(ref _connection);
+        if (_ownsConnection && connection.IsValueCreated)
         {
-            await _connection.Value.Result.DisposeAsync();
+            try
+            {
+                // A connect still under way (bounded by the connect timeout) is waited for, so its multiplexer is closed too.
+                await (await connection.Value).DisposeAsync();
+            }
+            catch (RedisException)
+            {
+                // It never connected: nothing to close.
+            }
         }
     }
 
@@ -268,8 +284,19 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     private static Lazy<Task<IConnectionMultiplexer>> Connect(ConfigurationOptions options) =>
         new(async () => await ConnectionMultiplexer.ConnectAsync(options), LazyThreadSafetyMode.ExecutionAndPublication);
 
-    private Task<IConnectionMultiplexer> ConnectionAsync(CancellationToken cancellationToken) =>
-        _connection.Value.WaitAsync(cancellationToken);
+    private Task<IConnectionMultiplexer> ConnectionAsync(CancellationToken cancellationToken)
+    {
+        var connection = Volatile.Read(ref _connection);
+        if (connection.IsValueCreated && connection.Value.IsFaulted && _reconnect is not null)
+        {
+            // A first connect that failed outright (the multiplexer itself reconnects after it exists): try anew,
+            // one caller at a time, rather than fail for ever.
+            Interlocked.CompareExchange(ref _connection, _reconnect(), connection);
+            connection = Volatile.Read(ref _connection);
+        }
+
+        return connection.Value.WaitAsync(cancellationToken);
+    }
 
     /// <summary>The keys of <paramref name="table"/> on every primary (several in a cluster).</summary>
     private async IAsyncEnumerable<RedisKey> KeysAsync(
