@@ -2,8 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Text.Json;
 using MultiHeadServe.Features.Store;
 using MultiHeadServe.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace MultiHeadServe.Tests.Api;
 
@@ -13,7 +15,7 @@ namespace MultiHeadServe.Tests.Api;
 /// down or frozen under load and service again soon after, and an empty Redis reported, never written, until
 /// <c>mhs features import</c> (the same code) loads it.
 /// </summary>
-public sealed class RedisFeatureStoreServiceTests(RedisServer server) : IClassFixture<RedisServer>
+public sealed class RedisFeatureStoreServiceTests(RedisServer server, ITestOutputHelper output) : IClassFixture<RedisServer>
 {
     private const string Predict = "/v1/models/ranking/predict";
 
@@ -62,11 +64,11 @@ public sealed class RedisFeatureStoreServiceTests(RedisServer server) : IClassFi
 
     [Fact]
     public async Task StoppedUnderLoadEveryRequestIsAnsweredWithinASecondAndServiceResumesSoonAfterRestart() =>
-        await OutageUnderLoadAsync(server.StopAsync, server.StartAsync);
+        await OutageUnderLoadAsync("stopped", server.StopAsync, server.StartAsync);
 
     [Fact]
     public async Task FrozenUnderLoadEveryRequestIsAnsweredWithinASecondAndServiceResumesSoonAfterThawing() =>
-        await OutageUnderLoadAsync(server.FreezeAsync, server.ThawAsync);
+        await OutageUnderLoadAsync("frozen", server.FreezeAsync, server.ThawAsync);
 
     [Fact]
     public async Task AnEmptyRedisMakesRankingUnreadyNamingTheMissingKeysWritesNothingAndAnImportMakesItReady()
@@ -106,7 +108,7 @@ public sealed class RedisFeatureStoreServiceTests(RedisServer server) : IClassFi
     /// answer must come within a second, as 200 or as 503 with Retry-After, and a 200 must come again within five
     /// seconds of Redis being back.
     /// </summary>
-    private async Task OutageUnderLoadAsync(Func<Task> fail, Func<Task> recover)
+    private async Task OutageUnderLoadAsync(string outage, Func<Task> fail, Func<Task> recover)
     {
         await server.StartAsync();
         var keys = await ImportAsync();
@@ -129,11 +131,16 @@ public sealed class RedisFeatureStoreServiceTests(RedisServer server) : IClassFi
             }
         })).ToList();
 
+        JsonElement during;
         try
         {
             await Task.Delay(1000);
             await fail();
-            await Task.Delay(2000);
+            var down = Stopwatch.StartNew();
+            // Readiness reuses a check for a second; a frozen server's ping takes its whole second to fail.
+            await Task.Delay(1100);
+            during = await (await client.GetAsync("/readyz")).JsonAsync();
+            await Task.Delay(TimeSpan.FromSeconds(2.5) - down.Elapsed is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
         }
         finally
         {
@@ -153,12 +160,19 @@ public sealed class RedisFeatureStoreServiceTests(RedisServer server) : IClassFi
         await Task.WhenAll(load);
 
         var failed = answers.Where(a => a.Status != HttpStatusCode.OK).ToList();
+        var slowest = answers.Max(a => a.Took);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Redis {outage}: {answers.Count} answers, {failed.Count} of them 503 (median {Median(failed):F0} ms); slowest {slowest.TotalMilliseconds:F0} ms; first success {recovered.TotalSeconds:F2} s after Redis was back"));
+        Assert.Equal("degraded", during.GetProperty("status").GetString());
+        Assert.False(during.GetProperty("featureStore").GetProperty("reachable").GetBoolean());
         Assert.NotEmpty(failed);
         Assert.All(failed, a => Assert.True(a.Status == HttpStatusCode.ServiceUnavailable && a.RetryAfter, $"{a.Status} at {a.At}, Retry-After {a.RetryAfter}"));
-        var slowest = answers.Max(a => a.Took);
         Assert.True(slowest < TimeSpan.FromSeconds(1), $"The slowest of {answers.Count} answers took {slowest.TotalMilliseconds:F0} ms.");
         Assert.True(recovered <= TimeSpan.FromSeconds(5), $"Success resumed {recovered.TotalSeconds:F2} s after Redis was back.");
     }
+
+    private static double Median(List<(TimeSpan At, TimeSpan Took, HttpStatusCode Status, bool RetryAfter)> answers) =>
+        answers.Count == 0 ? double.NaN : answers.Select(a => a.Took.TotalMilliseconds).Order().ElementAt(answers.Count / 2);
 
     /// <summary>Loads the demo tables under a fresh key prefix (or <paramref name="prefix"/>) as <c>mhs features import models</c> does.</summary>
     private async Task<string> ImportAsync(string? prefix = null)
