@@ -114,7 +114,8 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            // The batch is already sent and cannot be recalled; its late answer (or failure) is left unobserved no more.
+            // The transaction is sent and cannot be recalled: a late failure of it is observed here, so it does not
+            // surface later as an unobserved task exception.
             _ = all.ContinueWith(static task => _ = task.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             throw;
         }
