@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using StackExchange.Redis;
 
@@ -18,7 +20,8 @@ namespace MultiHeadServe.Features.Store;
 /// read with the invariant culture, so nothing is lost either way; clients of other languages writing decimal
 /// text are read as well. A field that is absent reads as <see cref="float.NaN"/>; a hash with none of the
 /// requested fields (or no hash) is an unknown entity. Redis keeps no schema: a table's columns are the fields of
-/// the first hashes found by <c>SCAN</c> (at start-up and on first use of a table, never per request).</para>
+/// the first hashes found by <c>SCAN</c> (at start-up and on first use of a table, never per request; a table found
+/// absent is looked for again at most once a second).</para>
 /// <para>Redis Cluster runs a transaction only over keys of one hash slot: there, give the key templates a common
 /// hash tag (e.g. <c>{features}:{table}:{key}</c>), which keeps the features on one shard.</para>
 /// </remarks>
@@ -33,6 +36,11 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     /// <summary>Keys asked for per SCAN call while looking for a table's hashes.</summary>
     private const int ScanPageSize = 1000;
 
+    /// <summary>How long a table found absent is taken as absent without scanning again.</summary>
+    private static readonly TimeSpan AbsenceReuse = TimeSpan.FromSeconds(1);
+
+    /// <summary>Tables found absent, and when: requests for a model whose table is not loaded yet must not each scan the keyspace.</summary>
+    private readonly ConcurrentDictionary<string, long> _absent = new(StringComparer.Ordinal);
     private readonly Func<Lazy<Task<IConnectionMultiplexer>>>? _reconnect;
     private readonly bool _ownsConnection;
     private Lazy<Task<IConnectionMultiplexer>> _connection;
@@ -142,6 +150,11 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     protected override async ValueTask<FeatureTableSchema?> ReadSchemaAsync(string table, CancellationToken cancellationToken)
     {
         SqlIdentifier.Validate(table, "table", nameof(table));
+        if (_absent.TryGetValue(table, out var since) && Stopwatch.GetElapsedTime(since) < AbsenceReuse)
+        {
+            return null;
+        }
+
         var connection = await ConnectionAsync(cancellationToken);
         var database = connection.GetDatabase();
         // Hashes need not all have the same fields (a client may omit a missing value): the table's columns are
@@ -170,7 +183,14 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
             }
         }
 
-        return columns.Count > 0 ? new FeatureTableSchema(table, KeyColumnName, columns) : null;
+        if (columns.Count == 0)
+        {
+            _absent[table] = Stopwatch.GetTimestamp();
+            return null;
+        }
+
+        _absent.TryRemove(table, out _);
+        return new FeatureTableSchema(table, KeyColumnName, columns);
     }
 
     /// <inheritdoc />
@@ -256,6 +276,7 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
         }
 
         await Task.WhenAll(writes);
+        _absent.TryRemove(schema.Table, out _);
         Forget(schema.Table);
         Remember(new FeatureTableSchema(schema.Table, KeyColumnName, schema.Columns));
         return new FeatureSeedResult(schema.Table, existing.Count > 0 ? FeatureSeedOutcome.Replaced : FeatureSeedOutcome.Created, buffered.Count);

@@ -89,6 +89,25 @@ public sealed class RedisFeatureStoreTests(RedisServer server) : FeatureStoreBeh
     }
 
     [Fact]
+    public async Task RequestsForATableNotLoadedYetScanTheKeyspaceAtMostOnceASecond()
+    {
+        await SeedUsersAsync();
+        var before = await server.CommandCallsAsync("scan");
+
+        await Assert.ThrowsAsync<FeatureSchemaException>(() => Store.GetRowsAsync("items", ["i1"], ["price"], default).AsTask());
+        var afterFirst = await server.CommandCallsAsync("scan");
+        for (var i = 0; i < 5; i++)
+        {
+            await Assert.ThrowsAsync<FeatureSchemaException>(() => Store.GetRowsAsync("items", ["i1"], ["price"], default).AsTask());
+        }
+
+        Assert.True(afterFirst > before, "The first lookup should have looked for the table.");
+        Assert.Equal(afterFirst, await server.CommandCallsAsync("scan"));
+        await FeatureSeeder.SeedAsync(Store, "items", WriteCsv("items.csv", "item_id,price", "i1,9.5"));
+        FeatureAssert.Row((await Store.GetRowsAsync("items", ["i1"], ["price"], default))[0], 9.5f);
+    }
+
+    [Fact]
     public async Task AnUnreachableServerFailsPingAndLookupsTransiently()
     {
         await using var store = new RedisFeatureStore("127.0.0.1:1,connectTimeout=500", Layout());
