@@ -13,6 +13,20 @@ if (args is [PlainEndpoint.Command, .. var plainArgs])
     return await PlainEndpoint.RunAsync(plainArgs);
 }
 
+// The ranking model on each feature store in turn (SQLite, PostgreSQL, Redis).
+if (args is [MultiHeadServe.Benchmarks.Stores.FeatureStoreBenchmark.Command, .. var storeArgs])
+{
+    try
+    {
+        return await MultiHeadServe.Benchmarks.Stores.FeatureStoreBenchmark.RunAsync(storeArgs, CancellationToken.None);
+    }
+    catch (UsageException ex)
+    {
+        Console.Error.WriteLine(ex.Message);
+        return 2;
+    }
+}
+
 if (args.Any(a => a is "--help" or "-h"))
 {
     Console.WriteLine(BenchmarkOptions.Usage);

@@ -17,7 +17,7 @@ public static class FeatureServices
         services.AddFeatureStore();
         services.AddSingleton<FeatureStoreHealth>();
         services.AddSingleton<FeatureFetcher>();
-        services.AddHostedService<FeatureStoreSeeding>();
+        services.AddHostedService<FeatureStoreStartup>();
         services.AddHostedService<ImageCodecStartupCheck>();
         return services;
     }
@@ -30,12 +30,12 @@ public static class FeatureServices
 /// (PostgreSQL, Redis) is only read: nothing is created or written there (<c>mhs features import</c> loads it), and
 /// a missing table or an unreachable store makes the models reading it unready rather than stopping the service.
 /// </summary>
-public sealed class FeatureStoreSeeding(
+public sealed class FeatureStoreStartup(
     ModelRegistry registry,
     IFeatureStoreWriter writer,
     IFeatureStore store,
     FeatureStoreHealth health,
-    ILogger<FeatureStoreSeeding> logger) : IHostedService
+    ILogger<FeatureStoreStartup> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using Npgsql;
 using MultiHeadServe.Features.Store;
 using MultiHeadServe.Tests.Infrastructure;
 
@@ -104,5 +105,69 @@ public sealed class PostgresFeatureStoreServiceTests(PostgresServer server) : IC
 
         Assert.Equal(HttpStatusCode.OK, recovered.StatusCode);
         PredictRankingTests.AssertMatchesReference(reference, (await recovered.JsonAsync()).GetProperty("heads"), 5);
+    }
+
+    [Fact]
+    public async Task AnEmptyDatabaseMakesRankingUnreadyNamingWhatIsMissingCreatesNothingAndAnImportMakesItReady()
+    {
+        await server.StartAsync();
+        var database = await server.CreateDatabaseAsync();
+        await using var app = new ServeFactory(new Dictionary<string, string?> { ["FeatureStore:PostgresConnectionString"] = database });
+        using var client = app.CreateClient();
+
+        var report = await (await client.GetAsync("/readyz")).JsonAsync();
+        var description = StoreCheck(report);
+        Assert.Equal("degraded", report.GetProperty("status").GetString());
+        Assert.Contains("ranking: the postgres feature store has no table 'users'; load it with 'mhs features import'.", description, StringComparison.Ordinal);
+        Assert.Contains("ranking: the postgres feature store has no table 'items'", description, StringComparison.Ordinal);
+        Assert.Contains("ranking-mtl: the postgres feature store has no table 'users'", description, StringComparison.Ordinal);
+        Assert.False(ModelReady(report, "ranking"));
+        Assert.True(ModelReady(report, "shapes"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await client.PostJsonAsync("/v1/models/ranking/predict", new { user_id = "u0001", item_id = "i0001" })).StatusCode);
+        Assert.Equal(0L, await ScalarAsync(database, "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"));
+
+        // A table someone else made, lacking columns: named too.
+        await ScalarAsync(database, "CREATE TABLE users (user_id text PRIMARY KEY, user_age real); SELECT 0");
+        var partial = await EventuallyAsync(client, r => StoreCheck(r).Contains("table 'users' in the postgres feature store has no column(s) user_tenure_days,", StringComparison.Ordinal));
+        Assert.True(partial, StoreCheck(await (await client.GetAsync("/readyz")).JsonAsync()));
+
+        await using (var writer = new PostgresFeatureStore(database))
+        {
+            await FeatureImport.ImportAsync(writer, [RepositoryPaths.Models], new FeatureImportOptions { Replace = true });
+        }
+
+        Assert.True(await EventuallyAsync(client, r => r.GetProperty("status").GetString() == "ready"), "Not ready after the import.");
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/models/ranking/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.PostJsonAsync("/v1/models/ranking/predict", new { user_id = "u0001", item_id = "i0001" })).StatusCode);
+    }
+
+    private static string StoreCheck(JsonElement report) =>
+        report.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "feature-store").GetProperty("description").GetString() ?? "";
+
+    private static bool ModelReady(JsonElement report, string model) =>
+        report.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("name").GetString() == model).GetProperty("ready").GetBoolean();
+
+    private static async Task<bool> EventuallyAsync(HttpClient client, Func<JsonElement, bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (condition(await (await client.GetAsync("/readyz")).JsonAsync()))
+            {
+                return true;
+            }
+
+            await Task.Delay(250);
+        }
+
+        return false;
+    }
+
+    private static async Task<long> ScalarAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }

@@ -151,6 +151,14 @@ public sealed class RedisServer : IAsyncLifetime
         return reply ?? throw new InvalidOperationException($"Redis on port {Port} did not answer '{command}'.");
     }
 
+    /// <summary>How many times <paramref name="command"/> (lower case, e.g. <c>hmget</c>) has run, from <c>INFO commandstats</c>.</summary>
+    public async Task<long> CommandCallsAsync(string command)
+    {
+        var info = await CommandAsync("INFO commandstats");
+        var line = info.Split("\r\n").FirstOrDefault(l => l.StartsWith($"cmdstat_{command}:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(['=', ','])[1], CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The number of keys in database 0.</summary>
     public async Task<long> KeyCountAsync()
     {

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using StackExchange.Redis;
 
@@ -6,7 +8,8 @@ namespace MultiHeadServe.Features.Store;
 /// <summary>
 /// The online store most feature platforms serve from: one Redis hash per entity (key layout in
 /// <see cref="RedisKeyLayout"/>), one field per feature column, each value a number written as text. All keys
-/// of a request, whatever their tables, are read with pipelined <c>HMGET</c>s sent as one batch: one round trip.
+/// of a request, whatever their tables, are read with one <c>HMGET</c> each inside one <c>MULTI</c>/<c>EXEC</c>
+/// transaction: one write, one round trip, and one consistent moment of the data.
 /// </summary>
 /// <remarks>
 /// <para>Thread-safe; register as a singleton. One <see cref="ConnectionMultiplexer"/> serves every call, as the
@@ -17,24 +20,36 @@ namespace MultiHeadServe.Features.Store;
 /// read with the invariant culture, so nothing is lost either way; clients of other languages writing decimal
 /// text are read as well. A field that is absent reads as <see cref="float.NaN"/>; a hash with none of the
 /// requested fields (or no hash) is an unknown entity. Redis keeps no schema: a table's columns are the fields of
-/// one of its hashes, found by <c>SCAN</c> (at start-up and on first use of a table, never per request).</para>
+/// the first hashes found by <c>SCAN</c> (at start-up and on first use of a table, never per request; a table found
+/// absent is looked for again at most once a second).</para>
+/// <para>Redis Cluster runs a transaction only over keys of one hash slot: there, give the key templates a common
+/// hash tag (e.g. <c>{features}:{table}:{key}</c>), which keeps the features on one shard.</para>
 /// </remarks>
 public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
 {
     /// <summary>What a table's key column is called here: Redis keeps the entity key in the hash's key, not in a field.</summary>
     public const string KeyColumnName = "key";
 
+    /// <summary>Hashes whose fields together make a table's columns.</summary>
+    private const int SchemaSample = 16;
+
     /// <summary>Keys asked for per SCAN call while looking for a table's hashes.</summary>
     private const int ScanPageSize = 1000;
 
-    private readonly Lazy<Task<IConnectionMultiplexer>> _connection;
+    /// <summary>How long a table found absent is taken as absent without scanning again.</summary>
+    private static readonly TimeSpan AbsenceReuse = TimeSpan.FromSeconds(1);
+
+    /// <summary>Tables found absent, and when: requests for a model whose table is not loaded yet must not each scan the keyspace.</summary>
+    private readonly ConcurrentDictionary<string, long> _absent = new(StringComparer.Ordinal);
+    private readonly Func<Lazy<Task<IConnectionMultiplexer>>>? _reconnect;
     private readonly bool _ownsConnection;
+    private Lazy<Task<IConnectionMultiplexer>> _connection;
 
     /// <summary>Creates a store with a multiplexer of its own, connected on first use and disposed with the store.</summary>
     /// <param name="configuration">A StackExchange.Redis configuration string, e.g. <c>localhost:6379</c>.</param>
     /// <param name="layout">The key layout; the default when null.</param>
     public RedisFeatureStore(string configuration, RedisKeyLayout? layout = null)
-        : this(Connect(Options(configuration)), layout, ownsConnection: true)
+        : this(Options(configuration), layout)
     {
     }
 
@@ -42,6 +57,12 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     public RedisFeatureStore(IConnectionMultiplexer connection, RedisKeyLayout? layout = null)
         : this(new Lazy<Task<IConnectionMultiplexer>>(Task.FromResult(connection ?? throw new ArgumentNullException(nameof(connection)))), layout, ownsConnection: false)
     {
+    }
+
+    private RedisFeatureStore(ConfigurationOptions options, RedisKeyLayout? layout)
+        : this(Connect(options), layout, ownsConnection: true)
+    {
+        _reconnect = () => Connect(options);
     }
 
     private RedisFeatureStore(Lazy<Task<IConnectionMultiplexer>> connection, RedisKeyLayout? layout, bool ownsConnection)
@@ -80,27 +101,29 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     protected override async ValueTask ReadRowsAsync(IReadOnlyList<EntityQuery> queries, CancellationToken cancellationToken)
     {
         var database = (await ConnectionAsync(cancellationToken)).GetDatabase();
-        var batch = database.CreateBatch();
+        // A transaction is one message to the client library: MULTI, every HMGET and EXEC leave in one write and
+        // the answers come back in one reply, read from one moment of the data (an import replacing a table is
+        // seen whole or not at all). A plain batch is pipelined too, but written command by command.
+        var transaction = database.CreateTransaction();
         var replies = new List<Task<RedisValue[]>>();
         foreach (var query in queries)
         {
             var fields = query.Columns.Select(column => (RedisValue)column).ToArray();
             foreach (var key in query.Keys)
             {
-                replies.Add(batch.HashGetAsync(Layout.KeyFor(query.Schema.Table, key), fields));
+                replies.Add(transaction.HashGetAsync(Layout.KeyFor(query.Schema.Table, key), fields));
             }
         }
 
-        // Every command of the batch leaves in one write; the replies come back together.
-        batch.Execute();
-        var all = Task.WhenAll(replies);
+        var all = Task.WhenAll([transaction.ExecuteAsync(), .. replies]);
         try
         {
             await all.WaitAsync(cancellationToken);
         }
         catch (OperationCanceledException)
         {
-            // The batch is already sent and cannot be recalled; its late answer (or failure) is left unobserved no more.
+            // The transaction is sent and cannot be recalled: a late failure of it is observed here, so it does not
+            // surface later as an unobserved task exception.
             _ = all.ContinueWith(static task => _ = task.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             throw;
         }
@@ -127,8 +150,18 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     protected override async ValueTask<FeatureTableSchema?> ReadSchemaAsync(string table, CancellationToken cancellationToken)
     {
         SqlIdentifier.Validate(table, "table", nameof(table));
+        if (_absent.TryGetValue(table, out var since) && Stopwatch.GetElapsedTime(since) < AbsenceReuse)
+        {
+            return null;
+        }
+
         var connection = await ConnectionAsync(cancellationToken);
         var database = connection.GetDatabase();
+        // Hashes need not all have the same fields (a client may omit a missing value): the table's columns are
+        // those of the first few hashes found, together, in the order first seen.
+        var columns = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var sampled = 0;
         await foreach (var key in KeysAsync(connection, table, cancellationToken))
         {
             if (await database.KeyTypeAsync(key).WaitAsync(cancellationToken) != RedisType.Hash)
@@ -136,15 +169,28 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
                 continue;
             }
 
-            var fields = await database.HashKeysAsync(key).WaitAsync(cancellationToken);
-            var columns = fields.Select(field => (string)field!).Where(SqlIdentifier.IsValid).ToList();
-            if (columns.Count > 0)
+            foreach (var field in await database.HashKeysAsync(key).WaitAsync(cancellationToken))
             {
-                return new FeatureTableSchema(table, KeyColumnName, columns);
+                if ((string?)field is { } name && SqlIdentifier.IsValid(name) && seen.Add(name))
+                {
+                    columns.Add(name);
+                }
+            }
+
+            if (++sampled == SchemaSample)
+            {
+                break;
             }
         }
 
-        return null;
+        if (columns.Count == 0)
+        {
+            _absent[table] = Stopwatch.GetTimestamp();
+            return null;
+        }
+
+        _absent.TryRemove(table, out _);
+        return new FeatureTableSchema(table, KeyColumnName, columns);
     }
 
     /// <inheritdoc />
@@ -230,6 +276,7 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
         }
 
         await Task.WhenAll(writes);
+        _absent.TryRemove(schema.Table, out _);
         Forget(schema.Table);
         Remember(new FeatureTableSchema(schema.Table, KeyColumnName, schema.Columns));
         return new FeatureSeedResult(schema.Table, existing.Count > 0 ? FeatureSeedOutcome.Replaced : FeatureSeedOutcome.Created, buffered.Count);
@@ -238,9 +285,18 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     /// <summary>Closes the multiplexer when the store created it.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (_ownsConnection && _connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully)
+        var connection = Volatile.Read(ref _connection);
+        if (_ownsConnection && connection.IsValueCreated)
         {
-            await _connection.Value.Result.DisposeAsync();
+            try
+            {
+                // A connect still under way (bounded by the connect timeout) is waited for, so its multiplexer is closed too.
+                await (await connection.Value).DisposeAsync();
+            }
+            catch (RedisException)
+            {
+                // It never connected: nothing to close.
+            }
         }
     }
 
@@ -250,8 +306,19 @@ public sealed class RedisFeatureStore : FeatureStore, IAsyncDisposable
     private static Lazy<Task<IConnectionMultiplexer>> Connect(ConfigurationOptions options) =>
         new(async () => await ConnectionMultiplexer.ConnectAsync(options), LazyThreadSafetyMode.ExecutionAndPublication);
 
-    private Task<IConnectionMultiplexer> ConnectionAsync(CancellationToken cancellationToken) =>
-        _connection.Value.WaitAsync(cancellationToken);
+    private Task<IConnectionMultiplexer> ConnectionAsync(CancellationToken cancellationToken)
+    {
+        var connection = Volatile.Read(ref _connection);
+        if (connection.IsValueCreated && connection.Value.IsFaulted && _reconnect is not null)
+        {
+            // A first connect that failed outright (the multiplexer itself reconnects after it exists): try anew,
+            // one caller at a time, rather than fail for ever.
+            Interlocked.CompareExchange(ref _connection, _reconnect(), connection);
+            connection = Volatile.Read(ref _connection);
+        }
+
+        return connection.Value.WaitAsync(cancellationToken);
+    }
 
     /// <summary>The keys of <paramref name="table"/> on every primary (several in a cluster).</summary>
     private async IAsyncEnumerable<RedisKey> KeysAsync(

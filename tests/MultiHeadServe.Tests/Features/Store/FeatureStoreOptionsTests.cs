@@ -124,6 +124,40 @@ public sealed class FeatureStoreOptionsTests
         Assert.Contains("FeatureStore:TimeoutMilliseconds must be between 10 and 600000.", error.Failures);
     }
 
+    [Fact]
+    public async Task ARedisConfigurationSelectsRedisWithTheKeyTemplatesItNames()
+    {
+        await using var services = Services(new()
+        {
+            ["FeatureStore:RedisConfiguration"] = "127.0.0.1:1",
+            ["FeatureStore:RedisKeys:Template"] = "features:{table}:{key}",
+            ["FeatureStore:RedisKeys:Tables:users"] = "user:{key}",
+        });
+
+        var writer = Assert.IsType<RedisFeatureStore>(services.GetRequiredService<IFeatureStoreWriter>());
+
+        Assert.Equal("redis", services.GetRequiredService<IFeatureStore>().Kind);
+        Assert.Equal("user:u1", writer.Layout.KeyFor("users", "u1"));
+        Assert.Equal("features:items:i1", writer.Layout.KeyFor("items", "i1"));
+    }
+
+    [Theory]
+    [InlineData("FeatureStore:RedisKeys:Template", "features:{table}", "FeatureStore:RedisKeys:Template is 'features:{table}'; a key template must hold {key} exactly once")]
+    [InlineData("FeatureStore:RedisKeys:Tables:users", "{key}:{key}", "FeatureStore:RedisKeys:Tables:users is '{key}:{key}'")]
+    [InlineData("FeatureStore:Provider", "redis", "FeatureStore:RedisConfiguration is required for the redis provider.")]
+    public void BadRedisSettingsAreReportedByKey(string key, string value, string message)
+    {
+        var settings = new Dictionary<string, string?> { [key] = value };
+        if (key != "FeatureStore:Provider")
+        {
+            settings["FeatureStore:RedisConfiguration"] = "localhost";
+        }
+
+        var options = Configuration(settings).GetSection(FeatureStoreOptions.SectionName).Get<FeatureStoreOptions>()!;
+
+        Assert.Contains(options.Validate(), error => error.StartsWith(message, StringComparison.Ordinal));
+    }
+
     private static IConfiguration Configuration(Dictionary<string, string?> settings) =>
         new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using MultiHeadServe.Features.Store;
 using MultiHeadServe.Tests.Infrastructure;
 using StackExchange.Redis;
@@ -47,7 +46,7 @@ public sealed class RedisFeatureStoreTests(RedisServer server) : FeatureStoreBeh
         var schema = await store.DescribeTableAsync("users", default);
 
         Assert.NotNull(schema);
-        Assert.Equal(["age", "score", "spend"], schema.Columns);
+        Assert.Equal(["age", "score", "spend"], schema.Columns.Order());
         FeatureAssert.Row(rows[0], 31f);
         Assert.Null(rows[1]);
         var both = await store.GetRowsAsync("users", ["7", "8"], ["spend", "score", "age"], default);
@@ -68,23 +67,44 @@ public sealed class RedisFeatureStoreTests(RedisServer server) : FeatureStoreBeh
     }
 
     [Fact]
-    public async Task EveryTableOfARequestIsReadInOneBatchOfHmgets()
+    public async Task EveryTableOfARequestIsReadInOneTransactionOfHmgets()
     {
         await SeedUsersAsync();
         await FeatureSeeder.SeedAsync(Store, "items", WriteCsv("items.csv", "item_id,price", "i1,9.5", "i2,3"));
         await Store.GetEntitiesAsync([new("users", ["u1"], ["age"]), new("items", ["i1"], ["price"])], default);
         var before = await HmgetCallsAsync();
+        var transactionsBefore = await server.CommandCallsAsync("exec");
 
         var found = await Store.GetEntitiesAsync(
             [new("users", ["u1", "u2", "u1", "zz"], ["age", "score"]), new("items", ["i2", "i1", "i2"], ["price"])], default);
 
         // One HMGET per distinct key (3 users, 2 items), nothing else: no per-request SCAN or HKEYS.
         Assert.Equal(5, await HmgetCallsAsync() - before);
+        Assert.Equal(1, await server.CommandCallsAsync("exec") - transactionsBefore);
         FeatureAssert.Row(found[0][0], 31f, 0.25f);
         FeatureAssert.Row(found[0][2], 31f, 0.25f);
         Assert.Null(found[0][3]);
         FeatureAssert.Row(found[1][0], 3f);
         FeatureAssert.Row(found[1][1], 9.5f);
+    }
+
+    [Fact]
+    public async Task RequestsForATableNotLoadedYetScanTheKeyspaceAtMostOnceASecond()
+    {
+        await SeedUsersAsync();
+        var before = await server.CommandCallsAsync("scan");
+
+        await Assert.ThrowsAsync<FeatureSchemaException>(() => Store.GetRowsAsync("items", ["i1"], ["price"], default).AsTask());
+        var afterFirst = await server.CommandCallsAsync("scan");
+        for (var i = 0; i < 5; i++)
+        {
+            await Assert.ThrowsAsync<FeatureSchemaException>(() => Store.GetRowsAsync("items", ["i1"], ["price"], default).AsTask());
+        }
+
+        Assert.True(afterFirst > before, "The first lookup should have looked for the table.");
+        Assert.Equal(afterFirst, await server.CommandCallsAsync("scan"));
+        await FeatureSeeder.SeedAsync(Store, "items", WriteCsv("items.csv", "item_id,price", "i1,9.5"));
+        FeatureAssert.Row((await Store.GetRowsAsync("items", ["i1"], ["price"], default))[0], 9.5f);
     }
 
     [Fact]
@@ -119,10 +139,5 @@ public sealed class RedisFeatureStoreTests(RedisServer server) : FeatureStoreBeh
         Assert.Null(layout.EntityKeyOf("users", "f[1]*:items?u1"));
     }
 
-    private async Task<long> HmgetCallsAsync()
-    {
-        var info = await server.CommandAsync("INFO commandstats");
-        var line = info.Split("\r\n").FirstOrDefault(l => l.StartsWith("cmdstat_hmget:", StringComparison.Ordinal));
-        return line is null ? 0 : long.Parse(line.Split(['=', ','])[1], CultureInfo.InvariantCulture);
-    }
+    private Task<long> HmgetCallsAsync() => server.CommandCallsAsync("hmget");
 }
