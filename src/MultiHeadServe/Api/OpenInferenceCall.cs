@@ -65,11 +65,16 @@ internal static class OpenInferenceCall
     }
 
     /// <summary>The input's values from raw little-endian FP32 bytes, once their size is checked against the shape.</summary>
-    public static float[] ReadRaw(ReadOnlySpan<byte> bytes, IReadOnlyList<long> shape, int count, string field)
+    /// <param name="bytes">The tensor's bytes.</param>
+    /// <param name="shape">The declared shape, for messages.</param>
+    /// <param name="count">The values the shape holds (from <see cref="CheckInput"/>).</param>
+    /// <param name="sizeField">The field that gave the size, named when it disagrees with the shape.</param>
+    /// <param name="valuesField">The values, named (with an index) when one is not a finite number.</param>
+    public static float[] ReadRaw(ReadOnlySpan<byte> bytes, IReadOnlyList<long> shape, int count, string sizeField, string valuesField)
     {
         if (bytes.Length != (long)count * sizeof(float))
         {
-            throw FeatureRequestException.BadField(field,
+            throw FeatureRequestException.BadField(sizeField,
                 $"shape {Format(shape)} of FP32 needs {(long)count * sizeof(float)} bytes; the tensor has {bytes.Length}.");
         }
 
@@ -81,7 +86,7 @@ internal static class OpenInferenceCall
             System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(words, words);
         }
 
-        CheckFinite(values, field);
+        CheckFinite(values, valuesField);
         return values;
     }
 

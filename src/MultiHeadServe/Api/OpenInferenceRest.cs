@@ -86,7 +86,7 @@ internal static class OpenInferenceRest
                     $"binary_data_size is {size}; the body carries {binary.Length} bytes after its {jsonBytes}-byte JSON header ({HeaderLength}).");
             }
 
-            values = OpenInferenceCall.ReadRaw(binary, shape!, count, "inputs[0].parameters.binary_data_size");
+            values = OpenInferenceCall.ReadRaw(binary, shape!, count, "inputs[0].parameters.binary_data_size", "inputs[0].binary_data");
         }
         else
         {

@@ -131,7 +131,7 @@ internal sealed class GrpcInferenceService(
                 throw FeatureRequestException.BadField("inputs[0].contents", "An input travels in raw_input_contents or in contents, not both.");
             }
 
-            return OpenInferenceCall.ReadRaw(request.RawInputContents[0].Span, input.Shape, count, "raw_input_contents[0]");
+            return OpenInferenceCall.ReadRaw(request.RawInputContents[0].Span, input.Shape, count, "raw_input_contents[0]", "raw_input_contents[0]");
         }
 
         var contents = input!.Contents;
