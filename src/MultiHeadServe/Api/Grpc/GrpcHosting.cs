@@ -57,15 +57,21 @@ internal static class GrpcHosting
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(grpcPort, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(grpcPort, 65535);
-        kestrel.ListenAnyIP(grpcPort, listen => listen.Protocols = HttpProtocols.Http2);
-        if (configuration.GetSection("Kestrel:Endpoints").Exists())
+        var ownEndpoints = !configuration.GetSection("Kestrel:Endpoints").Exists();
+        var addresses = ownEndpoints ? HttpUrls(configuration).Select(BindingAddress.Parse).ToList() : [];
+        // gRPC listens where HTTP does: on loopback only when every HTTP address is loopback, else on every interface.
+        if (addresses.Count > 0 && addresses.All(IsLoopback))
         {
-            return;
+            kestrel.ListenLocalhost(grpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+        }
+        else
+        {
+            kestrel.ListenAnyIP(grpcPort, listen => listen.Protocols = HttpProtocols.Http2);
         }
 
-        foreach (var url in HttpUrls(configuration))
+        foreach (var address in addresses)
         {
-            var address = BindingAddress.Parse(url);
+            var url = address.ToString();
             if (!string.Equals(address.Scheme, "http", StringComparison.OrdinalIgnoreCase))
             {
                 throw new InvalidOperationException(
@@ -91,6 +97,10 @@ internal static class GrpcHosting
             }
         }
     }
+
+    private static bool IsLoopback(BindingAddress address) =>
+        string.Equals(address.Host, "localhost", StringComparison.OrdinalIgnoreCase) ||
+        (IPAddress.TryParse(address.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
     /// <summary>The HTTP addresses the host would bind: <c>urls</c>, else <c>http_ports</c>, else Kestrel's default.</summary>
     private static IEnumerable<string> HttpUrls(IConfiguration configuration)

@@ -147,6 +147,11 @@ public sealed partial class OpenInferenceWiresTests
         // The infer call has its log line, enriched as REST's are.
         var line = await service.WaitForLineAsync(l => l.Contains("/inference.GRPCInferenceService/ModelInfer", StringComparison.Ordinal), "for the gRPC infer call");
         Assert.Contains("responded 200", line, StringComparison.Ordinal);
+
+        // While it drains after SIGTERM, gRPC calls are still answered (HTTP/2 has no Connection header to close with).
+        service.Terminate();
+        await service.WaitForLineAsync(l => l.Contains("drain", StringComparison.OrdinalIgnoreCase), "announcing the drain");
+        Assert.True((await client.ServerLiveAsync(new ServerLiveRequest())).Live);
     }
 
     private static int FreePort()
