@@ -66,6 +66,36 @@ public sealed class BinaryTensorDataTests
     }
 
     [Fact]
+    public async Task ConcurrentRequestsBatchedTogetherEachGetTheirOwnRowsOfEveryType()
+    {
+        using var repository = TensorTypesModel.Create();
+        await using var app = new ServeFactory(repository.Settings());
+        using var client = app.CreateClient();
+        var rows = Enumerable.Range(0, 24).Select(i => new[] { i - 12f, (i % 5) - 2f, 0.5f * i, 3f - i }).ToList();
+
+        var answers = await Task.WhenAll(rows.Select(async row =>
+        {
+            var response = await client.PostAsync("/v2/models/tensors/infer", BinaryBody(new
+            {
+                inputs = new[] { new { name = "features", datatype = "FP32", shape = new[] { 1, 4 }, parameters = new { binary_data_size = 16 } } },
+                parameters = new { binary_data_output = true },
+            }, Bytes(row)));
+            return (await ReadBinaryAsync(response)).Binary;
+        }));
+
+        for (var r = 0; r < rows.Count; r++)
+        {
+            var logits = Floats(answers[r]["logits"]);
+            Assert.Equal(3, logits.Length);
+            Assert.Equal(TensorTypesModel.IndexOffset + Array.IndexOf(logits, logits.Max()), Assert.Single(Longs(answers[r]["class_index"])));
+            Assert.Equal(logits.Select(v => (byte)(v > 0 ? 1 : 0)), answers[r]["positive"]!);
+            // score = row · w: each request's own row.
+            var expected = (rows[r][0] * 0.5f) + (rows[r][1] * -0.25f) + (rows[r][2] * 0.125f) + (rows[r][3] * 1.5f);
+            Assert.Equal(expected, Assert.Single(Floats(answers[r]["score"])), 1e-4);
+        }
+    }
+
+    [Fact]
     public async Task EachOutputIsBinaryOrJsonAsAskedAndTheImageModelTakesBinaryInput()
     {
         var reference = ReferenceData.Load("shapes");
