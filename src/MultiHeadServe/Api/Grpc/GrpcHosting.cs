@@ -51,7 +51,8 @@ internal static class GrpcHosting
 
     /// <summary>
     /// The gRPC port, HTTP/2 only. Endpoints set in code replace the <c>urls</c> setting, so those are bound here too
-    /// (unless <c>Kestrel:Endpoints</c> configures the endpoints, which then add to these).
+    /// (unless <c>Kestrel:Endpoints</c> configures the endpoints, which then add to these). Kestrel still logs that it
+    /// overrides the urls: it does, with the same addresses.
     /// </summary>
     private static void Listen(KestrelServerOptions kestrel, IConfiguration configuration, int grpcPort)
     {
