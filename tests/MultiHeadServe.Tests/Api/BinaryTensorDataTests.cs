@@ -204,6 +204,9 @@ public sealed class BinaryTensorDataTests
             inputs = new[] { new { name = "image", datatype = "FP32", shape = new[] { 1, 3, 64, 64 }, parameters = new { binary_data_size = 49_152 } } },
         }, new byte[200_000]));
         var tooLargeOnV1 = await client.PostAsync("/v1/models/shapes/predict", new ByteArrayContent(new byte[200_000]) { Headers = { ContentType = new("application/json") } });
+        // Without the extension's header the body must be JSON, as on /v1.
+        var notJson = await client.PostAsync("/v2/models/shapes/infer", new ByteArrayContent(new byte[8]) { Headers = { ContentType = new("text/plain") } });
+        var notJsonOnV1 = await client.PostAsync("/v1/models/ranking/predict", new ByteArrayContent(new byte[8]) { Headers = { ContentType = new("text/plain") } });
         var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
 
         Assert.Equal(HttpStatusCode.BadRequest, huge.StatusCode);
@@ -214,6 +217,9 @@ public sealed class BinaryTensorDataTests
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
         Assert.Equal(tooLargeOnV1.StatusCode, tooLarge.StatusCode);
         Assert.False(string.IsNullOrEmpty((await tooLarge.JsonAsync()).GetProperty("error").GetString()));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, notJson.StatusCode);
+        Assert.Equal(notJsonOnV1.StatusCode, notJson.StatusCode);
+        Assert.False(string.IsNullOrEmpty((await notJson.JsonAsync()).GetProperty("error").GetString()));
         Assert.True(allocated < 256L * 1024 * 1024, $"{allocated / 1024 / 1024} MB allocated while refusing them.");
     }
 
