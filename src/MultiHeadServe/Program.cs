@@ -1,5 +1,6 @@
 using MultiHeadServe;
 using MultiHeadServe.Api;
+using MultiHeadServe.Api.Grpc;
 using MultiHeadServe.Features;
 using MultiHeadServe.Inference;
 using MultiHeadServe.Models;
@@ -41,6 +42,8 @@ builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails 
 });
 builder.Services.AddExceptionHandler<ServeExceptionHandler>();
 builder.Services.AddOpenApiExplorer(builder.Configuration);
+// The Open Inference Protocol over gRPC, with reflection; Serve:GrpcPort opens a plain-text HTTP/2 port for it.
+builder.AddOpenInferenceGrpc();
 // Bodies are read by the feature-fetch middleware, which enforces Serve:MaxRequestBytes with a 413 problem.
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
 
@@ -65,6 +68,7 @@ app.MapModelsApi();
 app.MapPredictApi();
 app.MapEvaluateApi();
 app.MapOpenInferenceApi();
+app.MapOpenInferenceGrpc();
 
 app.Run();
 

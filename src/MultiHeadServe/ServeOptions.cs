@@ -25,4 +25,11 @@ public sealed class ServeOptions
     /// </summary>
     [Range(0, 300)]
     public int ShutdownDrainSeconds { get; set; } = 5;
+
+    /// <summary>
+    /// A plain-text HTTP/2 port for gRPC clients of the Open Inference Protocol (Triton's convention is 8001); unset,
+    /// gRPC is served only where an endpoint speaks HTTP/2 (TLS, or <c>Kestrel:Endpoints</c>). See <see cref="Api.Grpc.GrpcHosting"/>.
+    /// </summary>
+    [Range(1, 65_535)]
+    public int? GrpcPort { get; set; }
 }

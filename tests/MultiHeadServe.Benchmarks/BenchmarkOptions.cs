@@ -108,6 +108,10 @@ internal sealed record BenchmarkOptions
                                   and a GPU host)
           --keep-repository       keep the temporary model repository
           --service-env <K=V>     extra environment for the service, e.g. ModelRepository__IntraOpThreads=1 (repeatable)
+
+        dotnet run -c Release --project tests/MultiHeadServe.Benchmarks -- protocols [options]
+                                  the Open Inference Protocol's wires side by side: /v2 JSON data, /v2 binary data,
+                                  gRPC raw contents (options: protocols --help)
         """;
 
     /// <exception cref="UsageException">An unknown option or a malformed value.</exception>

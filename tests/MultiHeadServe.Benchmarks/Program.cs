@@ -27,6 +27,12 @@ if (args is [MultiHeadServe.Benchmarks.Stores.FeatureStoreBenchmark.Command, .. 
     }
 }
 
+// The Open Inference Protocol's wires compared: /v2 JSON, /v2 binary data, gRPC.
+if (args is [MultiHeadServe.Benchmarks.Protocols.ProtocolBenchmark.Command, .. var protocolArgs])
+{
+    return await MultiHeadServe.Benchmarks.Protocols.ProtocolBenchmark.RunAsync(protocolArgs);
+}
+
 if (args.Any(a => a is "--help" or "-h"))
 {
     Console.WriteLine(BenchmarkOptions.Usage);

@@ -34,7 +34,7 @@ public static class OpenInferenceApi
     }
 
     internal static Ok<V2ServerMetadata> ServerMetadata() =>
-        TypedResults.Ok(new V2ServerMetadata("multiheadserve", typeof(OpenInferenceApi).Assembly.GetName().Version?.ToString() ?? "0", []));
+        TypedResults.Ok(new V2ServerMetadata("multiheadserve", typeof(OpenInferenceApi).Assembly.GetName().Version?.ToString() ?? "0", OpenInferenceCall.Extensions));
 
     internal static Results<Ok<V2Ready>, JsonHttpResult<V2Ready>> ServerReady(ModelRegistry registry)
     {
@@ -75,7 +75,12 @@ public static class OpenInferenceApi
             : TypedResults.Json(new V2ModelReady(loaded.Name, false), statusCode: StatusCodes.Status400BadRequest);
     }
 
-    internal static async Task<Results<Ok<V2InferResponse>, ProblemHttpResult>> Infer(
+    /// <summary>
+    /// The protocol's infer on the /v1 request path: the body read once under Serve:MaxRequestBytes, rows under
+    /// Serve:MaxInstances, the model's batcher, and the request's metrics and log line. The body is JSON, or JSON
+    /// followed by binary tensor data (<see cref="OpenInferenceRest"/>).
+    /// </summary>
+    internal static async Task<Results<OpenInferenceResult, ProblemHttpResult>> Infer(
         string model, string? version, HttpContext context, ModelRegistry registry, InferenceService inference,
         IOptions<ServeOptions> options, CancellationToken cancellationToken)
     {
@@ -90,177 +95,31 @@ public static class OpenInferenceApi
             telemetry.Model = loaded.Name;
         }
 
-        PooledBody body;
+        PooledBody? body = null;
         try
         {
-            body = await RequestBody.ReadJsonAsync(context, options.Value.MaxRequestBytes);
+            // With the binary extension's header the body is JSON then bytes, whatever its Content-Type says.
+            body = context.Request.Headers.ContainsKey(OpenInferenceRest.HeaderLength)
+                ? await RequestBody.ReadAsync(context, options.Value.MaxRequestBytes)
+                : await RequestBody.ReadJsonAsync(context, options.Value.MaxRequestBytes);
+            var jsonLength = OpenInferenceRest.JsonLength(context.Request, body.Memory.Length);
+            using var document = JsonBody.Parse(body.Memory[..jsonLength]);
+            var request = OpenInferenceRest.Read(document.RootElement, body.Memory.Span[jsonLength..], loaded, options.Value.MaxInstances, jsonLength);
+            var result = await OpenInferenceCall.RunAsync(inference, loaded, request.Rows, request.Outputs, telemetry, cancellationToken);
+            return new OpenInferenceResult(loaded, request, result);
         }
         catch (FeatureRequestException ex)
         {
+            if (ex.RetryAfter is { } retryAfter)
+            {
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
             return Error(ex.Status, ex.Field, ex.Message);
         }
-
-        using (body)
+        finally
         {
-            try
-            {
-                using var document = JsonBody.Parse(body.Memory);
-                var (id, rows, outputs) = ReadRequest(document.RootElement, loaded, options.Value.MaxInstances, body.Memory.Length);
-                var result = await inference.RunAsync(loaded, rows, outputs, cancellationToken);
-                if (telemetry is not null)
-                {
-                    telemetry.Rows = rows.Length / loaded.RowLength;
-                    telemetry.HeadsLabel = string.Join('+', outputs);
-                    telemetry.QueueMilliseconds = result.QueueMilliseconds;
-                    telemetry.InferenceMilliseconds = result.RunMilliseconds;
-                    telemetry.BatchRows = result.BatchRows;
-                }
-
-                return TypedResults.Ok(new V2InferResponse(
-                    loaded.Name,
-                    loaded.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    id,
-                    outputs.Select(name =>
-                    {
-                        var tensor = result.Outputs[name];
-                        return new V2OutputTensor(name, tensor.Shape, "FP32", tensor.Data);
-                    }).ToList()));
-            }
-            catch (FeatureRequestException ex)
-            {
-                return Error(ex.Status, ex.Field, ex.Message);
-            }
-            catch (QueueFullException ex)
-            {
-                context.Response.Headers.RetryAfter = "1";
-                return Error(StatusCodes.Status429TooManyRequests, "model", ex.Message);
-            }
-        }
-    }
-
-    /// <summary>
-    /// The request's tensor and the outputs it asks for. Every size the client declares is checked before the tensor is
-    /// allocated: the rows against <c>Serve:MaxInstances</c>, as on /v1, and the values against what a body of
-    /// <paramref name="bodyBytes"/> can hold (every JSON number takes at least two bytes), so a few bytes declaring a
-    /// huge shape cost nothing.
-    /// </summary>
-    private static (string? Id, float[] Rows, List<string> Outputs) ReadRequest(JsonElement root, LoadedModel model, int maxRows, int bodyBytes)
-    {
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("inputs", out var inputs) || inputs.ValueKind != JsonValueKind.Array)
-        {
-            throw FeatureRequestException.BadField("inputs", "The body must be an object with an 'inputs' array of tensors.");
-        }
-
-        var id = root.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.String ? idElement.GetString() : null;
-        if (inputs.GetArrayLength() != 1)
-        {
-            throw FeatureRequestException.BadField("inputs", $"The model takes one input tensor, '{model.FeatureInput.Name}'; got {inputs.GetArrayLength()}.");
-        }
-
-        var input = inputs[0];
-        if (input.ValueKind != JsonValueKind.Object)
-        {
-            throw FeatureRequestException.BadField("inputs[0]", $"an input tensor is an object with name, datatype, shape and data; got {input.ValueKind.ToString().ToLowerInvariant()}.");
-        }
-        var name = input.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
-        if (name != model.FeatureInput.Name)
-        {
-            throw FeatureRequestException.BadField("inputs[0].name", $"The model's input is '{model.FeatureInput.Name}', not '{name}'.");
-        }
-
-        var datatype = input.TryGetProperty("datatype", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
-        if (datatype is not ("FP32" or "FP64" or "FP16"))
-        {
-            throw FeatureRequestException.BadField("inputs[0].datatype", $"The input '{name}' is FP32 (FP64 and FP16 are converted); got '{datatype}'.");
-        }
-
-        if (!input.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array ||
-            shapeElement.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.Number || !x.TryGetInt64(out var v) || v < 0))
-        {
-            throw FeatureRequestException.BadField("inputs[0].shape", "shape must be an array of non-negative integers.");
-        }
-
-        var shape = shapeElement.EnumerateArray().Select(x => x.GetInt64()).ToArray();
-        if (shape.Length != model.RowShape.Count + 1 || !shape.Skip(1).SequenceEqual(model.RowShape) || shape[0] < 1)
-        {
-            throw FeatureRequestException.BadField("inputs[0].shape",
-                $"shape [{string.Join(", ", shape)}] does not fit the input '{name}' [-1, {string.Join(", ", model.RowShape)}].");
-        }
-
-        if (shape[0] > maxRows)
-        {
-            throw FeatureRequestException.BadField("inputs[0].shape", $"{shape[0]} rows in one request; at most {maxRows} (Serve:MaxInstances).");
-        }
-
-        var count = shape[0] * model.RowLength;
-        if (count > bodyBytes / 2)
-        {
-            throw FeatureRequestException.BadField("inputs[0].shape",
-                $"shape [{string.Join(", ", shape)}] declares {count} values; a body of {bodyBytes} bytes holds at most {bodyBytes / 2}.");
-        }
-
-        var values = new float[(int)count];
-        var written = 0;
-        if (!input.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
-        {
-            throw FeatureRequestException.BadField("inputs[0].data", "data must be an array of numbers (flat, row-major, or nested).");
-        }
-
-        Flatten(data, values, ref written, "inputs[0].data");
-        if (written != count)
-        {
-            throw FeatureRequestException.BadField("inputs[0].data", $"shape [{string.Join(", ", shape)}] needs {count} values; data has {written}.");
-        }
-
-        var outputs = model.Session.Outputs.Select(o => o.Name).ToList();
-        if (root.TryGetProperty("outputs", out var requested) && requested.ValueKind == JsonValueKind.Array && requested.GetArrayLength() > 0)
-        {
-            outputs = [];
-            var i = 0;
-            foreach (var output in requested.EnumerateArray())
-            {
-                var outputName = output.ValueKind == JsonValueKind.Object && output.TryGetProperty("name", out var o) && o.ValueKind == JsonValueKind.String ? o.GetString()! : "";
-                if (model.Session.OutputIndex(outputName) < 0)
-                {
-                    throw new FeatureRequestException(StatusCodes.Status400BadRequest, "Invalid request", $"outputs[{i}].name",
-                        $"'{outputName}' is not an output of the model (outputs: {string.Join(", ", model.Session.Outputs.Select(x => x.Name))}).");
-                }
-
-                outputs.Add(outputName);
-                i++;
-            }
-        }
-
-        return (id, values, outputs);
-    }
-
-    private static void Flatten(JsonElement element, float[] values, ref int written, string field)
-    {
-        foreach (var item in element.EnumerateArray())
-        {
-            if (item.ValueKind == JsonValueKind.Array)
-            {
-                Flatten(item, values, ref written, field);
-                continue;
-            }
-
-            if (item.ValueKind != JsonValueKind.Number)
-            {
-                throw FeatureRequestException.BadField($"{field}[{written}]", $"expected a number, got {item.ValueKind.ToString().ToLowerInvariant()} (NaN and Infinity are not accepted).");
-            }
-
-            var value = (float)item.GetDouble();
-            if (!float.IsFinite(value))
-            {
-                throw FeatureRequestException.BadField($"{field}[{written}]", $"{item.GetRawText()} is outside the float32 range.");
-            }
-
-            if (written == values.Length)
-            {
-                throw FeatureRequestException.BadField(field, $"data has more than the {values.Length} values the shape needs.");
-            }
-
-            values[written++] = value;
+            body?.Dispose();
         }
     }
 
@@ -281,7 +140,7 @@ public static class OpenInferenceApi
 
     private static V2Tensor Describe(TensorMetadata node) => new(node.Name, DataType(node.ElementType), node.Shape);
 
-    private static string DataType(TensorElementType type) => type switch
+    internal static string DataType(TensorElementType type) => type switch
     {
         TensorElementType.Float32 => "FP32",
         TensorElementType.Float16 => "FP16",
@@ -290,6 +149,12 @@ public static class OpenInferenceApi
         TensorElementType.Int32 => "INT32",
         TensorElementType.UInt8 => "UINT8",
         TensorElementType.Bool => "BOOL",
+        TensorElementType.Int8 => "INT8",
+        TensorElementType.Int16 => "INT16",
+        TensorElementType.UInt16 => "UINT16",
+        TensorElementType.UInt32 => "UINT32",
+        TensorElementType.UInt64 => "UINT64",
+        TensorElementType.BFloat16 => "BF16",
         _ => type.ToName().ToUpperInvariant(),
     };
 

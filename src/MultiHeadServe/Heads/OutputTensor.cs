@@ -1,3 +1,5 @@
+using MultiHeadServe.Onnx;
+
 namespace MultiHeadServe.Heads;
 
 /// <summary>
@@ -11,6 +13,16 @@ namespace MultiHeadServe.Heads;
 /// <param name="Shape">The output's shape; the first dimension is the batch.</param>
 public sealed record OutputTensor(string Name, ReadOnlyMemory<float> Data, long[] Shape)
 {
+    /// <summary>
+    /// The output's element type. Heads read float32 outputs only (the manifest is checked for it); an output of
+    /// another type (an arg-max's int64, a threshold's bool) is served as a tensor through the Open Inference
+    /// Protocol, with <see cref="Data"/> empty and its values in <see cref="RawData"/>.
+    /// </summary>
+    public TensorElementType ElementType { get; init; } = TensorElementType.Float32;
+
+    /// <summary>A non-float32 output's values, little-endian and row-major as the runtime wrote them; empty for float32.</summary>
+    public ReadOnlyMemory<byte> RawData { get; init; }
+
     /// <summary>The batch size, <c>Shape[0]</c>.</summary>
     public int Rows
     {

@@ -4,6 +4,7 @@ using MultiHeadServe.Heads;
 using MultiHeadServe.Models;
 using MultiHeadServe.Observability;
 using MultiHeadServe.Inference.Engine;
+using MultiHeadServe.Onnx;
 
 namespace MultiHeadServe.Inference;
 
@@ -99,6 +100,9 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
             var shape = result.Shapes[o];
             var totalRows = shape.Length == 0 ? 1 : (int)shape[0];
             var width = totalRows == 0 ? 0 : data.Length / totalRows;
+            var raw = result.RawData?[o];
+            var rawWidth = raw is null || totalRows == 0 ? 0 : raw.Length / totalRows;
+            var elementType = result.ElementTypes?[o] ?? TensorElementType.Float32;
             var offset = 0;
             for (var p = 0; p < perPart.Length; p++)
             {
@@ -110,7 +114,13 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
                     partShape[0] = rows;
                 }
 
-                perPart[p].Outputs[outputNames[o]] = new OutputTensor(outputNames[o], data.AsMemory(offset * width, rows * width), partShape);
+                perPart[p].Outputs[outputNames[o]] = raw is null
+                    ? new OutputTensor(outputNames[o], data.AsMemory(offset * width, rows * width), partShape)
+                    : new OutputTensor(outputNames[o], ReadOnlyMemory<float>.Empty, partShape)
+                    {
+                        ElementType = elementType,
+                        RawData = raw.AsMemory(offset * rawWidth, rows * rawWidth),
+                    };
                 offset += rows;
             }
         }

@@ -58,7 +58,7 @@ public sealed class ApiKeys
 
 /// <summary>
 /// Refuses requests without a valid key when keys are configured: 401 with <c>WWW-Authenticate: Bearer</c>, as
-/// problem+json on /v1 and the protocol's <c>{"error": …}</c> on /v2.
+/// problem+json on /v1 and the protocol's <c>{"error": …}</c> on /v2; gRPC calls get UNAUTHENTICATED.
 /// </summary>
 public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeys keys)
 {
@@ -69,8 +69,17 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeys keys)
             return next(context);
         }
 
-        context.Response.Headers.WWWAuthenticate = "Bearer";
         var detail = "This endpoint needs an API key: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.";
+        if (Api.Grpc.GrpcHosting.IsGrpc(context.Request))
+        {
+            // A gRPC client reads the outcome from grpc-status (a trailers-only response), the key from its metadata.
+            context.Response.ContentType = "application/grpc";
+            context.Response.Headers["grpc-status"] = ((int)global::Grpc.Core.StatusCode.Unauthenticated).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            context.Response.Headers["grpc-message"] = "This call needs an API key: send the metadata 'authorization: Bearer <key>' or 'x-api-key: <key>'.";
+            return Task.CompletedTask;
+        }
+
+        context.Response.Headers.WWWAuthenticate = "Bearer";
         return context.Request.Path.StartsWithSegments("/v2")
             ? Results.Json(new { error = detail }, statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context)
             : Problems.Create(StatusCodes.Status401Unauthorized, "API key required", detail, "Authorization").ExecuteAsync(context);
@@ -79,7 +88,8 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeys keys)
     private bool IsOpen(PathString path) =>
         (!keys.ProtectOperationalEndpoints && Observability.LoggingSetup.IsOperational(path)) ||
         // The explorer's page and document describe the API and hold no data; its Authorize button sends the key.
-        path.StartsWithSegments("/swagger");
+        // gRPC reflection likewise describes the service only.
+        path.StartsWithSegments("/swagger") || Api.Grpc.GrpcHosting.IsReflection(path);
 
     private bool HasValidKey(HttpRequest request)
     {

@@ -84,6 +84,7 @@ public sealed class ModelSession : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         var outputs = new float[outputNames.Count][];
         var shapes = new long[outputNames.Count][];
+        var types = new TensorElementType[outputNames.Count];
         var preallocated = true;
         for (var o = 0; o < outputNames.Count; o++)
         {
@@ -95,9 +96,16 @@ public sealed class ModelSession : IDisposable
             }
 
             var metadata = Outputs[index];
+            types[o] = metadata.ElementType;
             if (metadata.ElementType != TensorElementType.Float32)
             {
-                throw new InferenceEngineException($"Output '{metadata.Name}' is {metadata.ElementType.ToName()}; only float32 outputs are served.");
+                if (ElementSize(metadata.ElementType) == 0)
+                {
+                    throw new InferenceEngineException($"Output '{metadata.Name}' is {metadata.ElementType.ToName()}; only numeric and bool outputs are served.");
+                }
+
+                // Heads read float32 only; other outputs (class indices, masks) are copied once as the runtime wrote them.
+                preallocated = false;
             }
 
             shapes[o] = KnownShape(metadata, shape.Length > 0 ? shape[0] : 1)!;
@@ -117,13 +125,12 @@ public sealed class ModelSession : IDisposable
             if (preallocated)
             {
                 RunInto(cancellable ?? _uncancellable, inputName, inputValue, outputNames, outputs, shapes);
-            }
-            else
-            {
-                RunAndCopy(cancellable ?? _uncancellable, inputName, inputValue, outputNames, outputs, shapes);
+                return new SessionOutputs(outputs, shapes);
             }
 
-            return new SessionOutputs(outputs, shapes);
+            var raw = new byte[]?[outputNames.Count];
+            RunAndCopy(cancellable ?? _uncancellable, inputName, inputValue, outputNames, outputs, shapes, types, raw);
+            return new SessionOutputs(outputs, shapes) { ElementTypes = types, RawData = raw };
         }
         catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
         {
@@ -164,17 +171,37 @@ public sealed class ModelSession : IDisposable
     }
 
     /// <summary>An output with a dimension only the run decides: the runtime allocates it, and it is copied once.</summary>
-    private void RunAndCopy(RunOptions runOptions, string inputName, OrtValue input, IReadOnlyList<string> outputNames, float[][] outputs, long[][] shapes)
+    private void RunAndCopy(RunOptions runOptions, string inputName, OrtValue input, IReadOnlyList<string> outputNames, float[][] outputs, long[][] shapes,
+        TensorElementType[] types, byte[]?[] raw)
     {
         using var results = _session.Run(runOptions, [inputName], [input], outputNames);
         var o = 0;
         foreach (var result in results)
         {
             shapes[o] = result.GetTensorTypeAndShape().Shape;
-            outputs[o] = result.GetTensorDataAsSpan<float>().ToArray();
+            if (types[o] == TensorElementType.Float32)
+            {
+                outputs[o] = result.GetTensorDataAsSpan<float>().ToArray();
+            }
+            else
+            {
+                outputs[o] = [];
+                raw[o] = result.GetTensorMutableRawData().ToArray();
+            }
+
             o++;
         }
     }
+
+    /// <summary>Bytes per element of a fixed-size element type; 0 for strings and types the service does not serve.</summary>
+    public static int ElementSize(TensorElementType type) => type switch
+    {
+        TensorElementType.Float32 or TensorElementType.Int32 or TensorElementType.UInt32 => 4,
+        TensorElementType.Float64 or TensorElementType.Int64 or TensorElementType.UInt64 => 8,
+        TensorElementType.Float16 or TensorElementType.BFloat16 or TensorElementType.Int16 or TensorElementType.UInt16 => 2,
+        TensorElementType.Int8 or TensorElementType.UInt8 or TensorElementType.Bool => 1,
+        _ => 0,
+    };
 
     /// <summary>The output's shape for a batch of <paramref name="rows"/>, or null when a dimension other than the batch is dynamic.</summary>
     private static long[]? KnownShape(TensorMetadata output, long rows)
@@ -328,4 +355,13 @@ public sealed class ModelSession : IDisposable
 }
 
 /// <summary>One run's outputs, in the order they were asked for: row-major values and their shapes.</summary>
-public sealed record SessionOutputs(float[][] Data, long[][] Shapes);
+/// <param name="Data">Float32 outputs' values; empty for an output of another element type (see <see cref="RawData"/>).</param>
+/// <param name="Shapes">Each output's shape.</param>
+public sealed record SessionOutputs(float[][] Data, long[][] Shapes)
+{
+    /// <summary>Each output's element type; null when every output is float32.</summary>
+    public TensorElementType[]? ElementTypes { get; init; }
+
+    /// <summary>For an output that is not float32: its values as the runtime wrote them (little-endian, row-major); null otherwise.</summary>
+    public byte[]?[]? RawData { get; init; }
+}

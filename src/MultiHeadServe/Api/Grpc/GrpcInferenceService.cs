@@ -1,0 +1,250 @@
+using System.Diagnostics;
+using System.Globalization;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using MultiHeadServe.Features;
+using MultiHeadServe.Heads;
+using MultiHeadServe.Inference;
+using MultiHeadServe.Models;
+using MultiHeadServe.Observability;
+using MultiHeadServe.Onnx;
+using Serilog;
+
+namespace MultiHeadServe.Api.Grpc;
+
+/// <summary>
+/// The Open Inference Protocol over gRPC (<c>inference.GRPCInferenceService</c>), for KServe's and Triton's gRPC
+/// clients. Metadata and readiness answer what the REST routes answer (they are asked the same handlers); an infer
+/// follows the same rules (<see cref="OpenInferenceCall"/>), batcher, limits and telemetry as REST. Every head's output
+/// is a tensor; the request's <c>outputs</c> picks some, and a subset runs the graph pruned to them. A request with
+/// <c>raw_input_contents</c> is answered with <c>raw_output_contents</c>, one with typed <c>contents</c> in kind.
+/// Client mistakes are gRPC statuses with the REST error's message and the faulty field in the trailer <c>field</c>.
+/// </summary>
+internal sealed class GrpcInferenceService(
+    ModelRegistry registry,
+    InferenceService inference,
+    FeatureStoreHealth store,
+    ServeMetrics metrics,
+    IDiagnosticContext diagnostics,
+    IOptions<ServeOptions> options) : GRPCInferenceService.GRPCInferenceServiceBase
+{
+    /// <summary>The route label of gRPC infer calls in the request metrics (REST's are the endpoint names).</summary>
+    public const string InferRoute = "GrpcModelInfer";
+
+    public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
+        Task.FromResult(new ServerLiveResponse { Live = true });
+
+    public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
+        Task.FromResult(new ServerReadyResponse { Ready = OpenInferenceApi.ServerReady(registry).Result is Ok<V2Ready> });
+
+    public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context)
+    {
+        var metadata = OpenInferenceApi.ServerMetadata().Value!;
+        return Task.FromResult(new ServerMetadataResponse { Name = metadata.Name, Version = metadata.Version, Extensions = { metadata.Extensions } });
+    }
+
+    public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
+    {
+        var metadata = Metadata(request.Name, request.Version);
+        var response = new ModelMetadataResponse { Name = metadata.Name, Platform = metadata.Platform, Versions = { metadata.Versions } };
+        response.Inputs.AddRange(metadata.Inputs.Select(Describe));
+        response.Outputs.AddRange(metadata.Outputs.Select(Describe));
+        return Task.FromResult(response);
+    }
+
+    public override async Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context)
+    {
+        // An unknown model or version is NOT_FOUND, as REST's 404; a served one is ready or not.
+        _ = Metadata(request.Name, request.Version);
+        var ready = await OpenInferenceApi.ModelReady(request.Name, registry, store, context.CancellationToken);
+        return new ModelReadyResponse { Ready = ready.Result is Ok<V2ModelReady> };
+    }
+
+    public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        var telemetry = new RequestTelemetry();
+        http.Features.Set(telemetry);
+        var start = Stopwatch.GetTimestamp();
+        var status = StatusCodes.Status200OK;
+        try
+        {
+            if (!registry.TryGet(request.ModelName, out var model))
+            {
+                throw new FeatureRequestException(StatusCodes.Status404NotFound, "Unknown model", "model_name",
+                    $"No model named '{request.ModelName}' is served. Served models: {string.Join(", ", registry.All.Select(m => m.Name).Order(StringComparer.Ordinal))}.");
+            }
+
+            telemetry.Model = model.Name;
+            if (request.ModelVersion.Length > 0 && request.ModelVersion != model.Version.ToString(CultureInfo.InvariantCulture))
+            {
+                throw new FeatureRequestException(StatusCodes.Status404NotFound, "Unknown version", "model_version",
+                    $"Model '{model.Name}' serves version {model.Version}, not '{request.ModelVersion}'.");
+            }
+
+            var raw = request.RawInputContents.Count > 0;
+            var rows = ReadInput(request, model, raw);
+            var outputs = OpenInferenceCall.Outputs(model, request.Outputs.Count == 0 ? null : request.Outputs.Select(o => o.Name).ToList());
+            var result = await OpenInferenceCall.RunAsync(inference, model, rows, outputs, telemetry, context.CancellationToken);
+            return Response(request, model, outputs, result, raw);
+        }
+        catch (FeatureRequestException ex)
+        {
+            status = ex.Status;
+            diagnostics.Set("GrpcStatus", GrpcStatuses.FromHttp(ex.Status));
+            throw GrpcStatuses.Exception(ex.Status, ex.Message, ex.Field);
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            status = 499;
+            throw new RpcException(new Status(StatusCode.Cancelled, "The call was cancelled."));
+        }
+        catch (Exception)
+        {
+            status = StatusCodes.Status500InternalServerError;
+            throw;
+        }
+        finally
+        {
+            metrics.RecordRequest(telemetry, telemetry.Model ?? RequestTelemetryMiddleware.UnknownModel, InferRoute, status,
+                Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+    }
+
+    /// <summary>The input's values, from raw bytes or typed FP32 contents, once every declared size is checked.</summary>
+    private float[] ReadInput(ModelInferRequest request, LoadedModel model, bool raw)
+    {
+        var input = request.Inputs.Count > 0 ? request.Inputs[0] : null;
+        var count = OpenInferenceCall.CheckInput(model, request.Inputs.Count, input?.Name, input?.Datatype, input?.Shape, options.Value.MaxInstances, acceptsFp64: false);
+        if (raw)
+        {
+            if (request.RawInputContents.Count != request.Inputs.Count)
+            {
+                throw FeatureRequestException.BadField("raw_input_contents",
+                    $"raw_input_contents has {request.RawInputContents.Count} entries for {request.Inputs.Count} inputs; give one per input, in order.");
+            }
+
+            if (input!.Contents is not null)
+            {
+                throw FeatureRequestException.BadField("inputs[0].contents", "An input travels in raw_input_contents or in contents, not both.");
+            }
+
+            return OpenInferenceCall.ReadRaw(request.RawInputContents[0].Span, input.Shape, count, "raw_input_contents[0]", "raw_input_contents[0]");
+        }
+
+        var contents = input!.Contents;
+        var fp32 = contents?.Fp32Contents.Count ?? 0;
+        if (fp32 != count)
+        {
+            throw FeatureRequestException.BadField("inputs[0].contents.fp32_contents",
+                $"shape {OpenInferenceCall.Format(input.Shape)} needs {count} values; fp32_contents has {fp32}{OtherContents(contents)}.");
+        }
+
+        var values = new float[count];
+        contents!.Fp32Contents.CopyTo(values, 0);
+        OpenInferenceCall.CheckFinite(values, "inputs[0].contents.fp32_contents");
+        return values;
+    }
+
+    private static string OtherContents(InferTensorContents? contents) =>
+        contents is not null && (contents.Fp64Contents.Count + contents.IntContents.Count + contents.Int64Contents.Count +
+            contents.UintContents.Count + contents.Uint64Contents.Count + contents.BoolContents.Count + contents.BytesContents.Count) > 0
+            ? " (values of another type were sent; FP32 values go in fp32_contents)"
+            : "";
+
+    private static ModelInferResponse Response(ModelInferRequest request, LoadedModel model, IReadOnlyList<string> outputs, InferenceResult result, bool raw)
+    {
+        var response = new ModelInferResponse
+        {
+            ModelName = model.Name,
+            ModelVersion = model.Version.ToString(CultureInfo.InvariantCulture),
+            Id = request.Id,
+        };
+
+        // Half floats have no typed field: when an output is one, every output goes raw (the protocol forbids mixing).
+        raw |= outputs.Any(name => result.Outputs[name].ElementType is TensorElementType.Float16 or TensorElementType.BFloat16);
+        foreach (var name in outputs)
+        {
+            var tensor = result.Outputs[name];
+            var output = new ModelInferResponse.Types.InferOutputTensor { Name = name, Datatype = OpenInferenceCall.Datatype(tensor), Shape = { tensor.Shape } };
+            if (raw)
+            {
+                response.RawOutputContents.Add(ByteString.CopyFrom(OpenInferenceCall.RawBytes(tensor)));
+            }
+            else
+            {
+                output.Contents = Contents(tensor);
+            }
+
+            response.Outputs.Add(output);
+        }
+
+        return response;
+    }
+
+    private static InferTensorContents Contents(OutputTensor tensor)
+    {
+        var contents = new InferTensorContents();
+        var raw = tensor.RawData.Span;
+        switch (tensor.ElementType)
+        {
+            case TensorElementType.Float32:
+                contents.Fp32Contents.Capacity = tensor.Data.Length;
+                foreach (var value in tensor.Data.Span)
+                {
+                    contents.Fp32Contents.Add(value);
+                }
+
+                break;
+            case TensorElementType.Int64:
+                contents.Int64Contents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(raw).ToArray());
+                break;
+            case TensorElementType.Bool:
+                contents.BoolContents.AddRange(raw.ToArray().Select(b => b != 0));
+                break;
+            case TensorElementType.Int32:
+                contents.IntContents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(raw).ToArray());
+                break;
+            case TensorElementType.Int16:
+                contents.IntContents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, short>(raw).ToArray().Select(v => (int)v));
+                break;
+            case TensorElementType.Int8:
+                contents.IntContents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(raw).ToArray().Select(v => (int)v));
+                break;
+            case TensorElementType.UInt8:
+                contents.UintContents.AddRange(raw.ToArray().Select(v => (uint)v));
+                break;
+            case TensorElementType.UInt16:
+                contents.UintContents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(raw).ToArray().Select(v => (uint)v));
+                break;
+            case TensorElementType.UInt32:
+                contents.UintContents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(raw).ToArray());
+                break;
+            case TensorElementType.UInt64:
+                contents.Uint64Contents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(raw).ToArray());
+                break;
+            case TensorElementType.Float64:
+                contents.Fp64Contents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(raw).ToArray());
+                break;
+            default:
+                throw new InvalidOperationException($"Output '{tensor.Name}' is {tensor.ElementType.ToName()}, which has no typed contents.");
+        }
+
+        return contents;
+    }
+
+    /// <summary>The REST handler's metadata, or its problem as a gRPC status.</summary>
+    private V2ModelMetadata Metadata(string name, string version) =>
+        OpenInferenceApi.ModelMetadata(name, version.Length == 0 ? null : version, registry).Result switch
+        {
+            Ok<V2ModelMetadata> ok => ok.Value!,
+            ProblemHttpResult problem => throw GrpcStatuses.Exception(problem.StatusCode, problem.ProblemDetails.Detail ?? "",
+                problem.ProblemDetails.Extensions.TryGetValue("field", out var field) ? field as string : null),
+            var other => throw new InvalidOperationException($"Unexpected metadata result {other.GetType().Name}."),
+        };
+
+    private static ModelMetadataResponse.Types.TensorMetadata Describe(V2Tensor tensor) =>
+        new() { Name = tensor.Name, Datatype = tensor.Datatype, Shape = { tensor.Shape } };
+}
