@@ -20,6 +20,13 @@ public sealed class ServeOptions
     public int MaxImageSide { get; set; } = 4096;
 
     /// <summary>
+    /// The pixels all images of one request may decode to together (64 Mi: four images at the largest side), checked
+    /// from each image's header before it is decoded: bounds the CPU one request can cost.
+    /// </summary>
+    [Range(1, int.MaxValue)]
+    public int MaxPixelsPerRequest { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>
     /// On SIGTERM, how long the service keeps serving with readiness 503 and <c>Connection: close</c> before it stops
     /// (see <see cref="Api.ShutdownDrain"/>). Keep it below the orchestrator's grace period less the preStop delay.
     /// </summary>

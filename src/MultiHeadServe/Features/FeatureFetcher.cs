@@ -172,7 +172,8 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         var spec = model.Manifest.Features.Image!;
         var preprocessing = Preprocessings.GetValue(spec, static spec =>
             new ImagePreprocessing(spec.Width, spec.Height, spec.Channels, spec.Layout, spec.Resize, spec.Scale, [.. spec.Mean], [.. spec.Std]));
-        return (preprocessing, _imageLimits ??= new ImageDecodeLimits { MaxWidth = options.Value.MaxImageSide, MaxHeight = options.Value.MaxImageSide });
+        var limits = _imageLimits ??= new ImageDecodeLimits { MaxWidth = options.Value.MaxImageSide, MaxHeight = options.Value.MaxImageSide };
+        return (preprocessing, limits with { Budget = new PixelBudget(options.Value.MaxPixelsPerRequest) });
     }
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ImageSpec, ImagePreprocessing> Preprocessings = [];
@@ -187,7 +188,9 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         sizes[row] = new ImageSize(decoded.Width, decoded.Height);
     }
 
-    private static FeatureRequestException BadImage(string field, ImageDecodeException ex) =>
+    private static FeatureRequestException BadImage(string field, ImageDecodeException ex) => ex.OverBudget
+        ? new FeatureRequestException(StatusCodes.Status413PayloadTooLarge, "Too many pixels", field, $"The image cannot be used: {ex.Message}")
+        :
         FeatureRequestException.BadField(field, $"The image cannot be used: {ex.Reason}");
 
     private void FillImages(LoadedModel model, List<JsonElement> rows, string prefix, IReadOnlySet<string> envelope, float[] buffer, ImageSize?[] sizes)

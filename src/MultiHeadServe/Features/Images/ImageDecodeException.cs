@@ -24,4 +24,7 @@ public sealed class ImageDecodeException : Exception
 
     /// <summary>What is wrong with the image, phrased for the client, e.g. <c>corrupt PNG: the image data is damaged</c>.</summary>
     public string Reason { get; }
+
+    /// <summary>The image is fine but the request's pixel budget is spent: 413, not 400.</summary>
+    public bool OverBudget { get; init; }
 }

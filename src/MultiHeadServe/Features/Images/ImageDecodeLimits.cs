@@ -33,4 +33,31 @@ public sealed record ImageDecodeLimits
     }
 
     internal bool Allows(long width, long height) => width <= MaxWidth && height <= MaxHeight;
+
+    /// <summary>The pixels every image of one request may still decode to, together; null: no such budget.</summary>
+    internal PixelBudget? Budget { get; init; }
+}
+
+/// <summary>
+/// A request's pixel budget: decoding costs CPU by the pixel, and the per-image size limit alone lets one body of
+/// small, highly compressible images (a 65 KB PNG can hold 4096x4096 pixels) ask for minutes of work. Each image's
+/// pixels are taken from the budget after its header is read and before anything is decoded.
+/// </summary>
+internal sealed class PixelBudget(long pixels)
+{
+    private long _remaining = pixels;
+
+    public long Total { get; } = pixels;
+
+    /// <summary>Takes <paramref name="pixels"/> from what remains, or nothing and false when they do not fit.</summary>
+    public bool TryTake(long pixels)
+    {
+        if (pixels > _remaining)
+        {
+            return false;
+        }
+
+        _remaining -= pixels;
+        return true;
+    }
 }

@@ -54,6 +54,15 @@ internal static unsafe class SkiaImageCodec
                 throw ImageDecoder.TooLarge(info.Width, info.Height, limits);
             }
 
+            if (limits.Budget is { } budget && !budget.TryTake((long)info.Width * info.Height))
+            {
+                throw new ImageDecodeException(
+                    $"decoding this {info.Width}x{info.Height} image would pass the request's budget of {budget.Total} pixels for all its images together (Serve:MaxPixelsPerRequest)")
+                {
+                    OverBudget = true,
+                };
+            }
+
             // Validated limits keep width * height * 4 within one array.
             var width = info.Width;
             var height = info.Height;
