@@ -38,6 +38,10 @@ public static class OpenApiExplorer
             swagger.UseAllOfForInheritance();
             swagger.UseOneOfForPolymorphism();
             swagger.OperationFilter<DemoRequestExamples>();
+            swagger.DocumentFilter<OpenApiContract>(keysConfigured);
+            swagger.DocumentAsyncFilter<DemoResponseExamples>();
+            // Output tensors are written as plain arrays of numbers.
+            swagger.MapType<ReadOnlyMemory<float>>(() => new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.Number, Format = "float" } });
             var documentation = Path.Combine(AppContext.BaseDirectory, "MultiHeadServe.xml");
             if (File.Exists(documentation))
             {
@@ -50,7 +54,9 @@ public static class OpenApiExplorer
     /// <summary>/swagger/v1/swagger.json and the explorer UI at /swagger.</summary>
     public static WebApplication UseOpenApiExplorer(this WebApplication app)
     {
-        app.UseSwagger();
+        // The document names the server it was fetched from, so generated clients and the explorer call the same place.
+        app.UseSwagger(options => options.PreSerializeFilters.Add((document, request) =>
+            document.Servers = [new OpenApiServer { Url = $"{request.Scheme}://{request.Host}{request.PathBase}" }]));
         app.UseSwaggerUI(options =>
         {
             options.SwaggerEndpoint("/swagger/v1/swagger.json", "MultiHeadServe v1");

@@ -1,0 +1,154 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
+using MultiHeadServe.Features;
+using MultiHeadServe.Heads.Losses;
+using MultiHeadServe.Inference;
+using MultiHeadServe.Models;
+using Swashbuckle.AspNetCore.SwaggerGen;
+
+namespace MultiHeadServe.Api;
+
+/// <summary>
+/// Response examples that are real responses: the first time the document is asked for, each served model's demo
+/// body goes through the real feature fetch, the real run and the real handlers (predict, one head, evaluate) and the
+/// answers become the 200 examples; the fetched tensor of the same row becomes the model's /v2 infer example, and
+/// its real answer the /v2 response example. Built once and kept (only timings would differ); a failure is not kept,
+/// so the next request for the document tries again.
+/// </summary>
+public sealed class DemoResponseExamples(
+    ModelRegistry registry, FeatureFetcher fetcher, InferenceService inference, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IDocumentAsyncFilter
+{
+    private readonly Lock _gate = new();
+    private Task<Recorded>? _recorded;
+
+    public async Task ApplyAsync(OpenApiDocument swaggerDoc, DocumentFilterContext context, CancellationToken cancellationToken)
+    {
+        var recorded = await RecordedAsync();
+        foreach (var (path, item) in swaggerDoc.Paths)
+        {
+            foreach (var operation in (item.Operations ?? []).Values)
+            {
+                var responses = path.EndsWith("/infer", StringComparison.Ordinal) ? recorded.Infer
+                    : path.EndsWith("/heads/{head}/predict", StringComparison.Ordinal) ? recorded.Head
+                    : path.EndsWith("/predict", StringComparison.Ordinal) ? recorded.Predict
+                    : path.EndsWith("/evaluate", StringComparison.Ordinal) ? recorded.Evaluate
+                    : null;
+                if (responses is null || operation.Responses?.TryGetValue("200", out var ok) != true || ok is not OpenApiResponse response)
+                {
+                    continue;
+                }
+
+                if (path.EndsWith("/infer", StringComparison.Ordinal) && operation.RequestBody?.Content?.TryGetValue("application/json", out var request) == true)
+                {
+                    request.Examples ??= new Dictionary<string, IOpenApiExample>();
+                    foreach (var example in recorded.InferRequests)
+                    {
+                        request.Examples[example.Name] = example.ToOpenApi();
+                    }
+                }
+
+                response.Content ??= new Dictionary<string, OpenApiMediaType>();
+                if (!response.Content.TryGetValue("application/json", out var media))
+                {
+                    media = response.Content["application/json"] = new OpenApiMediaType();
+                }
+
+                media.Examples ??= new Dictionary<string, IOpenApiExample>();
+                foreach (var example in responses)
+                {
+                    media.Examples[example.Name] = example.ToOpenApi();
+                }
+            }
+        }
+    }
+
+    private Task<Recorded> RecordedAsync()
+    {
+        lock (_gate)
+        {
+            // Recorded once per app (the filter lives as long as the app's options); a failed recording is tried again.
+            if (_recorded is null || _recorded.IsFaulted || _recorded.IsCanceled)
+            {
+                _recorded = RecordAsync(CancellationToken.None);
+            }
+
+            return _recorded;
+        }
+    }
+
+    private async Task<Recorded> RecordAsync(CancellationToken cancellationToken)
+    {
+        var options = json.Value.SerializerOptions;
+        var recorded = new Recorded();
+        var evaluateBodies = DemoRequestExamples.BuildEvaluate(registry).ToDictionary(e => e.Model, StringComparer.Ordinal);
+        foreach (var example in DemoRequestExamples.Build(registry).GroupBy(e => e.Model).Select(g => g.First()))
+        {
+            var model = registry.All.First(m => m.Name == example.Model);
+            using var document = JsonDocument.Parse(example.Body.ToJsonString());
+            using var features = await fetcher.FetchAsync(model, document, null, FeatureFetcher.CommonEnvelope, cancellationToken);
+            var http = new DefaultHttpContext();
+            http.Features.Set(features);
+
+            if ((await PredictApi.Predict(http, inference, cancellationToken)).Result is Ok<PredictResponse> predicted)
+            {
+                recorded.Predict.Add(example with { Summary = $"{model.Name}: the answer to the {example.Name} example", Body = JsonSerializer.SerializeToNode(predicted.Value, options)! });
+            }
+
+            var head = model.ServedHeads[0].Name;
+            if ((await PredictApi.PredictHead(head, http, inference, cancellationToken)).Result is Ok<HeadPredictResponse> one)
+            {
+                recorded.Head.Add(example with { Summary = $"{model.Name}: head '{head}' for the {example.Name} example", Body = JsonSerializer.SerializeToNode(one.Value, options)! });
+            }
+
+            if (evaluateBodies.TryGetValue(model.Name, out var evaluate))
+            {
+                recorded.Evaluate.Add(evaluate with { Summary = $"{model.Name}: the answer to the {evaluate.Name} example", Body = await EvaluateAsync(model, features, evaluate.Body, cancellationToken) });
+            }
+
+            // The same row as the protocol's tensor, exactly as the feature fetch produced it.
+            var row = features.Tensor[..model.RowLength];
+            var input = new JsonObject
+            {
+                ["name"] = model.FeatureInput.Name,
+                ["shape"] = new JsonArray([JsonValue.Create(1L), .. model.RowShape.Select(d => (JsonNode?)JsonValue.Create(d))]),
+                ["datatype"] = "FP32",
+                ["data"] = new JsonArray([.. row.ToArray().Select(v => (JsonNode?)JsonValue.Create(v))]),
+            };
+            recorded.InferRequests.Add(new($"{model.Name}-tensor", $"{model.Name}: the {example.Name} row as a tensor (model = {model.Name})", model.Name,
+                new JsonObject { ["id"] = $"{model.Name}-example", ["inputs"] = new JsonArray(input) }));
+            var outputs = model.Session.Outputs.Select(o => o.Name).ToList();
+            var run = await inference.RunAsync(model, row, outputs, cancellationToken);
+            var answer = new V2InferResponse(model.Name, model.Version.ToString(System.Globalization.CultureInfo.InvariantCulture), $"{model.Name}-example",
+                [.. outputs.Select(name => new V2OutputTensor(name, run.Outputs[name].Shape, "FP32", run.Outputs[name].Data))]);
+            recorded.Infer.Add(new($"{model.Name}-tensor", $"{model.Name}: the answer to the {model.Name}-tensor example", model.Name, JsonSerializer.SerializeToNode(answer, options)!));
+        }
+
+        return recorded;
+    }
+
+    /// <summary>What evaluate answers for the example: its labels and α scored on one run, as the handler does.</summary>
+    private async Task<JsonNode> EvaluateAsync(LoadedModel model, FetchedFeatures features, JsonNode body, CancellationToken cancellationToken)
+    {
+        using var document = JsonDocument.Parse(body.ToJsonString());
+        var root = document.RootElement;
+        var labels = root.GetProperty("labels").EnumerateObject().ToDictionary(p => p.Name, p => HeadLabels.FromJson(p.Name, p.Value), StringComparer.Ordinal);
+        var heads = root.TryGetProperty("heads", out var h) ? h.EnumerateArray().Select(x => x.GetString()!).ToList() : model.Evaluator.HeadNames.Where(labels.ContainsKey).ToList();
+        var combination = root.TryGetProperty("alpha", out var alpha) ? LossCombination.WithAlpha(alpha.GetDouble()) : null;
+        var run = await inference.RunAsync(features, heads.Select(x => model.Heads[x].Output).Distinct(StringComparer.Ordinal).ToList(), cancellationToken);
+        var result = model.Evaluator.Evaluate(run.Outputs, labels, heads, combination);
+        var response = new EvaluateResponse(model.Name, model.Version, result.Loss, result.Combination, result.Alpha, result.Heads, PredictApi.Timings(features, run));
+        return JsonSerializer.SerializeToNode(response, json.Value.SerializerOptions)!;
+    }
+
+    private sealed class Recorded
+    {
+        public List<DemoExample> Predict { get; } = [];
+        public List<DemoExample> Head { get; } = [];
+        public List<DemoExample> Evaluate { get; } = [];
+        public List<DemoExample> Infer { get; } = [];
+        public List<DemoExample> InferRequests { get; } = [];
+    }
+}
