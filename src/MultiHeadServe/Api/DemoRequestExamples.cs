@@ -54,6 +54,15 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
                 parameter.Example = JsonValue.Create(registry.All.Select(m => m.Name).Order(StringComparer.Ordinal).FirstOrDefault());
                 parameter.Description = "A served model (GET /v1/models lists them). Pick the example body for the same model.";
             }
+
+            if (parameter.Name == "head" && parameter.Schema is OpenApiSchema headSchema)
+            {
+                var heads = registry.All.OrderBy(m => m.Name, StringComparer.Ordinal).SelectMany(m => m.ServedHeads.Select(h => (Model: m.Name, Head: h.Name))).ToList();
+                headSchema.Enum = heads.Select(h => h.Head).Distinct(StringComparer.Ordinal).Select(h => (JsonNode)JsonValue.Create(h)!).ToList();
+                parameter.Example = JsonValue.Create(heads.Select(h => h.Head).FirstOrDefault());
+                parameter.Description = "A served head of the model: " +
+                    string.Join("; ", heads.GroupBy(h => h.Model).Select(g => $"{g.Key}: {string.Join(", ", g.Select(h => h.Head))}")) + ".";
+            }
         }
 
         var media = new OpenApiMediaType

@@ -223,6 +223,14 @@ public sealed class OpenApiContract(bool keysConfigured) : IDocumentFilter
     /// </summary>
     private static void OpenRequestBodies(IDictionary<string, IOpenApiSchema> schemas)
     {
+        foreach (var name in new[] { nameof(V2InferRequest), nameof(V2InputTensor), nameof(V2RequestedOutput) })
+        {
+            foreach (var property in ((schemas.TryGetValue(name, out var v2) ? v2 as OpenApiSchema : null)?.Properties?.Values ?? []).OfType<OpenApiSchema>())
+            {
+                property.Type &= ~JsonSchemaType.Null;
+            }
+        }
+
         foreach (var name in new[] { nameof(PredictRequest), nameof(EvaluateRequest) })
         {
             if (!schemas.TryGetValue(name, out var found) || found is not OpenApiSchema request)
@@ -250,14 +258,10 @@ public sealed class OpenApiContract(bool keysConfigured) : IDocumentFilter
                 };
             }
 
+            // Either form, left untyped: generators map a oneOf of an array and an object to its first branch only.
             properties["features"] = new OpenApiSchema
             {
-                Description = "Inline models: the feature vector in the manifest's column order, or an object of column name → number.",
-                OneOf =
-                [
-                    new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.Number } },
-                    new OpenApiSchema { Type = JsonSchemaType.Object, AdditionalProperties = new OpenApiSchema { Type = JsonSchemaType.Number } },
-                ],
+                Description = "Inline models: the feature vector in the manifest's column order ([0.1, 2.0, ...]), or an object of column name → number ({\"age\": 31, ...}).",
             };
             properties["instances"] = new OpenApiSchema
             {
@@ -265,6 +269,12 @@ public sealed class OpenApiContract(bool keysConfigured) : IDocumentFilter
                 Description = "Several rows in one run, each like a single-row body (image, features or entity keys); answered in order under \"predictions\".",
                 Items = new OpenApiSchema { Type = JsonSchemaType.Object, AdditionalProperties = new OpenApiSchema() },
             };
+            // A member that does not apply is left out: the service refuses null members rather than guess what they mean.
+            foreach (var property in properties.Values.OfType<OpenApiSchema>())
+            {
+                property.Type &= ~JsonSchemaType.Null;
+            }
+
             if (properties.ContainsKey("labels"))
             {
                 properties["labels"] = new OpenApiSchema

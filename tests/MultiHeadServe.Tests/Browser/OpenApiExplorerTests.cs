@@ -36,7 +36,7 @@ public sealed class OpenApiExplorerTests
         await operation.Locator(".opblock-summary").ClickAsync();
         await operation.Locator("button.try-out__btn").ClickAsync();
         await operation.Locator("tr[data-param-name='model'] select").SelectOptionAsync(model);
-        await operation.Locator("select.examples-select-element").SelectOptionAsync(example);
+        await operation.Locator(".opblock-section-request-body select.examples-select-element").SelectOptionAsync(example);
         await operation.Locator("button.execute").ClickAsync();
         var status = operation.Locator(".live-responses-table td.response-col_status:not(.col_header)");
         await status.WaitForAsync(new() { Timeout = 30_000 });
