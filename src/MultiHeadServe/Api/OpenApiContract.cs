@@ -13,7 +13,7 @@ namespace MultiHeadServe.Api;
 /// tag a description, the API-key scheme applies when keys are configured and health and metrics stay open.
 /// The changes sit here rather than on each endpoint so endpoint code keeps to behaviour.
 /// </summary>
-public sealed class OpenApiContract(bool keysConfigured) : IDocumentFilter
+public sealed class OpenApiContract(bool keysConfigured, bool protectOperationalEndpoints) : IDocumentFilter
 {
     internal const string HeadResultSchema = nameof(HeadResult);
     internal const string ProblemSchema = "ProblemDetails";
@@ -44,8 +44,8 @@ public sealed class OpenApiContract(bool keysConfigured) : IDocumentFilter
         ["Predict"] = "Every head of a model (or a subset, or one head) from one feature fetch and one run.",
         ["Evaluate"] = "Per-head losses and metrics on labelled rows and the combined multi-task loss.",
         ["Models"] = "What is served: versions, inputs, outputs, heads and the effective manifest.",
-        ["Health"] = "Liveness and readiness for orchestrators; never behind an API key.",
-        ["Metrics"] = "Prometheus metrics; never behind an API key.",
+        ["Health"] = "Liveness and readiness for orchestrators; open even with API keys unless Security:ProtectOperationalEndpoints.",
+        ["Metrics"] = "Prometheus metrics; open even with API keys unless Security:ProtectOperationalEndpoints.",
         ["Open Inference Protocol (v2)"] = "The KServe v2 REST protocol: tensors in, tensors out, through the same batcher.",
     };
 
@@ -55,6 +55,8 @@ public sealed class OpenApiContract(bool keysConfigured) : IDocumentFilter
         var schemas = document.Components!.Schemas!;
         DescribeHeadResults(document, schemas);
         DescribeProblems(schemas);
+        // Every problem response now refers to ProblemDetails (which carries the validation members too).
+        schemas.Remove("HttpValidationProblemDetails");
         OpenRequestBodies(schemas);
         foreach (var schema in schemas.Values.OfType<OpenApiSchema>())
         {
@@ -296,7 +298,9 @@ public sealed class OpenApiContract(bool keysConfigured) : IDocumentFilter
 
         operation.Responses ??= [];
         var v2 = path.StartsWith("/v2", StringComparison.Ordinal);
-        var open = path is "/healthz" or "/readyz" or "/metrics" || path.StartsWith("/v2/health", StringComparison.Ordinal);
+        // As the API-key middleware decides: health and metrics stay open unless Security:ProtectOperationalEndpoints.
+        var open = path is "/healthz" or "/readyz" or "/metrics" && !protectOperationalEndpoints;
+        var readiness = path is "/readyz" or "/v2/health/ready";
         if (path.Contains("{model}", StringComparison.Ordinal) && !operation.Responses.ContainsKey("404"))
         {
             operation.Responses["404"] = Problem(document, "No model of that name (or no such version or head) is served.");
@@ -364,7 +368,7 @@ public sealed class OpenApiContract(bool keysConfigured) : IDocumentFilter
                 ? Describe(status, path) ?? concrete.Description
                 : concrete.Description;
             // Retry-After where the service sends it: a full queue, an unanswering feature store; not readiness.
-            if (status is "429" || (status is "503" && !open))
+            if (status is "429" || (status is "503" && !readiness))
             {
                 concrete.Headers ??= new Dictionary<string, IOpenApiHeader>();
                 concrete.Headers["Retry-After"] = new OpenApiHeader

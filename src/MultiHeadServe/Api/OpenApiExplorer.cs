@@ -38,7 +38,7 @@ public static class OpenApiExplorer
             swagger.UseAllOfForInheritance();
             swagger.UseOneOfForPolymorphism();
             swagger.OperationFilter<DemoRequestExamples>();
-            swagger.DocumentFilter<OpenApiContract>(keysConfigured);
+            swagger.DocumentFilter<OpenApiContract>(keysConfigured, options.ProtectOperationalEndpoints);
             swagger.DocumentAsyncFilter<DemoResponseExamples>();
             // Output tensors are written as plain arrays of numbers.
             swagger.MapType<ReadOnlyMemory<float>>(() => new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.Number, Format = "float" } });
