@@ -42,6 +42,7 @@ var app = builder.Build();
 app.UseMiddleware<ShutdownDrainMiddleware>();
 app.UseServeRequestLogging();
 app.UseExceptionHandler();
+app.UsePlayground();
 app.UseMiddleware<ApiKeyMiddleware>();
 app.UseStatusCodePages();
 app.UseOpenApiExplorer();
