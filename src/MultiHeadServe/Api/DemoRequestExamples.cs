@@ -65,6 +65,20 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             }
         }
 
+        // The feature-fetch middleware reads ?heads= itself (no handler binds it): describe it on the routes that take it.
+        if (body is Features.FeatureFetchMetadata && !(context.ApiDescription.RelativePath ?? "").Contains("{head}", StringComparison.Ordinal) &&
+            !operation.Parameters.Any(p => p.Name == "heads"))
+        {
+            operation.Parameters.Add(new OpenApiParameter
+            {
+                Name = "heads",
+                In = ParameterLocation.Query,
+                Description = "Comma-separated heads to answer (for evaluate: to score, in α order); every served head when absent. " +
+                    "A body's \"heads\" must name the same ones. Image uploads take their heads from here only.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+            });
+        }
+
         var media = new OpenApiMediaType
         {
             Schema = context.SchemaGenerator.GenerateSchema(body.BodyType, context.SchemaRepository),
@@ -281,6 +295,6 @@ internal sealed record DemoExample(string Name, string Summary, string Model, Js
     {
         Summary = Summary,
         Value = Body.DeepClone(),
-        Extensions = new Dictionary<string, IOpenApiExtension> { [DemoRequestExamples.ModelExtension] = new JsonNodeExtension(JsonValue.Create(Model)) },
+        Extensions = Model.Length == 0 ? null : new Dictionary<string, IOpenApiExtension> { [DemoRequestExamples.ModelExtension] = new JsonNodeExtension(JsonValue.Create(Model)) },
     };
 }

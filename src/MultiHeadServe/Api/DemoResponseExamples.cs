@@ -31,7 +31,9 @@ public sealed class DemoResponseExamples(
         {
             foreach (var operation in (item.Operations ?? []).Values)
             {
-                var responses = path.EndsWith("/infer", StringComparison.Ordinal) ? recorded.Infer
+                var responses = path == "/v1/models" ? recorded.Models
+                    : path == "/v1/models/{model}" ? recorded.Model
+                    : path.EndsWith("/infer", StringComparison.Ordinal) ? recorded.Infer
                     : path.EndsWith("/heads/{head}/predict", StringComparison.Ordinal) ? recorded.Head
                     : path.EndsWith("/predict", StringComparison.Ordinal) ? recorded.Predict
                     : path.EndsWith("/evaluate", StringComparison.Ordinal) ? recorded.Evaluate
@@ -69,8 +71,9 @@ public sealed class DemoResponseExamples(
     {
         lock (_gate)
         {
-            // Recorded once per app (the filter lives as long as the app's options); a failed recording is tried again.
-            if (_recorded is null || _recorded.IsFaulted || _recorded.IsCanceled)
+            // Recorded once per app (the filter lives as long as the app's options); an incomplete recording (a model
+            // not answering, the feature store down) serves this document and is tried again for the next.
+            if (_recorded is null || _recorded.IsFaulted || _recorded.IsCanceled || (_recorded.IsCompletedSuccessfully && !_recorded.Result.Complete))
             {
                 _recorded = RecordAsync(CancellationToken.None);
             }
@@ -86,47 +89,71 @@ public sealed class DemoResponseExamples(
         var evaluateBodies = DemoRequestExamples.BuildEvaluate(registry).ToDictionary(e => e.Model, StringComparer.Ordinal);
         foreach (var example in DemoRequestExamples.Build(registry).GroupBy(e => e.Model).Select(g => g.First()))
         {
-            var model = registry.All.First(m => m.Name == example.Model);
-            using var document = JsonDocument.Parse(example.Body.ToJsonString());
-            using var features = await fetcher.FetchAsync(model, document, null, FeatureFetcher.CommonEnvelope, cancellationToken);
-            var http = new DefaultHttpContext();
-            http.Features.Set(features);
-
-            if ((await PredictApi.Predict(http, inference, cancellationToken)).Result is Ok<PredictResponse> predicted)
+            try
             {
-                recorded.Predict.Add(example with { Summary = $"{model.Name}: the answer to the {example.Name} example", Body = JsonSerializer.SerializeToNode(predicted.Value, options)! });
+                await RecordModelAsync(example, evaluateBodies, recorded, cancellationToken);
             }
-
-            var head = model.ServedHeads[0].Name;
-            if ((await PredictApi.PredictHead(head, http, inference, cancellationToken)).Result is Ok<HeadPredictResponse> one)
+#pragma warning disable CA1031 // The explorer must open even when a model cannot answer its example now: its examples are left out.
+            catch (Exception)
+#pragma warning restore CA1031
             {
-                recorded.Head.Add(example with { Summary = $"{model.Name}: head '{head}' for the {example.Name} example", Body = JsonSerializer.SerializeToNode(one.Value, options)! });
+                recorded.Complete = false;
             }
+        }
 
-            if (evaluateBodies.TryGetValue(model.Name, out var evaluate))
+        recorded.Models.Add(new("models", "Every served model", "", JsonSerializer.SerializeToNode(ModelsApi.ListModels(registry).Value, options)!));
+        foreach (var model in registry.All.OrderBy(m => m.Name, StringComparer.Ordinal))
+        {
+            if (ModelsApi.GetModel(model.Name, registry).Result is Ok<ModelDetail> detail)
             {
-                recorded.Evaluate.Add(evaluate with { Summary = $"{model.Name}: the answer to the {evaluate.Name} example", Body = await EvaluateAsync(model, features, evaluate.Body, cancellationToken) });
+                recorded.Model.Add(new(model.Name, $"{model.Name}: metadata, heads and manifest", model.Name, JsonSerializer.SerializeToNode(detail.Value, options)!));
             }
-
-            // The same row as the protocol's tensor, exactly as the feature fetch produced it.
-            var row = features.Tensor[..model.RowLength];
-            var input = new JsonObject
-            {
-                ["name"] = model.FeatureInput.Name,
-                ["shape"] = new JsonArray([JsonValue.Create(1L), .. model.RowShape.Select(d => (JsonNode?)JsonValue.Create(d))]),
-                ["datatype"] = "FP32",
-                ["data"] = new JsonArray([.. row.ToArray().Select(v => (JsonNode?)JsonValue.Create(v))]),
-            };
-            recorded.InferRequests.Add(new($"{model.Name}-tensor", $"{model.Name}: the {example.Name} row as a tensor (model = {model.Name})", model.Name,
-                new JsonObject { ["id"] = $"{model.Name}-example", ["inputs"] = new JsonArray(input) }));
-            var outputs = model.Session.Outputs.Select(o => o.Name).ToList();
-            var run = await inference.RunAsync(model, row, outputs, cancellationToken);
-            var answer = new V2InferResponse(model.Name, model.Version.ToString(System.Globalization.CultureInfo.InvariantCulture), $"{model.Name}-example",
-                [.. outputs.Select(name => new V2OutputTensor(name, run.Outputs[name].Shape, "FP32", run.Outputs[name].Data))]);
-            recorded.Infer.Add(new($"{model.Name}-tensor", $"{model.Name}: the answer to the {model.Name}-tensor example", model.Name, JsonSerializer.SerializeToNode(answer, options)!));
         }
 
         return recorded;
+    }
+
+    private async Task RecordModelAsync(DemoExample example, Dictionary<string, DemoExample> evaluateBodies, Recorded recorded, CancellationToken cancellationToken)
+    {
+        var options = json.Value.SerializerOptions;
+        var model = registry.All.First(m => m.Name == example.Model);
+        using var document = JsonDocument.Parse(example.Body.ToJsonString());
+        using var features = await fetcher.FetchAsync(model, document, null, FeatureFetcher.CommonEnvelope, cancellationToken);
+        var http = new DefaultHttpContext();
+        http.Features.Set(features);
+
+        if ((await PredictApi.Predict(http, inference, cancellationToken)).Result is Ok<PredictResponse> predicted)
+        {
+            recorded.Predict.Add(example with { Summary = $"{model.Name}: the answer to the {example.Name} example", Body = JsonSerializer.SerializeToNode(predicted.Value, options)! });
+        }
+
+        var head = model.ServedHeads[0].Name;
+        if ((await PredictApi.PredictHead(head, http, inference, cancellationToken)).Result is Ok<HeadPredictResponse> one)
+        {
+            recorded.Head.Add(example with { Summary = $"{model.Name}: head '{head}' for the {example.Name} example", Body = JsonSerializer.SerializeToNode(one.Value, options)! });
+        }
+
+        if (evaluateBodies.TryGetValue(model.Name, out var evaluate))
+        {
+            recorded.Evaluate.Add(evaluate with { Summary = $"{model.Name}: the answer to the {evaluate.Name} example", Body = await EvaluateAsync(model, features, evaluate.Body, cancellationToken) });
+        }
+
+        // The same row as the protocol's tensor, exactly as the feature fetch produced it.
+        var row = features.Tensor[..model.RowLength];
+        var input = new JsonObject
+        {
+            ["name"] = model.FeatureInput.Name,
+            ["shape"] = new JsonArray([JsonValue.Create(1L), .. model.RowShape.Select(d => (JsonNode?)JsonValue.Create(d))]),
+            ["datatype"] = "FP32",
+            ["data"] = new JsonArray([.. row.ToArray().Select(v => (JsonNode?)JsonValue.Create(v))]),
+        };
+        recorded.InferRequests.Add(new($"{model.Name}-tensor", $"{model.Name}: the {example.Name} row as a tensor (model = {model.Name})", model.Name,
+            new JsonObject { ["id"] = $"{model.Name}-example", ["inputs"] = new JsonArray(input) }));
+        var outputs = model.Session.Outputs.Select(o => o.Name).ToList();
+        var run = await inference.RunAsync(model, row, outputs, cancellationToken);
+        var answer = new V2InferResponse(model.Name, model.Version.ToString(System.Globalization.CultureInfo.InvariantCulture), $"{model.Name}-example",
+            [.. outputs.Select(name => new V2OutputTensor(name, run.Outputs[name].Shape, "FP32", run.Outputs[name].Data))]);
+        recorded.Infer.Add(new($"{model.Name}-tensor", $"{model.Name}: the answer to the {model.Name}-tensor example", model.Name, JsonSerializer.SerializeToNode(answer, options)!));
     }
 
     /// <summary>What evaluate answers for the example: its labels and α scored on one run, as the handler does.</summary>
@@ -145,6 +172,9 @@ public sealed class DemoResponseExamples(
 
     private sealed class Recorded
     {
+        public bool Complete { get; set; } = true;
+        public List<DemoExample> Models { get; } = [];
+        public List<DemoExample> Model { get; } = [];
         public List<DemoExample> Predict { get; } = [];
         public List<DemoExample> Head { get; } = [];
         public List<DemoExample> Evaluate { get; } = [];

@@ -116,7 +116,7 @@ public sealed class GeneratedClientTests
 
                 foreach (var (name, model, body) in Examples(paths, "/v1/models/{model}/predict"))
                 {
-                    var answer = await client.PredictAsync(Parse<PREDICT_MODEL>(model), JsonSerializer.Deserialize<PredictRequest>(body), null);
+                    var answer = await client.PredictAsync(Parse<PREDICT_MODEL>(model), null, JsonSerializer.Deserialize<PredictRequest>(body), null);
                     var row = answer.Heads ?? answer.Predictions.First().Heads;
                     report.Append($"predict {name} ").AppendJoin(" ", row.Select(h => $"{h.Key}={Describe(h.Value)}")).Append('\n');
 
@@ -127,7 +127,7 @@ public sealed class GeneratedClientTests
 
                 foreach (var (name, model, body) in Examples(paths, "/v1/models/{model}/evaluate"))
                 {
-                    var answer = await client.EvaluateAsync(Parse<EVALUATE_MODEL>(model), JsonSerializer.Deserialize<EvaluateRequest>(body));
+                    var answer = await client.EvaluateAsync(Parse<EVALUATE_MODEL>(model), null, JsonSerializer.Deserialize<EvaluateRequest>(body));
                     report.Append($"evaluate {name} loss={answer.Loss:R} ").AppendJoin(" ", answer.Heads.Select(h => $"{h.Key}={h.Value.Loss:R}")).Append('\n');
                 }
 

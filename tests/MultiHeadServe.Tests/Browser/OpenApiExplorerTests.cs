@@ -41,7 +41,7 @@ public sealed class OpenApiExplorerTests
         var status = operation.Locator(".live-responses-table td.response-col_status:not(.col_header)");
         await status.WaitForAsync(new() { Timeout = 30_000 });
         var body = await operation.Locator(".live-responses-table .response-col_description pre").First.InnerTextAsync();
-        await page.ScreenshotAsync(new() { Path = Path.Combine(app.DataDirectory, $"swagger-{model}.png"), FullPage = true });
+        await page.ScreenshotAsync(new() { Path = TestArtifacts.PathOf($"swagger-{model}.png"), FullPage = true });
 
         Assert.Equal("200", (await status.InnerTextAsync()).Trim());
         Assert.Contains(expectedInBody, body, StringComparison.Ordinal);
@@ -159,7 +159,7 @@ public sealed class OpenApiExplorerTests
         var status = operation.Locator(".live-responses-table td.response-col_status:not(.col_header)");
         await status.WaitForAsync(new() { Timeout = 30_000 });
         var body = await operation.Locator(".live-responses-table .response-col_description pre").First.InnerTextAsync();
-        await page.ScreenshotAsync(new() { Path = Path.Combine(app.DataDirectory, "swagger-upload.png"), FullPage = true });
+        await page.ScreenshotAsync(new() { Path = TestArtifacts.PathOf("swagger-upload.png"), FullPage = true });
 
         Assert.Equal("200", (await status.InnerTextAsync()).Trim());
         Assert.Contains("\"triangle\"", body, StringComparison.Ordinal);
