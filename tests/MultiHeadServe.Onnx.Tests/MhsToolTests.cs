@@ -49,7 +49,7 @@ public sealed class MhsToolTests : IDisposable
         var (restored, restoreOutput) = await RunAsync("dotnet", project, "tool", "restore", "--configfile", config);
         Assert.True(restored == 0, restoreOutput);
         var (ran, manifestOutput) = await RunAsync("dotnet", project, "mhs", "inspect", model, "--json");
-        Assert.True(ran == 0, manifestOutput);
+        Assert.True(ran == 0, manifestOutput + "\nafter dotnet tool restore:\n" + restoreOutput);
         Assert.Contains("\"class_logits\"", manifestOutput, StringComparison.Ordinal);
     }
 
@@ -75,6 +75,8 @@ public sealed class MhsToolTests : IDisposable
         if (ownCache)
         {
             start.Environment["NUGET_PACKAGES"] = Path.Combine(folder.FullName, "nuget-packages");
+            // And a tool-resolver cache of its own: entries left by earlier runs point into their deleted folders.
+            start.Environment["DOTNET_CLI_HOME"] = Path.Combine(folder.FullName, "cli-home");
         }
 
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";

@@ -61,6 +61,7 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         foreach (var schema in schemas.Values.OfType<OpenApiSchema>())
         {
             ReplaceHeadResultUnions(schema, document, depth: 0);
+            PlainReferences(schema, depth: 0);
         }
 
         foreach (var (path, item) in document.Paths)
@@ -190,6 +191,32 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
     private static bool IsHeadResultUnion(OpenApiSchema schema) =>
         schema.OneOf is { Count: > 0 } oneOf &&
         oneOf.OfType<OpenApiSchemaReference>().Select(r => r.Reference.Id).ToHashSet().SetEquals(HeadKindSchemas.Select(k => k.Schema));
+
+    /// <summary>
+    /// XML comments' cross-references arrive as .NET names (<c>MultiHeadServe.Heads.RegressionResult.Value</c>); a reader
+    /// of the document knows the JSON member (<c>`value`</c>) or the type's short name instead.
+    /// </summary>
+    private static void PlainReferences(OpenApiSchema schema, int depth)
+    {
+        if (depth > 8)
+        {
+            return;
+        }
+
+        if (schema.Description is { } description && description.Contains("MultiHeadServe.", StringComparison.Ordinal))
+        {
+            schema.Description = System.Text.RegularExpressions.Regex.Replace(description, @"MultiHeadServe(\.[A-Za-z]+)+", match =>
+            {
+                var parts = match.Value.Split('.');
+                return parts.Length >= 4 ? $"`{char.ToLowerInvariant(parts[^1][0])}{parts[^1][1..]}`" : parts[^1];
+            });
+        }
+
+        foreach (var part in (schema.Properties?.Values ?? []).Concat(schema.AllOf ?? []).OfType<OpenApiSchema>())
+        {
+            PlainReferences(part, depth + 1);
+        }
+    }
 
     private static bool IsNullable(IOpenApiSchema schema) => schema.Type is { } type && type.HasFlag(JsonSchemaType.Null);
 
