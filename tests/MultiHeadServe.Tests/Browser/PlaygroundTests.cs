@@ -34,15 +34,7 @@ public sealed class PlaygroundTests
 
             var label = await page.Locator(".head[data-kind=classification] .value").GetAttributeAsync("data-label");
             // The drawn box's place over the image, in the image's own pixels.
-            var drawn = await page.EvaluateAsync<double[]>("""
-                () => {
-                  const image = document.getElementById('predicted-image');
-                  const i = image.getBoundingClientRect(), b = document.getElementById('predicted-box').getBoundingClientRect();
-                  const scale = image.naturalWidth / image.clientWidth;
-                  const left = i.left + image.clientLeft, top = i.top + image.clientTop;
-                  return [(b.left - left) * scale, (b.top - top) * scale, (b.right - left) * scale, (b.bottom - top) * scale];
-                }
-                """);
+            var drawn = await DrawnBoxAsync(page);
             await page.ScreenshotAsync(new() { Path = TestArtifacts.PathOf("playground-shapes.png"), FullPage = true });
 
             Assert.Equal("triangle", label);
@@ -56,6 +48,51 @@ public sealed class PlaygroundTests
         {
             File.Delete(file);
         }
+    }
+
+    [Fact]
+    public async Task ADroppedImageAndADrawingArePredictedToo()
+    {
+        var (image, truth) = ShapeImage(left: 30, top: 10, size: 24);
+        await using var app = StartApp();
+        var (playwright, browser) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+        await page.GotoAsync(new Uri(app.ClientOptions.BaseAddress, "/#model=shapes").ToString());
+        await page.Locator("body[data-ready=true]").WaitForAsync();
+
+        // Dropped as a file from the desktop would be.
+        var files = await page.EvaluateHandleAsync("""
+            (base64) => {
+              const bytes = Uint8Array.from(atob(base64), c => c.charCodeAt(0));
+              const transfer = new DataTransfer();
+              transfer.items.add(new File([bytes], 'shape.png', { type: 'image/png' }));
+              return transfer;
+            }
+            """, Convert.ToBase64String(image));
+        await page.DispatchEventAsync("#drop-zone", "drop", new { dataTransfer = files });
+        await page.Locator("#predicted-box").WaitForAsync(new() { State = WaitForSelectorState.Visible, Timeout = 30_000 });
+        Assert.Equal("triangle", await page.Locator(".head[data-kind=classification] .value").GetAttributeAsync("data-label"));
+        Assert.True(Iou(await DrawnBoxAsync(page), truth) >= 0.5, "The box drawn over the dropped image misses the shape.");
+
+        // A filled block drawn with the mouse on the canvas.
+        var canvas = await page.Locator("#draw-canvas").BoundingBoxAsync();
+        for (var y = 70; y <= 190; y += 12)
+        {
+            await page.Mouse.MoveAsync(canvas!.X + 70, canvas.Y + y);
+            await page.Mouse.DownAsync();
+            await page.Mouse.MoveAsync(canvas.X + 190, canvas.Y + y, new() { Steps = 4 });
+            await page.Mouse.UpAsync();
+        }
+
+        await page.Locator("#draw-predict").ClickAsync();
+        await page.WaitForFunctionAsync("() => document.getElementById('box-caption').textContent.includes('of 256×256')", null, new() { Timeout = 30_000 });
+        await page.ScreenshotAsync(new() { Path = TestArtifacts.PathOf("playground-drawing.png"), FullPage = true });
+        // The strokes (round brush of 18 px) cover x and y from 61 to 199 of the 256-pixel canvas.
+        Assert.Equal("square", await page.Locator(".head[data-kind=classification] .value").GetAttributeAsync("data-label"));
+        var box = await DrawnBoxAsync(page);
+        Assert.True(Iou(box, [61, 61, 199, 199]) >= 0.5, $"The box drawn over the drawing, [{string.Join(", ", box.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))}], misses it.");
     }
 
     [Fact]
@@ -107,6 +144,17 @@ public sealed class PlaygroundTests
         Assert.True(Math.Abs(shown - expected) <= 1e-6 + 1e-3 * Math.Abs(expected), $"L shown {shown}, α·L_class + (1 − α)·L_bbox = {expected}");
         Assert.NotEqual(atHalf, shown);
     }
+
+    /// <summary>The box drawn over the predicted image, read off the page, in the image's own pixels.</summary>
+    private static Task<double[]> DrawnBoxAsync(IPage page) => page.EvaluateAsync<double[]>("""
+        () => {
+          const image = document.getElementById('predicted-image');
+          const i = image.getBoundingClientRect(), b = document.getElementById('predicted-box').getBoundingClientRect();
+          const scale = image.naturalWidth / image.clientWidth;
+          const left = i.left + image.clientLeft, top = i.top + image.clientTop;
+          return [(b.left - left) * scale, (b.top - top) * scale, (b.right - left) * scale, (b.bottom - top) * scale];
+        }
+        """);
 
     private static ServeFactory StartApp()
     {
