@@ -151,9 +151,22 @@ public sealed class DemoResponseExamples(
             new JsonObject { ["id"] = $"{model.Name}-example", ["inputs"] = new JsonArray(input) }));
         var outputs = model.Session.Outputs.Select(o => o.Name).ToList();
         var run = await inference.RunAsync(model, row, outputs, cancellationToken);
-        var answer = new V2InferResponse(model.Name, model.Version.ToString(System.Globalization.CultureInfo.InvariantCulture), $"{model.Name}-example",
-            [.. outputs.Select(name => new V2OutputTensor(name, run.Outputs[name].Shape, "FP32", run.Outputs[name].Data))]);
-        recorded.Infer.Add(new($"{model.Name}-tensor", $"{model.Name}: the answer to the {model.Name}-tensor example", model.Name, JsonSerializer.SerializeToNode(answer, options)!));
+        // Written in the protocol's own response shape (model_name, model_version, id, outputs), which does not change
+        // with how the handler produces it.
+        var answer = new JsonObject
+        {
+            ["model_name"] = model.Name,
+            ["model_version"] = model.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["id"] = $"{model.Name}-example",
+            ["outputs"] = new JsonArray([.. outputs.Select(name => (JsonNode?)new JsonObject
+            {
+                ["name"] = name,
+                ["shape"] = new JsonArray([.. run.Outputs[name].Shape.Select(d => (JsonNode?)JsonValue.Create(d))]),
+                ["datatype"] = "FP32",
+                ["data"] = new JsonArray([.. run.Outputs[name].Data.ToArray().Select(v => (JsonNode?)JsonValue.Create(v))]),
+            })]),
+        };
+        recorded.Infer.Add(new($"{model.Name}-tensor", $"{model.Name}: the answer to the {model.Name}-tensor example", model.Name, answer));
     }
 
     /// <summary>What evaluate answers for the example: its labels and α scored on one run, as the handler does.</summary>
