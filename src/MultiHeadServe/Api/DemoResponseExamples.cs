@@ -19,7 +19,8 @@ namespace MultiHeadServe.Api;
 /// so the next request for the document tries again.
 /// </summary>
 public sealed class DemoResponseExamples(
-    ModelRegistry registry, FeatureFetcher fetcher, InferenceService inference, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IDocumentAsyncFilter
+    ModelRegistry registry, FeatureFetcher fetcher, InferenceService inference, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,
+    IServiceProvider services) : IDocumentAsyncFilter
 {
     private readonly Lock _gate = new();
     private Task<Recorded>? _recorded;
@@ -38,6 +39,24 @@ public sealed class DemoResponseExamples(
                     : path.EndsWith("/predict", StringComparison.Ordinal) ? recorded.Predict
                     : path.EndsWith("/evaluate", StringComparison.Ordinal) ? recorded.Evaluate
                     : null;
+                if (path.Contains("{model}", StringComparison.Ordinal) && operation.Responses is { } all && !all.ContainsKey("404"))
+                {
+                    all["404"] = OpenApiContract.Problem(swaggerDoc, OpenApiContract.NotFoundDescription);
+                }
+
+                // /v2 words its errors as the protocol does; the example is /v1's.
+                if (path.StartsWith("/v1/", StringComparison.Ordinal) && operation.Responses?.TryGetValue("404", out var missing) == true &&
+                    missing is OpenApiResponse notFound && notFound.Content?.TryGetValue("application/problem+json", out var problem) == true)
+                {
+                    problem.Examples = new Dictionary<string, IOpenApiExample> { ["unknown-model"] = recorded.UnknownModel.ToOpenApi() };
+                }
+
+                if (path.EndsWith("/predict", StringComparison.Ordinal) && operation.Responses?.TryGetValue("400", out var invalid) == true &&
+                    invalid is OpenApiResponse badRequest && badRequest.Content?.TryGetValue("application/problem+json", out var bad) == true && recorded.BadFeature is { } badFeature)
+                {
+                    bad.Examples = new Dictionary<string, IOpenApiExample> { [badFeature.Name] = badFeature.ToOpenApi() };
+                }
+
                 if (responses is null || operation.Responses?.TryGetValue("200", out var ok) != true || ok is not OpenApiResponse response)
                 {
                     continue;
@@ -102,6 +121,22 @@ public sealed class DemoResponseExamples(
         }
 
         recorded.Models.Add(new("models", "Every served model", "", JsonSerializer.SerializeToNode(ModelsApi.ListModels(registry).Value, options)!));
+        recorded.UnknownModel = new("unknown-model", "A model that is not served", "", await ProblemAsync(Problems.UnknownModel("no-such-model", registry).ExecuteAsync));
+        if (registry.All.FirstOrDefault(m => m.Manifest.Features.Source == "inline") is { } inline)
+        {
+            // A real refusal: a string among the features, as the middleware words it.
+            var values = Enumerable.Range(0, inline.Manifest.Features.Columns!.Count).Select(i => i == 1 ? "\"two\"" : "1.5");
+            using var document = JsonDocument.Parse($$"""{"features": [{{string.Join(", ", values)}}]}""");
+            try
+            {
+                using var _ = await fetcher.FetchAsync(inline, document, null, FeatureFetcher.CommonEnvelope, CancellationToken.None);
+            }
+            catch (FeatureRequestException ex)
+            {
+                recorded.BadFeature = new($"{inline.Name}-bad-feature", $"{inline.Name}: a feature that is not a number", inline.Name,
+                    await ProblemAsync(http => FeatureFetchMiddleware.WriteProblemAsync(http, ex)));
+            }
+        }
         foreach (var model in registry.All.OrderBy(m => m.Name, StringComparer.Ordinal))
         {
             if (ModelsApi.GetModel(model.Name, registry).Result is Ok<ModelDetail> detail)
@@ -169,6 +204,17 @@ public sealed class DemoResponseExamples(
         recorded.Infer.Add(new($"{model.Name}-tensor", $"{model.Name}: the answer to the {model.Name}-tensor example", model.Name, answer));
     }
 
+    /// <summary>A problem as the service writes it (the problem-details service adds the trace id of the request's activity).</summary>
+    private async Task<JsonNode> ProblemAsync(Func<HttpContext, Task> write)
+    {
+        using var activity = new System.Diagnostics.Activity("OpenApiExample").Start();
+        var http = new DefaultHttpContext { RequestServices = services };
+        using var body = new MemoryStream();
+        http.Response.Body = body;
+        await write(http);
+        return JsonNode.Parse(body.ToArray())!;
+    }
+
     /// <summary>What evaluate answers for the example: its labels and α scored on one run, as the handler does.</summary>
     private async Task<JsonNode> EvaluateAsync(LoadedModel model, FetchedFeatures features, JsonNode body, CancellationToken cancellationToken)
     {
@@ -186,6 +232,8 @@ public sealed class DemoResponseExamples(
     private sealed class Recorded
     {
         public bool Complete { get; set; } = true;
+        public DemoExample UnknownModel { get; set; } = null!;
+        public DemoExample? BadFeature { get; set; }
         public List<DemoExample> Models { get; } = [];
         public List<DemoExample> Model { get; } = [];
         public List<DemoExample> Predict { get; } = [];

@@ -18,6 +18,7 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
     internal const string HeadResultSchema = nameof(HeadResult);
     internal const string ProblemSchema = "ProblemDetails";
     private const string ApiKeyScheme = "ApiKey";
+    internal const string NotFoundDescription = "No model of that name (or no such version or head) is served.";
 
     /// <summary>Each head kind and the schema (the record) that answers it.</summary>
     internal static readonly IReadOnlyList<(string Kind, string Schema)> HeadKindSchemas =
@@ -37,6 +38,24 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         ["V2Ready"] = "Every model is loaded and warm (else 503).",
         ["V2ModelVersionMetadata"] = "Inputs and outputs of one version as tensors.",
         ["V2InferVersion"] = "Runs one version of the model on the input tensor; returns output tensors.",
+    };
+
+    /// <summary>Descriptions for operations whose endpoints carry only a summary.</summary>
+    private static readonly Dictionary<string, string> Descriptions = new(StringComparer.Ordinal)
+    {
+        ["Liveness"] = "200 while the process runs; no check is made. For a liveness probe.",
+        ["Readiness"] = "Every model loaded and warm: 200 (also when the feature store is down: only the models that read it are unready, listed per model); else 503. For a readiness probe.",
+        ["Metrics"] = "Requests, feature fetches, queue and run times, batch sizes and head losses in Prometheus' text format (OpenTelemetry).",
+        ["ListModels"] = "Each served model: version, versions on disk, execution provider, readiness, feature source, the session's real input and output tensors, and every head with its kind and labels.",
+        ["GetModel"] = "As in the list, plus the effective manifest (defaults filled in).",
+        ["V2ServerMetadata"] = "The Open Inference Protocol's server metadata.",
+        ["V2Live"] = "The Open Inference Protocol's liveness: always live while the process runs.",
+        ["V2Ready"] = "The Open Inference Protocol's readiness: 200 when every model is loaded and warm, else 503.",
+        ["V2ModelMetadata"] = "The model's versions, platform and its input and output tensors (name, datatype, shape; -1 is a dynamic dimension).",
+        ["V2ModelVersionMetadata"] = "As model metadata, for the version served (another version is a 404).",
+        ["V2ModelReady"] = "200 when the model is ready; 400 when not (a store-backed model while the feature store does not answer).",
+        ["V2Infer"] = "One FP32 input tensor named as the model's input (FP64 and FP16 are converted), data flat row-major or nested; \"outputs\" picks outputs by name (all when absent). Runs through the same batcher as /v1.",
+        ["V2InferVersion"] = "As infer, for the version served (another version is a 404).",
     };
 
     private static readonly Dictionary<string, string> TagDescriptions = new(StringComparer.Ordinal)
@@ -323,6 +342,11 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
             operation.Summary = summary;
         }
 
+        if (string.IsNullOrEmpty(operation.Description) && operation.OperationId is { } named && Descriptions.TryGetValue(named, out var description))
+        {
+            operation.Description = description;
+        }
+
         operation.Responses ??= [];
         var v2 = path.StartsWith("/v2", StringComparison.Ordinal);
         // As the API-key middleware decides: health and metrics stay open unless Security:ProtectOperationalEndpoints.
@@ -330,7 +354,7 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         var readiness = path is "/readyz" or "/v2/health/ready";
         if (path.Contains("{model}", StringComparison.Ordinal) && !operation.Responses.ContainsKey("404"))
         {
-            operation.Responses["404"] = Problem(document, "No model of that name (or no such version or head) is served.");
+            operation.Responses["404"] = Problem(document, NotFoundDescription);
         }
 
         if (path.EndsWith("/ready", StringComparison.Ordinal) && path.Contains("{model}", StringComparison.Ordinal) && !operation.Responses.ContainsKey("400"))
@@ -407,7 +431,7 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         }
     }
 
-    private static OpenApiResponse Problem(OpenApiDocument document, string description) => new()
+    internal static OpenApiResponse Problem(OpenApiDocument document, string description) => new()
     {
         Description = description,
         Content = new Dictionary<string, OpenApiMediaType>
@@ -420,7 +444,7 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
     {
         "200" => path.EndsWith("/infer", StringComparison.Ordinal) ? "The output tensors." : "Success.",
         "400" => "The request is not valid: the problem names the field at fault.",
-        "404" => "No model of that name (or no such version or head) is served.",
+        "404" => NotFoundDescription,
         "413" => "The body is larger than Serve:MaxRequestBytes.",
         "415" => "The body's content type is not one this route takes.",
         "429" => "The model's queue is full or would not reach this request in time: retry after Retry-After seconds.",
