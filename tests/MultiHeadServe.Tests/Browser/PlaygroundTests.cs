@@ -117,6 +117,29 @@ public sealed class PlaygroundTests
     }
 
     [Fact]
+    public async Task WithApiKeysThePageOpensAndPredictsOnceTheKeyIsGiven()
+    {
+        await using var app = new ServeFactory(new Dictionary<string, string?> { ["Security:ApiKeys:0"] = "playground-key" });
+        app.UseKestrel(0);
+        app.StartServer();
+        var (playwright, browser) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var page = await browser.NewPageAsync();
+
+        var response = await page.GotoAsync(new Uri(app.ClientOptions.BaseAddress, "/#model=ranking").ToString());
+        Assert.Equal(200, response!.Status);
+        await page.Locator("body[data-ready=true]").WaitForAsync();
+        Assert.Contains("401", await page.Locator("#predict-error").InnerTextAsync(), StringComparison.Ordinal);
+
+        await page.Locator("#api-key").FillAsync("playground-key");
+        await page.Locator("#api-key").DispatchEventAsync("change");
+        await page.Locator("#entity-examples button.example").First.ClickAsync(new() { Timeout = 30_000 });
+        await page.Locator("#prediction").WaitForAsync(new() { State = WaitForSelectorState.Visible, Timeout = 30_000 });
+        Assert.Equal(3, await page.Locator("#heads .head").CountAsync());
+    }
+
+    [Fact]
     public async Task MovingAlphaRecombinesTheHeadLosses()
     {
         await using var app = StartApp();
