@@ -43,6 +43,18 @@ public sealed class MhsToolTests : IDisposable
         Assert.Contains("class_logits", output, StringComparison.Ordinal);
         Assert.Contains("[batch, 3, 64, 64]", output, StringComparison.Ordinal);
 
+        // fuse and prune as the README runs them, with the installed command.
+        var ranking = Path.Combine(root, "models", "ranking", "1");
+        var fused = Path.Combine(folder.FullName, "ranking.onnx");
+        var (fuseCode, fuseOutput) = await RunAsync(Path.Combine(tools, "mhs"), folder.FullName, "fuse", fused,
+            Path.Combine(ranking, "click.onnx"), Path.Combine(ranking, "dwell.onnx"), Path.Combine(ranking, "revenue.onnx"));
+        Assert.True(fuseCode == 0, fuseOutput);
+        var (pruneCode, pruneOutput) = await RunAsync(Path.Combine(tools, "mhs"), folder.FullName, "prune", fused, Path.Combine(folder.FullName, "click_only.onnx"), "--keep", "click_logit");
+        Assert.True(pruneCode == 0, pruneOutput);
+        var pruned = OnnxModel.Load(Path.Combine(folder.FullName, "click_only.onnx"));
+        Assert.Equal(["click_logit"], pruned.Outputs.Select(o => o.Name));
+        Assert.Equal("click", pruned.Metadata[ModelFusion.MembersMetadataKey]);
+
         // Through the repository's manifest (.config/dotnet-tools.json): dotnet tool restore, then dotnet mhs.
         var project = Directory.CreateDirectory(Path.Combine(folder.FullName, "project", ".config")).Parent!.FullName;
         File.Copy(Path.Combine(root, ".config", "dotnet-tools.json"), Path.Combine(project, ".config", "dotnet-tools.json"));
