@@ -19,6 +19,9 @@ public static class ModelFusion
     /// <summary>The metadata key listing the members' prefixes, comma-separated, in fusion order.</summary>
     public const string MembersMetadataKey = "multiheadserve.members";
 
+    /// <summary>Metadata key: the separator between a member's prefix and its names (pruning reads it to drop a member's entries).</summary>
+    public const string SeparatorMetadataKey = "multiheadserve.separator";
+
     /// <summary>
     /// Fuses the members into one model.
     /// </summary>
@@ -315,6 +318,7 @@ public static class ModelFusion
         FuseOptions options)
     {
         yield return Entry(MembersMetadataKey, string.Join(',', members.Select(member => member.Prefix)));
+        yield return Entry(SeparatorMetadataKey, options.Separator);
         for (var i = 0; i < members.Count; i++)
         {
             var (prefix, model) = members[i];

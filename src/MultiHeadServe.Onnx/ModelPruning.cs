@@ -58,7 +58,65 @@ public static class ModelPruning
         Retain(result.SparseInitializer, tensor => tensor.Values is not null && needed.Contains(tensor.Values.Name));
         Retain(result.ValueInfo, info => needed.Contains(info.Name));
         Retain(result.QuantizationAnnotation, annotation => needed.Contains(annotation.TensorName));
+        KeepProvenanceTrue(pruned, keep);
         return pruned;
+    }
+
+    /// <summary>
+    /// A fused model's provenance names its members and their outputs: after pruning it names only the members that
+    /// still have an output and only the outputs kept, and a dropped member's copied metadata goes with it, so the
+    /// metadata never describes parts the file no longer holds. A model keeping every member is left as it was.
+    /// </summary>
+    private static void KeepProvenanceTrue(ModelProto model, HashSet<string> keep)
+    {
+        var metadata = model.MetadataProps;
+        var members = metadata.FirstOrDefault(entry => entry.Key == ModelFusion.MembersMetadataKey);
+        if (members is null)
+        {
+            return;
+        }
+
+        var separator = metadata.FirstOrDefault(entry => entry.Key == ModelFusion.SeparatorMetadataKey)?.Value ?? new FuseOptions().Separator;
+        var kept = new List<string>();
+        var dropped = new List<string>();
+        foreach (var prefix in members.Value.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var outputs = metadata.FirstOrDefault(entry => entry.Key == $"multiheadserve.member.{prefix}.outputs");
+            if (outputs is null)
+            {
+                kept.Add(prefix);
+                continue;
+            }
+
+            // Each output is "name" or "original=fused name".
+            var still = outputs.Value.Split(',', StringSplitOptions.RemoveEmptyEntries).Where(o => keep.Contains(o[(o.IndexOf('=', StringComparison.Ordinal) + 1)..])).ToList();
+            if (still.Count == 0)
+            {
+                dropped.Add(prefix);
+                continue;
+            }
+
+            kept.Add(prefix);
+            var value = string.Join(',', still);
+            if (value != outputs.Value)
+            {
+                outputs.Value = value;
+            }
+        }
+
+        if (dropped.Count == 0)
+        {
+            return;
+        }
+
+        members.Value = string.Join(',', kept);
+        var stale = metadata.Where(entry => dropped.Any(prefix =>
+            entry.Key.StartsWith($"multiheadserve.member.{prefix}.", StringComparison.Ordinal) ||
+            entry.Key.StartsWith(prefix + separator, StringComparison.Ordinal))).ToList();
+        foreach (var entry in stale)
+        {
+            metadata.Remove(entry);
+        }
     }
 
     /// <summary>The nodes the outputs depend on (by index) and every value name they read.</summary>

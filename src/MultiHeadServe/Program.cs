@@ -56,6 +56,7 @@ app.UseMiddleware<RequestActivityMiddleware>();
 app.UseMiddleware<ShutdownDrainMiddleware>();
 app.UseServeRequestLogging();
 app.UseExceptionHandler();
+app.UsePlayground();
 app.UseMiddleware<ApiKeyMiddleware>();
 app.UseStatusCodePages();
 app.UseOpenApiExplorer();

@@ -90,6 +90,27 @@ public sealed class MhsCommandLineTests : IDisposable
     }
 
     [Fact]
+    public void PruneLeavesOnlyTheKeptMembersInTheMetadata()
+    {
+        Run("fuse", PathOf("ranking.onnx"), PathOf("click.onnx"), PathOf("dwell.onnx"), PathOf("revenue.onnx"));
+        var fused = OnnxModel.Load(PathOf("ranking.onnx")).Metadata;
+        Assert.Contains("multiheadserve.member.dwell.outputs", fused.Keys);
+
+        var (code, _, _) = Run("prune", PathOf("ranking.onnx"), PathOf("click.pruned.onnx"), "--keep", "click_logit");
+
+        Assert.Equal(ExitCodes.Success, code);
+        var metadata = OnnxModel.Load(PathOf("click.pruned.onnx")).Metadata;
+        Assert.Equal("click", metadata[ModelFusion.MembersMetadataKey]);
+        Assert.Equal(fused["multiheadserve.member.click.outputs"], metadata["multiheadserve.member.click.outputs"]);
+        Assert.DoesNotContain(metadata.Keys, key => key.Contains(".dwell.", StringComparison.Ordinal) || key.Contains(".revenue.", StringComparison.Ordinal) ||
+            key.StartsWith("dwell/", StringComparison.Ordinal) || key.StartsWith("revenue/", StringComparison.Ordinal));
+
+        // Keeping everything keeps the metadata as it was.
+        Run("prune", PathOf("ranking.onnx"), PathOf("all.pruned.onnx"), "--keep", string.Join(',', OnnxModel.Load(PathOf("ranking.onnx")).Outputs.Select(o => o.Name)));
+        Assert.Equal(fused, OnnxModel.Load(PathOf("all.pruned.onnx")).Metadata);
+    }
+
+    [Fact]
     public void ComposeConnectsAnIntermediateValueAndMakesTheBatchDynamic()
     {
         new OnnxModel(SmallVisionModels.Backbone()).Save(PathOf("backbone.onnx"));

@@ -25,7 +25,7 @@ internal static class PretrainedBackbone
 
     public static string ObjectsVersionFolder { get; } = Path.Combine(RepositoryRoot(), "models", "objects", "1");
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {

@@ -11,11 +11,16 @@ namespace MultiHeadServe.Api;
 /// explorer works as it opens: the first row of the model's reference.json when it has one (a real image,
 /// real entity keys), otherwise zeros of the right shape. The {model} parameter lists the served models.
 /// Operations that take image uploads also document the raw image types and the multipart form, whose
-/// file fields the explorer turns into file pickers.
+/// file fields the explorer turns into file pickers. Evaluate's examples carry labels for the same row; each
+/// example names its model in <c>x-model</c> so a client (or a test) can pick the matching {model}.
 /// </summary>
 public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilter
 {
-    private readonly Lazy<IReadOnlyList<(string Name, string Summary, JsonNode Body)>> _examples = new(() => Build(registry));
+    /// <summary>The extension on each example naming the model it is for.</summary>
+    public const string ModelExtension = "x-model";
+
+    private readonly Lazy<IReadOnlyList<DemoExample>> _examples = new(() => Build(registry));
+    private readonly Lazy<IReadOnlyList<DemoExample>> _evaluateExamples = new(() => BuildEvaluate(registry));
 
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
@@ -49,6 +54,29 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
                 parameter.Example = JsonValue.Create(registry.All.Select(m => m.Name).Order(StringComparer.Ordinal).FirstOrDefault());
                 parameter.Description = "A served model (GET /v1/models lists them). Pick the example body for the same model.";
             }
+
+            if (parameter.Name == "head" && parameter.Schema is OpenApiSchema headSchema)
+            {
+                var heads = registry.All.OrderBy(m => m.Name, StringComparer.Ordinal).SelectMany(m => m.ServedHeads.Select(h => (Model: m.Name, Head: h.Name))).ToList();
+                headSchema.Enum = heads.Select(h => h.Head).Distinct(StringComparer.Ordinal).Select(h => (JsonNode)JsonValue.Create(h)!).ToList();
+                parameter.Example = JsonValue.Create(heads.Select(h => h.Head).FirstOrDefault());
+                parameter.Description = "A served head of the model: " +
+                    string.Join("; ", heads.GroupBy(h => h.Model).Select(g => $"{g.Key}: {string.Join(", ", g.Select(h => h.Head))}")) + ".";
+            }
+        }
+
+        // The feature-fetch middleware reads ?heads= itself (no handler binds it): describe it on the routes that take it.
+        if (body is Features.FeatureFetchMetadata && !(context.ApiDescription.RelativePath ?? "").Contains("{head}", StringComparison.Ordinal) &&
+            !operation.Parameters.Any(p => p.Name == "heads"))
+        {
+            operation.Parameters.Add(new OpenApiParameter
+            {
+                Name = "heads",
+                In = ParameterLocation.Query,
+                Description = "Comma-separated heads to answer (for evaluate: to score, in α order); every served head when absent. " +
+                    "A body's \"heads\" must name the same ones. Image uploads take their heads from here only.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+            });
         }
 
         var media = new OpenApiMediaType
@@ -70,9 +98,10 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             return;
         }
 
-        foreach (var (name, summary, example) in _examples.Value)
+        var examples = body.BodyType == typeof(EvaluateRequest) ? _evaluateExamples.Value : _examples.Value;
+        foreach (var example in examples)
         {
-            media.Examples![name] = new OpenApiExample { Summary = summary, Value = example.DeepClone() };
+            media.Examples![example.Name] = example.ToOpenApi();
         }
 
         if (context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<Features.ImageUploadMetadata>().Any())
@@ -122,9 +151,10 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
     private static IEnumerable<string> RouteParameters(string? template) =>
         System.Text.RegularExpressions.Regex.Matches(template ?? "", @"\{([A-Za-z_][A-Za-z0-9_]*)\}").Select(m => m.Groups[1].Value);
 
-    private static List<(string Name, string Summary, JsonNode Body)> Build(ModelRegistry registry)
+    /// <summary>Each served model's predict bodies: its first reference row as an image, entity keys, three instances or inline features.</summary>
+    internal static List<DemoExample> Build(ModelRegistry registry)
     {
-        var examples = new List<(string, string, JsonNode)>();
+        var examples = new List<DemoExample>();
         foreach (var model in registry.All.OrderBy(m => m.Name, StringComparer.Ordinal))
         {
             var reference = ReadReference(model);
@@ -134,7 +164,7 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
                 var image = reference?["images"]?[0]?.GetValue<string>();
                 if (image is not null)
                 {
-                    examples.Add(($"{model.Name}-image", $"{model.Name}: one PNG image (model = {model.Name})", new JsonObject { ["image"] = image }));
+                    examples.Add(new($"{model.Name}-image", $"{model.Name}: one PNG image (model = {model.Name})", model.Name, new JsonObject { ["image"] = image }));
                 }
 
                 continue;
@@ -142,10 +172,10 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
 
             if (reference?["entities"]?[0] is JsonObject keys)
             {
-                examples.Add(($"{model.Name}-keys", $"{model.Name}: entity keys, features from the store (model = {model.Name})", keys.DeepClone()));
+                examples.Add(new($"{model.Name}-keys", $"{model.Name}: entity keys, features from the store (model = {model.Name})", model.Name, keys.DeepClone()));
                 if (reference["entities"] is JsonArray all && all.Count >= 3)
                 {
-                    examples.Add(($"{model.Name}-instances", $"{model.Name}: three rows in one run (model = {model.Name})",
+                    examples.Add(new($"{model.Name}-instances", $"{model.Name}: three rows in one run (model = {model.Name})", model.Name,
                         new JsonObject { ["instances"] = new JsonArray(all[0]!.DeepClone(), all[1]!.DeepClone(), all[2]!.DeepClone()) }));
                 }
             }
@@ -159,13 +189,92 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
                 named[features.Columns[i]] = values[i];
             }
 
-            examples.Add(($"{model.Name}-inline", $"{model.Name}: inline named features (model = {model.Name})", new JsonObject { ["features"] = named }));
+            examples.Add(new($"{model.Name}-inline", $"{model.Name}: inline named features (model = {model.Name})", model.Name, new JsonObject { ["features"] = named }));
         }
 
         return examples;
     }
 
-    private static JsonNode? ReadReference(LoadedModel model)
+    /// <summary>
+    /// Each served model's evaluate body: the first row of its predict example with labels for every head that can be
+    /// scored (from the reference: the true class and box of an image; for tabular heads the reference run's own
+    /// outputs, a binary head's as the decision), and for two or more heads α weighting the first two.
+    /// </summary>
+    internal static List<DemoExample> BuildEvaluate(ModelRegistry registry)
+    {
+        var examples = new List<DemoExample>();
+        foreach (var row in Build(registry).GroupBy(e => e.Model).Select(g => g.First()))
+        {
+            var model = registry.All.First(m => m.Name == row.Model);
+            var reference = ReadReference(model);
+            var labels = new JsonObject();
+            foreach (var head in model.Manifest.Heads)
+            {
+                if (Label(model, head, reference) is { } label)
+                {
+                    labels[head.Name] = new JsonArray(label);
+                }
+            }
+
+            if (labels.Count == 0)
+            {
+                continue;
+            }
+
+            var body = (JsonObject)row.Body.DeepClone();
+            body["labels"] = labels;
+            var summary = $"{model.Name}: labels for every head, summed (model = {model.Name})";
+            if (labels.Count >= 2)
+            {
+                var two = labels.Select(l => l.Key).Take(2).ToList();
+                body["heads"] = new JsonArray(JsonValue.Create(two[0]), JsonValue.Create(two[1]));
+                body["alpha"] = 0.5;
+                foreach (var other in labels.Select(l => l.Key).Skip(2).ToList())
+                {
+                    labels.Remove(other);
+                }
+
+                summary = $"{model.Name}: L = α·L_{two[0]} + (1 − α)·L_{two[1]}, α = 0.5 (model = {model.Name})";
+            }
+
+            examples.Add(new($"{model.Name}-evaluate", summary, model.Name, body));
+        }
+
+        return examples;
+    }
+
+    /// <summary>One row's label for a head, or null when the reference gives none.</summary>
+    private static JsonNode? Label(LoadedModel model, HeadSpec head, JsonNode? reference)
+    {
+        if (head.Kind == Heads.HeadKinds.Classification)
+        {
+            return reference?["labels"]?[0]?.GetValue<string>() is { } name ? JsonValue.Create(name)
+                : model.Labels.TryGetValue(head.Name, out var names) && names.Count > 0 ? JsonValue.Create(names[0]) : null;
+        }
+
+        if (head.Kind == Heads.HeadKinds.BoundingBox && reference?["boxes"]?["data"] is JsonArray boxes && boxes.Count >= 4)
+        {
+            return new JsonArray([.. boxes.Take(4).Select(v => (JsonNode?)JsonValue.Create(v!.GetValue<double>()))]);
+        }
+
+        if (reference?["outputs"]?[head.Output] is not JsonObject output || output["data"] is not JsonArray data || output["shape"] is not JsonArray shape)
+        {
+            return null;
+        }
+
+        var width = shape.Count > 1 ? shape.Skip(1).Aggregate(1, (a, d) => a * d!.GetValue<int>()) : 1;
+        var values = data.Take(width).Select(v => v!.GetValue<double>()).ToArray();
+        return head.Kind switch
+        {
+            Heads.HeadKinds.Binary => JsonValue.Create(values[0] >= 0 ? 1 : 0),
+            Heads.HeadKinds.Regression when width == 1 => JsonValue.Create(values[0]),
+            Heads.HeadKinds.Regression => new JsonArray([.. values.Select(v => (JsonNode?)JsonValue.Create(v))]),
+            Heads.HeadKinds.Multilabel => new JsonArray([.. values.Select(v => (JsonNode?)JsonValue.Create(v >= 0 ? 1 : 0))]),
+            _ => null,
+        };
+    }
+
+    internal static JsonNode? ReadReference(LoadedModel model)
     {
         var path = Path.Combine(model.Directory, model.Version.ToString(System.Globalization.CultureInfo.InvariantCulture), "reference.json");
         try
@@ -177,4 +286,15 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             return null;
         }
     }
+}
+
+/// <summary>A named example body for one model.</summary>
+internal sealed record DemoExample(string Name, string Summary, string Model, JsonNode Body)
+{
+    public OpenApiExample ToOpenApi() => new()
+    {
+        Summary = Summary,
+        Value = Body.DeepClone(),
+        Extensions = Model.Length == 0 ? null : new Dictionary<string, IOpenApiExtension> { [DemoRequestExamples.ModelExtension] = new JsonNodeExtension(JsonValue.Create(Model)) },
+    };
 }

@@ -38,6 +38,10 @@ public static class OpenApiExplorer
             swagger.UseAllOfForInheritance();
             swagger.UseOneOfForPolymorphism();
             swagger.OperationFilter<DemoRequestExamples>();
+            swagger.DocumentFilter<OpenApiContract>(keysConfigured, options.ProtectOperationalEndpoints);
+            swagger.DocumentAsyncFilter<DemoResponseExamples>();
+            // Output tensors are written as plain arrays of numbers.
+            swagger.MapType<ReadOnlyMemory<float>>(() => new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.Number, Format = "float" } });
             var documentation = Path.Combine(AppContext.BaseDirectory, "MultiHeadServe.xml");
             if (File.Exists(documentation))
             {
@@ -54,7 +58,9 @@ public static class OpenApiExplorer
         // path checks and the per-request resolution of the document provider.
         app.UseWhen(context => context.Request.Path.StartsWithSegments("/swagger"), explorer =>
         {
-            explorer.UseSwagger();
+            // The document names the server it was fetched from, so generated clients and the explorer call the same place.
+            explorer.UseSwagger(options => options.PreSerializeFilters.Add((document, request) =>
+                document.Servers = [new OpenApiServer { Url = $"{request.Scheme}://{request.Host}{request.PathBase}" }]));
             explorer.UseSwaggerUI(options =>
             {
                 options.SwaggerEndpoint("/swagger/v1/swagger.json", "MultiHeadServe v1");

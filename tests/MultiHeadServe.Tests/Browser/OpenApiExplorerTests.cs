@@ -36,15 +36,98 @@ public sealed class OpenApiExplorerTests
         await operation.Locator(".opblock-summary").ClickAsync();
         await operation.Locator("button.try-out__btn").ClickAsync();
         await operation.Locator("tr[data-param-name='model'] select").SelectOptionAsync(model);
-        await operation.Locator("select.examples-select-element").SelectOptionAsync(example);
+        await operation.Locator(".opblock-section-request-body select.examples-select-element").SelectOptionAsync(example);
         await operation.Locator("button.execute").ClickAsync();
         var status = operation.Locator(".live-responses-table td.response-col_status:not(.col_header)");
         await status.WaitForAsync(new() { Timeout = 30_000 });
         var body = await operation.Locator(".live-responses-table .response-col_description pre").First.InnerTextAsync();
-        await page.ScreenshotAsync(new() { Path = Path.Combine(app.DataDirectory, $"swagger-{model}.png"), FullPage = true });
+        await page.ScreenshotAsync(new() { Path = TestArtifacts.PathOf($"swagger-{model}.png"), FullPage = true });
 
         Assert.Equal("200", (await status.InnerTextAsync()).Trim());
         Assert.Contains(expectedInBody, body, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Every request example in the explorer, executed unchanged with the model it names (x-model) and, on the
+    /// one-head route, that model's first head, answers 2xx; a predict example's answer has every served head.
+    /// </summary>
+    [Fact]
+    public async Task EveryExampleInTheExplorerSucceedsUnchanged()
+    {
+        await using var app = new ServeFactory();
+        app.UseKestrel(0);
+        app.StartServer();
+        using var http = app.CreateClient();
+        var document = await (await http.GetAsync("/swagger/v1/swagger.json")).JsonAsync();
+        var models = (await (await http.GetAsync("/v1/models")).JsonAsync()).GetProperty("models").EnumerateArray()
+            .ToDictionary(m => m.GetProperty("name").GetString()!, m => m.GetProperty("heads").EnumerateArray()
+                .Where(h => h.GetProperty("served").GetBoolean()).Select(h => h.GetProperty("name").GetString()!).ToList());
+
+        var (playwright, browser) = await Infrastructure.Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
+        await page.GotoAsync(new Uri(app.ClientOptions.BaseAddress, "/swagger/index.html").ToString());
+
+        var executed = new List<string>();
+        foreach (var path in document.GetProperty("paths").EnumerateObject())
+        {
+            foreach (var method in path.Value.EnumerateObject())
+            {
+                if (!method.Value.TryGetProperty("requestBody", out var body) ||
+                    !body.GetProperty("content").GetProperty("application/json").TryGetProperty("examples", out var examples))
+                {
+                    continue;
+                }
+
+                var operation = page.Locator($".opblock-{method.Name}:has(.opblock-summary-path[data-path='{path.Name}'])");
+                await operation.Locator(".opblock-summary").First.ClickAsync();
+                await operation.Locator("button.try-out__btn").ClickAsync();
+                foreach (var example in examples.EnumerateObject())
+                {
+                    var model = example.Value.GetProperty("x-model").GetString()!;
+                    await operation.Locator("tr[data-param-name='model'] select").SelectOptionAsync(model);
+                    if (await operation.Locator("tr[data-param-name='head'] select").CountAsync() > 0)
+                    {
+                        await operation.Locator("tr[data-param-name='head'] select").SelectOptionAsync(models[model][0]);
+                    }
+
+                    if (path.Name.Contains("{version}", StringComparison.Ordinal))
+                    {
+                        await operation.Locator("tr[data-param-name='version'][data-param-in='path'] input").FillAsync("1");
+                    }
+
+                    await operation.Locator(".opblock-section-request-body select.examples-select-element").SelectOptionAsync(example.Name);
+                    if (await operation.Locator("button.btn-clear").CountAsync() > 0)
+                    {
+                        await operation.Locator("button.btn-clear").ClickAsync();
+                    }
+
+                    await operation.Locator("button.execute").ClickAsync();
+                    var status = operation.Locator(".live-responses-table td.response-col_status:not(.col_header)");
+                    await status.WaitForAsync(new() { Timeout = 30_000 });
+                    var code = (await status.InnerTextAsync()).Trim();
+                    var answer = await operation.Locator(".live-responses-table .response-col_description pre").First.InnerTextAsync();
+                    Assert.True(code.StartsWith('2'), $"{method.Name.ToUpperInvariant()} {path.Name} with example {example.Name} (model {model}) answered {code}: {answer}");
+                    if (path.Name.EndsWith("}/predict", StringComparison.Ordinal) && !path.Name.Contains("/heads/", StringComparison.Ordinal))
+                    {
+                        foreach (var head in models[model])
+                        {
+                            Assert.Contains($"\"{head}\"", answer, StringComparison.Ordinal);
+                        }
+                    }
+
+                    executed.Add($"{path.Name} {example.Name}");
+                }
+
+                await operation.Locator(".opblock-summary").First.ClickAsync();
+            }
+        }
+
+        await page.ScreenshotAsync(new() { Path = TestArtifacts.PathOf("swagger-every-example.png") });
+        Assert.Contains(executed, e => e.StartsWith("/v1/models/{model}/evaluate ", StringComparison.Ordinal));
+        Assert.Contains(executed, e => e.StartsWith("/v2/models/{model}/infer ", StringComparison.Ordinal));
+        Assert.True(executed.Count >= 20, $"Only {executed.Count} examples executed: {string.Join("; ", executed)}");
     }
 
     [Fact]
@@ -76,7 +159,7 @@ public sealed class OpenApiExplorerTests
         var status = operation.Locator(".live-responses-table td.response-col_status:not(.col_header)");
         await status.WaitForAsync(new() { Timeout = 30_000 });
         var body = await operation.Locator(".live-responses-table .response-col_description pre").First.InnerTextAsync();
-        await page.ScreenshotAsync(new() { Path = Path.Combine(app.DataDirectory, "swagger-upload.png"), FullPage = true });
+        await page.ScreenshotAsync(new() { Path = TestArtifacts.PathOf("swagger-upload.png"), FullPage = true });
 
         Assert.Equal("200", (await status.InnerTextAsync()).Trim());
         Assert.Contains("\"triangle\"", body, StringComparison.Ordinal);

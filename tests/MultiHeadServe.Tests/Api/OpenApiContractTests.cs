@@ -1,0 +1,103 @@
+using System.Text.Json;
+using MultiHeadServe.Tests.Infrastructure;
+
+namespace MultiHeadServe.Tests.Api;
+
+/// <summary>
+/// What the served OpenAPI document promises, read as a client generator or a validator would: head results under a
+/// kind discriminator, open request rows, problems with field and traceId, Retry-After where the service sends it,
+/// examples that carry their model, labels and real answers.
+/// </summary>
+public sealed class OpenApiContractTests
+{
+    [Fact]
+    public async Task HeadResultsAreOneSchemaPerKindUnderTheKindDiscriminator()
+    {
+        var document = await DocumentAsync();
+        var schemas = document.GetProperty("components").GetProperty("schemas");
+
+        var headResult = schemas.GetProperty("HeadResult");
+        Assert.Equal("kind", headResult.GetProperty("discriminator").GetProperty("propertyName").GetString());
+        var mapping = headResult.GetProperty("discriminator").GetProperty("mapping").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString());
+        Assert.Equal(["classification", "multilabel", "binary", "regression", "bbox", "embedding"], mapping.Keys);
+        foreach (var (_, reference) in mapping)
+        {
+            var kind = schemas.GetProperty(reference!.Split('/')[^1]);
+            Assert.Equal("#/components/schemas/HeadResult", kind.GetProperty("allOf")[0].GetProperty("$ref").GetString());
+            Assert.False(kind.GetProperty("allOf")[1].TryGetProperty("additionalProperties", out _), $"{reference} refuses the base's kind");
+        }
+
+        // No null branch anywhere: every use of a head result refers to the base.
+        Assert.DoesNotContain("\"enum\":[null]", System.Text.RegularExpressions.Regex.Replace(document.GetRawText(), @"\s", ""), StringComparison.Ordinal);
+        Assert.Equal("#/components/schemas/HeadResult",
+            schemas.GetProperty("PredictResponse").GetProperty("properties").GetProperty("heads").GetProperty("additionalProperties").GetProperty("$ref").GetString());
+    }
+
+    [Fact]
+    public async Task ProblemsRetryAfterAndRequestRowsAreDescribedAsSent()
+    {
+        var document = await DocumentAsync();
+        var schemas = document.GetProperty("components").GetProperty("schemas");
+
+        var problem = schemas.GetProperty("ProblemDetails").GetProperty("properties");
+        Assert.True(problem.TryGetProperty("field", out _));
+        Assert.True(problem.TryGetProperty("traceId", out _));
+        Assert.True(schemas.GetProperty("PredictRequest").GetProperty("additionalProperties").ValueKind == JsonValueKind.Object, "entity keys are additional members");
+
+        var predict = document.GetProperty("paths").GetProperty("/v1/models/{model}/predict").GetProperty("post");
+        foreach (var status in new[] { "429", "503" })
+        {
+            Assert.True(predict.GetProperty("responses").GetProperty(status).GetProperty("headers").TryGetProperty("Retry-After", out _), $"{status} without Retry-After");
+        }
+
+        Assert.False(document.GetProperty("paths").GetProperty("/readyz").GetProperty("get").GetProperty("responses").GetProperty("503").TryGetProperty("headers", out _),
+            "readiness sends no Retry-After");
+        foreach (var path in document.GetProperty("paths").EnumerateObject())
+        {
+            foreach (var operation in path.Value.EnumerateObject())
+            {
+                Assert.False(string.IsNullOrEmpty(operation.Value.GetProperty("summary").GetString()), $"{path.Name} has no summary");
+                Assert.False(string.IsNullOrEmpty(operation.Value.GetProperty("description").GetString()), $"{path.Name} has no description");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task EveryModelHasLabelledEvaluateAndV2ExamplesWithRealAnswers()
+    {
+        var document = await DocumentAsync();
+        var paths = document.GetProperty("paths");
+        string[] models = ["conversion", "ranking", "ranking-mtl", "shapes"];
+
+        var evaluate = Examples(paths, "/v1/models/{model}/evaluate");
+        var infer = Examples(paths, "/v2/models/{model}/infer");
+        foreach (var model in models)
+        {
+            var body = evaluate.Single(e => e.GetProperty("x-model").GetString() == model).GetProperty("value");
+            Assert.True(body.GetProperty("labels").EnumerateObject().Any(), $"{model}'s evaluate example has no labels");
+            var tensor = infer.Single(e => e.GetProperty("x-model").GetString() == model).GetProperty("value").GetProperty("inputs")[0];
+            var shape = tensor.GetProperty("shape").EnumerateArray().Aggregate(1L, (a, d) => a * d.GetInt64());
+            Assert.Equal(shape, tensor.GetProperty("data").GetArrayLength());
+        }
+
+        // The 200 example of predict is what the service answered: it names the model and every served head.
+        var answers = paths.GetProperty("/v1/models/{model}/predict").GetProperty("post").GetProperty("responses").GetProperty("200")
+            .GetProperty("content").GetProperty("application/json").GetProperty("examples");
+        var shapes = answers.GetProperty("shapes-image").GetProperty("value");
+        Assert.Equal("shapes", shapes.GetProperty("model").GetString());
+        Assert.Equal("classification", shapes.GetProperty("heads").GetProperty("class").GetProperty("kind").GetString());
+        Assert.Equal("bbox", shapes.GetProperty("heads").GetProperty("bbox").GetProperty("kind").GetString());
+        Assert.True(shapes.GetProperty("timings").GetProperty("batchRows").GetInt32() >= 1);
+    }
+
+    private static async Task<JsonElement> DocumentAsync()
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        return await (await client.GetAsync("/swagger/v1/swagger.json")).JsonAsync();
+    }
+
+    private static List<JsonElement> Examples(JsonElement paths, string path) =>
+        [.. paths.GetProperty(path).GetProperty("post").GetProperty("requestBody").GetProperty("content").GetProperty("application/json")
+            .GetProperty("examples").EnumerateObject().Select(e => e.Value)];
+}
