@@ -148,24 +148,33 @@ public sealed class DemoResponseExamples(
         return recorded;
     }
 
+    /// <summary>Runs a predict handler as a request would and reads its 200 body (the bytes it writes); null for any other status.</summary>
+    private static async Task<JsonNode?> AnswerAsync(FetchedFeatures features, Func<HttpContext, Task<IResult>> handler)
+    {
+        var http = new DefaultHttpContext();
+        http.Features.Set(features);
+        using var body = new MemoryStream();
+        http.Response.Body = body;
+        await (await handler(http)).ExecuteAsync(http);
+        await http.Response.BodyWriter.FlushAsync();
+        return http.Response.StatusCode == StatusCodes.Status200OK ? JsonNode.Parse(body.ToArray()) : null;
+    }
+
     private async Task RecordModelAsync(DemoExample example, Dictionary<string, DemoExample> evaluateBodies, Recorded recorded, CancellationToken cancellationToken)
     {
         var options = json.Value.SerializerOptions;
         var model = registry.All.First(m => m.Name == example.Model);
         using var document = JsonDocument.Parse(example.Body.ToJsonString());
         using var features = await fetcher.FetchAsync(model, document, null, FeatureFetcher.CommonEnvelope, cancellationToken);
-        var http = new DefaultHttpContext();
-        http.Features.Set(features);
-
-        if ((await PredictApi.Predict(http, inference, cancellationToken)).Result is Ok<PredictResponse> predicted)
+        if (await AnswerAsync(features, http => PredictApi.Predict(features, http, inference, cancellationToken)) is { } predicted)
         {
-            recorded.Predict.Add(example with { Summary = $"{model.Name}: the answer to the {example.Name} example", Body = JsonSerializer.SerializeToNode(predicted.Value, options)! });
+            recorded.Predict.Add(example with { Summary = $"{model.Name}: the answer to the {example.Name} example", Body = predicted });
         }
 
         var head = model.ServedHeads[0].Name;
-        if ((await PredictApi.PredictHead(head, http, inference, cancellationToken)).Result is Ok<HeadPredictResponse> one)
+        if (await AnswerAsync(features, http => PredictApi.PredictHead(head, features, http, inference, cancellationToken)) is { } one)
         {
-            recorded.Head.Add(example with { Summary = $"{model.Name}: head '{head}' for the {example.Name} example", Body = JsonSerializer.SerializeToNode(one.Value, options)! });
+            recorded.Head.Add(example with { Summary = $"{model.Name}: head '{head}' for the {example.Name} example", Body = one });
         }
 
         if (evaluateBodies.TryGetValue(model.Name, out var evaluate))
