@@ -55,6 +55,8 @@ app.MapModelsApi();
 app.MapPredictApi();
 app.MapEvaluateApi();
 app.MapOpenInferenceApi();
+app.MapVersionedApi();
+app.MapModelRepositoryApi();
 
 app.Run();
 
