@@ -14,5 +14,6 @@ internal static class MhsCommand
             PruneCommand.Create(),
             ComposeCommand.Create(),
             DynamicBatchCommand.Create(),
+            ModelsCommand.Create(),
         };
 }

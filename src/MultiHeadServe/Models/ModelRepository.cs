@@ -33,6 +33,10 @@ public sealed class ModelRepository(
     private readonly ModelLoader _loader = new(options.Value, loaderLogger);
     private volatile IReadOnlyDictionary<string, RecordView> _views = new Dictionary<string, RecordView>(StringComparer.Ordinal);
     private string? _root;
+    private long _polls;
+
+    /// <summary>Polls completed since start.</summary>
+    public long Polls => Interlocked.Read(ref _polls);
 
     /// <summary>The repository folder (resolved at start-up).</summary>
     public string Root => _root ?? throw new InvalidOperationException("The model repository is not loaded yet.");
@@ -141,14 +145,15 @@ public sealed class ModelRepository(
         try
         {
             var present = ModelFolders().ToHashSet(StringComparer.Ordinal);
-            foreach (var gone in registry.Models.Select(m => m.Name).Where(n => !present.Contains(n)).ToList())
+            // Gone means the folder or its manifest is gone: a model loaded on request outside ModelRepository:Only stays.
+            foreach (var gone in registry.Models.Select(m => m.Name).Where(n => !File.Exists(Path.Combine(Root, n, ModelLoader.ManifestFile))).ToList())
             {
                 logger.LogInformation("Model {Model} left the repository: unloaded", gone);
                 registry.Set(gone, null);
                 _records.Remove(gone);
             }
 
-            foreach (var name in present)
+            foreach (var name in present.Union(registry.Models.Select(m => m.Name)).Where(n => File.Exists(Path.Combine(Root, n, ModelLoader.ManifestFile))))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var record = Record(name);
@@ -163,6 +168,7 @@ public sealed class ModelRepository(
         finally
         {
             PublishViews();
+            Interlocked.Increment(ref _polls);
             _gate.Release();
         }
     }

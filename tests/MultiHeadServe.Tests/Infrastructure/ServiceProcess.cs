@@ -90,6 +90,9 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The service's process id (for its /proc entries).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>Waits until a line satisfies <paramref name="predicate"/> (the log is written asynchronously).</summary>
     public async Task<string> WaitForLineAsync(Func<string, bool> predicate, string what)
     {
