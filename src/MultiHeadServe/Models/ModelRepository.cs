@@ -194,7 +194,9 @@ public sealed class ModelRepository(
                     var text = version.ToString(CultureInfo.InvariantCulture);
                     if (served.Versions.ContainsKey(version))
                     {
-                        entries.Add(new RepositoryIndexEntry(name, text, ModelStates.Ready, null));
+                        entries.Add(new RepositoryIndexEntry(name, text, ModelStates.Ready, failures.TryGetValue(version, out var kept)
+                            ? $"the reload of this version failed; the version loaded before keeps serving: {kept}"
+                            : null));
                     }
                     else
                     {

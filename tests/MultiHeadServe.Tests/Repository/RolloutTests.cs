@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json.Nodes;
 using MultiHeadServe.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace MultiHeadServe.Tests.Repository;
 
