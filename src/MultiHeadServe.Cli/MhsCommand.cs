@@ -7,7 +7,7 @@ namespace MultiHeadServe.Cli;
 internal static class MhsCommand
 {
     public static RootCommand Create() =>
-        new("mhs: inspect, fuse, prune and compose the ONNX models MultiHeadServe serves.")
+        new("mhs: inspect, fuse, prune and compose the ONNX models MultiHeadServe serves, and load or unload them on a running service.")
         {
             InspectCommand.Create(),
             FuseCommand.Create(),

@@ -145,6 +145,7 @@ public sealed class LoadedModel : IDisposable
             }
 
             Sessions.Dispose();
+            NativeHeap.Trim();
         }
         finally
         {
