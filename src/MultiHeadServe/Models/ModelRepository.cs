@@ -94,7 +94,7 @@ public sealed class ModelRepository(
             }
 
             Record(name).Unloaded = false;
-            return Load(name, force: true, startup: false);
+            return await OffThreadPool(() => Load(name, force: true, startup: false));
         }
         finally
         {
@@ -144,26 +144,7 @@ public sealed class ModelRepository(
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            var present = ModelFolders().ToHashSet(StringComparer.Ordinal);
-            // Gone means the folder or its manifest is gone: a model loaded on request outside ModelRepository:Only stays.
-            foreach (var gone in registry.Models.Select(m => m.Name).Where(n => !File.Exists(Path.Combine(Root, n, ModelLoader.ManifestFile))).ToList())
-            {
-                logger.LogInformation("Model {Model} left the repository: unloaded", gone);
-                registry.Set(gone, null);
-                _records.Remove(gone);
-            }
-
-            foreach (var name in present.Union(registry.Models.Select(m => m.Name)).Where(n => File.Exists(Path.Combine(Root, n, ModelLoader.ManifestFile))))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var record = Record(name);
-                if (record.Unloaded || Fingerprints.Of(Path.Combine(Root, name)).Whole == record.LastScan)
-                {
-                    continue;
-                }
-
-                Load(name, force: false, startup: false);
-            }
+            await OffThreadPool(() => Poll(cancellationToken));
         }
         finally
         {
@@ -172,6 +153,39 @@ public sealed class ModelRepository(
             _gate.Release();
         }
     }
+
+    private bool Poll(CancellationToken cancellationToken)
+    {
+        var present = ModelFolders().ToHashSet(StringComparer.Ordinal);
+        // Gone means the folder or its manifest is gone: a model loaded on request outside ModelRepository:Only stays.
+        foreach (var gone in registry.Models.Select(m => m.Name).Where(n => !File.Exists(Path.Combine(Root, n, ModelLoader.ManifestFile))).ToList())
+        {
+            logger.LogInformation("Model {Model} left the repository: unloaded", gone);
+            registry.Set(gone, null);
+            _records.Remove(gone);
+        }
+
+        foreach (var name in present.Union(registry.Models.Select(m => m.Name)).Where(n => File.Exists(Path.Combine(Root, n, ModelLoader.ManifestFile))))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var record = Record(name);
+            if (record.Unloaded || Fingerprints.Of(Path.Combine(Root, name)).Whole == record.LastScan)
+            {
+                continue;
+            }
+
+            Load(name, force: false, startup: false);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Runs blocking load work (reading files, creating and warming sessions: up to seconds) on a thread of its own, so
+    /// it never holds a thread-pool thread the requests being served meanwhile need.
+    /// </summary>
+    private static Task<T> OffThreadPool<T>(Func<T> work) =>
+        Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>
     /// The protocol's repository index: every model folder, with one entry per version folder (READY or UNAVAILABLE
@@ -526,11 +540,19 @@ public sealed class ModelRepositoryLoader(ModelRepository repository, IOptions<M
 /// <summary>
 /// Looks at the repository every <see cref="ModelRepositoryOptions.PollIntervalSeconds"/> and applies what changed
 /// (<see cref="ModelRepository.PollAsync"/>). Polling rather than file-system events: those are unreliable on
-/// container volumes and network file systems. Time comes from the registered <see cref="TimeProvider"/>.
+/// container volumes and network file systems. The interval is timed by the <see cref="TimeProvider"/> registered
+/// under <see cref="ClockKey"/> (by default the service's own), so a test can drive polls without moving the clock
+/// every other part of the service reads.
 /// </summary>
-public sealed class ModelRepositoryPoller(ModelRepository repository, IOptions<ModelRepositoryOptions> options, TimeProvider time, ILogger<ModelRepositoryPoller> logger)
-    : BackgroundService
+public sealed class ModelRepositoryPoller(
+    ModelRepository repository,
+    IOptions<ModelRepositoryOptions> options,
+    [FromKeyedServices(ModelRepositoryPoller.ClockKey)] TimeProvider time,
+    ILogger<ModelRepositoryPoller> logger) : BackgroundService
 {
+    /// <summary>The service key of the clock that times polls.</summary>
+    public const string ClockKey = "ModelRepository.Poll";
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var seconds = options.Value.PollIntervalSeconds;

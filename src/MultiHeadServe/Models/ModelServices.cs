@@ -11,6 +11,7 @@ public static class ModelServices
         services.AddSingleton<ModelRegistry>();
         services.AddSingleton<ModelRepository>();
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddKeyedSingleton<TimeProvider>(ModelRepositoryPoller.ClockKey, (provider, _) => provider.GetRequiredService<TimeProvider>());
         services.AddHostedService<ModelRepositoryLoader>();
         services.AddHostedService<ModelRepositoryPoller>();
         return services;

@@ -12,7 +12,8 @@ namespace MultiHeadServe.Tests.Repository;
 
 /// <summary>
 /// The service over a temporary repository that a test changes while it serves: API keys on (so the repository API
-/// exists), the repository polled on a <see cref="FakeTimeProvider"/> the test advances, and the model-load metric
+/// exists), the repository polled on a <see cref="FakeTimeProvider"/> the test advances (the poller's clock only: the
+/// store's timeouts and the rest keep real time), and the model-load metric
 /// of this app alone.
 /// </summary>
 internal sealed class ReloadingService : IAsyncDisposable
@@ -30,7 +31,7 @@ internal sealed class ReloadingService : IAsyncDisposable
         Repository = repository;
         _factory = new ServeFactory(repository.Settings([("Security:ApiKeys:0", Key),
             ("ModelRepository:PollIntervalSeconds", PollInterval.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)), .. settings]));
-        _app = _factory.WithWebHostBuilder(builder => builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Time)));
+        _app = _factory.WithWebHostBuilder(builder => builder.ConfigureTestServices(services => services.AddKeyedSingleton<TimeProvider>(ModelRepositoryPoller.ClockKey, Time)));
         Client = NewClient();
         var meters = _app.Services.GetRequiredService<IMeterFactory>();
         _listener.InstrumentPublished = (instrument, listener) =>

@@ -84,7 +84,7 @@ public sealed class RolloutTests(ITestOutputHelper output)
 
         output.WriteLine($"{answered.Values.Sum()} requests from {Clients} clients in {started.Elapsed.TotalSeconds:0.0} s, " +
             $"{failures.Count} failed; answered by: {string.Join(", ", answered.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => $"{a.Key}: {a.Value}"))}");
-        Assert.Empty(failures);
+        Assert.True(failures.IsEmpty, string.Join("\n", failures));
         // Every rolled-out version of both models answered someone, and the load was real.
         Assert.True(answered.Values.Sum() > 500, $"Only {answered.Values.Sum()} requests: {string.Join(", ", answered)}");
         Assert.True(answered.Keys.Count(k => k.StartsWith("shapes", StringComparison.Ordinal)) >= Rollouts / 2, string.Join(", ", answered.Keys));
