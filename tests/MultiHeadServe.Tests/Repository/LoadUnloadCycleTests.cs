@@ -61,9 +61,11 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
             $"{Mib(first)} MiB after cycle 1, {Mib(middle)} after cycle {Cycles / 2}, {Mib(last)} after cycle {Cycles} " +
             $"({Percent(first, last)} over the first cycle, {Percent(middle, last)} over the second half)");
         // A leaked shapes version alone (its weights, the arena of its warm-up at batch 32, a batcher) is several MiB a
-        // cycle: +150% or more over 50 cycles. What does grow is warm-up and levels off (the thread pool, the C
-        // allocator's arenas and cached thread stacks, JIT-compiled code): about +25% by cycle 100, the same at 200.
-        Assert.True(last <= first * 1.5, $"Resident memory grew from {Mib(first)} MiB to {Mib(last)} MiB over {Cycles} cycles.");
+        // cycle, several hundred MiB over 50 cycles. What does grow is warm-up and levels off (the thread pool, the C
+        // allocator's arenas, JIT-compiled code; the same with batching off): measured +13% to +40% after 50 cycles on
+        // a loaded 2-core machine, about +25% at cycle 100 and the same at 200. The exact check that no version is left
+        // behind is FiftyUnloadLoadCyclesDisposeEveryReplacedVersion.
+        Assert.True(last <= first * 2, $"Resident memory grew from {Mib(first)} MiB to {Mib(last)} MiB over {Cycles} cycles.");
     }
 
     [Fact]
