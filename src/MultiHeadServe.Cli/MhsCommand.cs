@@ -7,7 +7,7 @@ namespace MultiHeadServe.Cli;
 internal static class MhsCommand
 {
     public static RootCommand Create() =>
-        new("mhs: inspect, fuse, prune and compose the ONNX models MultiHeadServe serves; import their features.")
+        new("mhs: inspect, fuse, prune and compose the ONNX models MultiHeadServe serves, import their features, and load or unload them on a running service.")
         {
             InspectCommand.Create(),
             FuseCommand.Create(),
@@ -15,5 +15,6 @@ internal static class MhsCommand
             ComposeCommand.Create(),
             DynamicBatchCommand.Create(),
             FeaturesCommand.Create(),
+            ModelsCommand.Create(),
         };
 }

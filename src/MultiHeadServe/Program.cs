@@ -70,6 +70,8 @@ app.MapPredictApi();
 app.MapEvaluateApi();
 app.MapOpenInferenceApi();
 app.MapOpenInferenceGrpc();
+app.MapVersionedApi();
+app.MapModelRepositoryApi();
 
 app.Run();
 

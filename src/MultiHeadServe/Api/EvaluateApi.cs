@@ -17,7 +17,7 @@ namespace MultiHeadServe.Api;
 /// </summary>
 public static class EvaluateApi
 {
-    private static readonly string[] EvaluationFields = ["labels", "combination", "alpha", "weights", "losses"];
+    internal static readonly string[] EvaluationFields = ["labels", "combination", "alpha", "weights", "losses"];
 
     public static RouteGroupBuilder MapEvaluateApi(this IEndpointRouteBuilder routes)
     {

@@ -21,17 +21,21 @@ public static class ModelsApi
     }
 
     internal static Ok<ModelList> ListModels(ModelRegistry registry) =>
-        TypedResults.Ok(new ModelList(registry.All.OrderBy(m => m.Name, StringComparer.Ordinal).Select(Describe).ToList()));
+        TypedResults.Ok(new ModelList(registry.Models.OrderBy(m => m.Name, StringComparer.Ordinal).Select(Describe).ToList()));
 
     internal static Results<Ok<ModelDetail>, ProblemHttpResult> GetModel(string model, ModelRegistry registry) =>
-        registry.TryGet(model, out var loaded)
-            ? TypedResults.Ok(new ModelDetail(Describe(loaded), loaded.Manifest))
+        registry.TryGetServed(model, out var served)
+            ? TypedResults.Ok(new ModelDetail(Describe(served), served.Default.Manifest))
             : Problems.UnknownModel(model, registry);
 
-    internal static ModelSummary Describe(LoadedModel model) => new(
+    /// <summary>The model as its default version (the highest served) describes it, with every served version.</summary>
+    internal static ModelSummary Describe(ServedModel served) => Describe(served.Default, served);
+
+    private static ModelSummary Describe(LoadedModel model, ServedModel served) => new(
         model.Name,
         model.Version,
-        model.AvailableVersions,
+        served.RepositoryVersions,
+        served.ServedVersions,
         model.Manifest.Description,
         model.Session.ExecutionProvider,
         model.Warm,
@@ -40,7 +44,7 @@ public static class ModelsApi
         model.Session.Outputs.Select(Tensor).ToList(),
         model.Manifest.Heads.Select(h => new HeadSummary(h.Name, h.Kind, h.Output, h.Served,
             model.Labels.TryGetValue(h.Name, out var labels) ? labels : null)).ToList(),
-        model.FailedVersions);
+        served.Failures);
 
     private static TensorSummary Tensor(TensorMetadata node) => new(
         node.Name,
@@ -51,10 +55,15 @@ public static class ModelsApi
 
 public sealed record ModelList(IReadOnlyList<ModelSummary> Models);
 
+/// <summary>
+/// <c>Version</c> answers unversioned routes (the highest served); <c>Versions</c> are the version folders present,
+/// <c>ServedVersions</c> those the version policy serves, <c>FailedVersions</c> those refused at the last load, with why.
+/// </summary>
 public sealed record ModelSummary(
     string Name,
     int Version,
     IReadOnlyList<int> Versions,
+    IReadOnlyList<int> ServedVersions,
     string? Description,
     string ExecutionProvider,
     bool Ready,

@@ -26,6 +26,7 @@ public static class OpenInferenceApi
         group.MapGet("/models/{model}", ModelMetadata).WithName("V2ModelMetadata").WithSummary("Inputs and outputs as tensors.");
         group.MapGet("/models/{model}/versions/{version}", ModelMetadata).WithName("V2ModelVersionMetadata");
         group.MapGet("/models/{model}/ready", ModelReady).WithName("V2ModelReady");
+        group.MapGet("/models/{model}/versions/{version}/ready", ModelReady).WithName("V2ModelVersionReady");
         group.MapPost("/models/{model}/infer", Infer).WithName("V2Infer").WithSummary("Runs the model on the input tensor; returns output tensors.")
             .WithMetadata(new JsonBodyMetadata(typeof(V2InferRequest))).ProducesProblem(400).ProducesProblem(404).ProducesProblem(413).ProducesProblem(415).ProducesProblem(429);
         group.MapPost("/models/{model}/versions/{version}/infer", Infer).WithName("V2InferVersion")
@@ -49,9 +50,10 @@ public static class OpenInferenceApi
             return problem;
         }
 
+        registry.TryGetServed(loaded.Name, out var served);
         return TypedResults.Ok(new V2ModelMetadata(
             loaded.Name,
-            loaded.AvailableVersions.Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList(),
+            (served?.ServedVersions ?? [loaded.Version]).Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList(),
             "onnxruntime_onnx",
             loaded.Session.Inputs.Select(Describe).ToList(),
             loaded.Session.Outputs.Select(Describe).ToList()));
@@ -59,14 +61,28 @@ public static class OpenInferenceApi
 
     /// <summary>
     /// The protocol answers readiness with the status code: 200 ready, 4xx not (here 400, as Triton does). A model
-    /// that reads the feature store is not ready while the store does not answer.
+    /// that reads the feature store is not ready while the store does not answer. A version folder the repository
+    /// holds but does not serve (refused at load, or not selected by the version policy) is not ready (400); a model
+    /// or version the repository does not know is 404.
     /// </summary>
     internal static async Task<Results<Ok<V2ModelReady>, JsonHttpResult<V2ModelReady>, ProblemHttpResult>> ModelReady(
-        string model, ModelRegistry registry, FeatureStoreHealth store, CancellationToken cancellationToken)
+        string model, string? version, ModelRegistry registry, FeatureStoreHealth store, CancellationToken cancellationToken)
     {
-        if (!registry.TryGet(model, out var loaded))
+        if (!registry.TryGetServed(model, out var served))
         {
             return Error(StatusCodes.Status404NotFound, "model", $"No model named '{model}' is served.");
+        }
+
+        var loaded = served.Default;
+        if (version is not null)
+        {
+            var number = int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
+            if (!served.Versions.TryGetValue(number, out loaded!))
+            {
+                return served.RepositoryVersions.Contains(number)
+                    ? TypedResults.Json(new V2ModelReady(served.Name, false), statusCode: StatusCodes.Status400BadRequest)
+                    : Error(StatusCodes.Status404NotFound, "version", $"Model '{model}' has no version '{version}'; served versions: {string.Join(", ", served.ServedVersions)}.");
+            }
         }
 
         var ready = await store.IsReadyAsync(loaded, cancellationToken);
@@ -84,7 +100,7 @@ public static class OpenInferenceApi
         string model, string? version, HttpContext context, ModelRegistry registry, InferenceService inference,
         IOptions<ServeOptions> options, CancellationToken cancellationToken)
     {
-        if (Resolve(model, version, registry, out var loaded) is { } problem)
+        if (Resolve(model, version, registry, out var loaded, context) is { } problem)
         {
             return problem;
         }
@@ -123,19 +139,38 @@ public static class OpenInferenceApi
         }
     }
 
-    private static ProblemHttpResult? Resolve(string model, string? version, ModelRegistry registry, out LoadedModel loaded)
+    /// <summary>
+    /// Finds the model at the version asked for (null: its default). With <paramref name="holdFor"/>, the version is held
+    /// until that request's response is done, so a reload meanwhile does not dispose it under the request.
+    /// </summary>
+    private static ProblemHttpResult? Resolve(string model, string? version, ModelRegistry registry, out LoadedModel loaded, HttpContext? holdFor = null)
     {
-        if (!registry.TryGet(model, out loaded))
+        switch (registry.TryLease(model, version, out loaded))
         {
-            return Error(StatusCodes.Status404NotFound, "model", $"No model named '{model}' is served.");
+            case ModelLookup.UnknownModel:
+                return Error(StatusCodes.Status404NotFound, "model", $"No model named '{model}' is served.");
+            case ModelLookup.UnknownVersion:
+                registry.TryGetServed(model, out var served);
+                return Error(StatusCodes.Status404NotFound, "version",
+                    $"Model '{model}' does not serve version '{version}'; served versions: {string.Join(", ", served?.ServedVersions ?? [])}.");
         }
 
-        if (version is not null && version != loaded.Version.ToString(System.Globalization.CultureInfo.InvariantCulture))
+        if (holdFor is null)
         {
-            return Error(StatusCodes.Status404NotFound, "version", $"Model '{model}' serves version {loaded.Version}, not '{version}'.");
+            loaded.Release();
+        }
+        else
+        {
+            holdFor.Response.RegisterForDispose(new VersionHold(loaded));
         }
 
         return null;
+    }
+
+    /// <summary>Releases a held model version when the response is done.</summary>
+    private sealed class VersionHold(LoadedModel model) : IDisposable
+    {
+        public void Dispose() => model.Release();
     }
 
     private static V2Tensor Describe(TensorMetadata node) => new(node.Name, DataType(node.ElementType), node.Shape);

@@ -12,6 +12,14 @@ public static class Problems
         detail: $"No model named '{model}' is served. Served models: {string.Join(", ", registry.All.Select(m => m.Name).Order(StringComparer.Ordinal))}.",
         extensions: new Dictionary<string, object?> { ["field"] = "model", ["model"] = model });
 
+    /// <summary>A served model asked for at a version it does not serve.</summary>
+    public static ProblemHttpResult UnknownVersion(string model, string version, ModelRegistry registry) => TypedResults.Problem(
+        statusCode: StatusCodes.Status404NotFound,
+        title: "Unknown version",
+        detail: $"Model '{model}' does not serve version '{version}'. Served versions: " +
+            $"{(registry.TryGetServed(model, out var served) ? string.Join(", ", served.ServedVersions) : "none")}.",
+        extensions: new Dictionary<string, object?> { ["field"] = "version", ["model"] = model, ["version"] = version });
+
     public static ProblemHttpResult UnknownHead(LoadedModel model, string head) => TypedResults.Problem(
         statusCode: StatusCodes.Status404NotFound,
         title: "Unknown head",

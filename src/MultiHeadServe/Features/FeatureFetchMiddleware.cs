@@ -30,11 +30,30 @@ public sealed class FeatureFetchMiddleware(
         }
 
         var modelName = context.Request.RouteValues["model"] as string ?? "";
-        if (!registry.TryGet(modelName, out var model))
+        var version = context.Request.RouteValues["version"] as string;
+        switch (registry.TryLease(modelName, version, out var model))
         {
-            await Problems.UnknownModel(modelName, registry).ExecuteAsync(context);
-            return;
+            case ModelLookup.UnknownModel:
+                await Problems.UnknownModel(modelName, registry).ExecuteAsync(context);
+                return;
+            case ModelLookup.UnknownVersion:
+                await Problems.UnknownVersion(modelName, version!, registry).ExecuteAsync(context);
+                return;
         }
+
+        // The request holds the version it was admitted on until it ends, even if a reload swaps in another meanwhile.
+        try
+        {
+            await InvokeAsync(context, model, metadata);
+        }
+        finally
+        {
+            model.Release();
+        }
+    }
+
+    private async Task InvokeAsync(HttpContext context, LoadedModel model, FeatureFetchMetadata metadata)
+    {
 
         // Only served model names reach telemetry: a client's arbitrary names must not become metric labels.
         var telemetry = context.Features.Get<RequestTelemetry>();

@@ -6,33 +6,56 @@ using MultiHeadServe.Observability;
 namespace MultiHeadServe.Inference;
 
 /// <summary>
-/// The endpoints' way into the engine: one run per request's rows, through the model's dynamic batcher
-/// when its manifest enables batching, otherwise directly. Thread-safe; owns the batchers.
+/// The endpoints' way into the engine: one run per request's rows, through the model version's dynamic batcher
+/// when its manifest enables batching, otherwise directly. Each loaded version has its own runner and batcher
+/// (a reload with new batching settings gets a new batcher); they are disposed with the version, after its last
+/// request. Thread-safe; owns the batchers.
 /// </summary>
 public sealed class InferenceService(ServeMetrics metrics, ILoggerFactory loggerFactory) : IDisposable
 {
-    private readonly ConcurrentDictionary<string, Lazy<Executor>> _executors = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<LoadedModel, Lazy<Executor>> _executors = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Runs the request's rows once and returns every output in <paramref name="outputs"/>.</summary>
     /// <exception cref="QueueFullException">Batching is on and the model's queue is full.</exception>
     public Task<InferenceResult> RunAsync(FetchedFeatures features, IReadOnlyList<string> outputs, CancellationToken cancellationToken) =>
         RunAsync(features.Model, features.Tensor, outputs, cancellationToken);
 
-    /// <summary>Runs whole rows of <paramref name="model"/>'s feature tensor (row-major) once.</summary>
-    public Task<InferenceResult> RunAsync(LoadedModel model, ReadOnlyMemory<float> rows, IReadOnlyList<string> outputs, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs whole rows of <paramref name="model"/>'s feature tensor (row-major) once. The version is held for the run;
+    /// callers that resolved it without a hold (<see cref="ModelRegistry.TryLease"/>) may find it unloaded meanwhile.
+    /// </summary>
+    /// <exception cref="FeatureRequestException">503: the version was unloaded before the run could start.</exception>
+    public async Task<InferenceResult> RunAsync(LoadedModel model, ReadOnlyMemory<float> rows, IReadOnlyList<string> outputs, CancellationToken cancellationToken)
     {
-        var executor = _executors.GetOrAdd(model.Name, _ => new Lazy<Executor>(() => Create(model))).Value;
-        if (executor.Batcher is { } batcher)
+        if (!model.TryAcquire())
         {
-            return batcher.SubmitAsync(rows, outputs, cancellationToken);
+            throw new FeatureRequestException(StatusCodes.Status503ServiceUnavailable, "Model unloaded", "model",
+                $"Model '{model.Name}' version {model.Version} was unloaded before this request could run; retry.", TimeSpan.FromSeconds(1));
         }
 
-        return Task.FromResult(executor.Runner.RunAlone(rows, outputs, cancellationToken));
+        try
+        {
+            var executor = _executors.GetOrAdd(model, m => new Lazy<Executor>(() => Create(m))).Value;
+            if (executor.Batcher is { } batcher)
+            {
+                return await batcher.SubmitAsync(rows, outputs, cancellationToken);
+            }
+
+            return executor.Runner.RunAlone(rows, outputs, cancellationToken);
+        }
+        finally
+        {
+            model.Release();
+        }
     }
 
-    /// <summary>Requests waiting in a model's batcher queue (0 without batching).</summary>
-    public int QueueLength(string model) =>
-        _executors.TryGetValue(model, out var executor) && executor.IsValueCreated && executor.Value.Batcher is { } batcher ? batcher.QueueLength : 0;
+    /// <summary>Requests waiting in the batcher queues of a model's versions (0 without batching).</summary>
+    public int QueueLength(string model) => _executors
+        .Where(e => e.Key.Name == model && e.Value.IsValueCreated && e.Value.Value.Batcher is not null)
+        .Sum(e => e.Value.Value.Batcher!.QueueLength);
+
+    /// <summary>Batchers alive now, one per version that has served a batched request (a leak shows here).</summary>
+    public int Batchers => _executors.Values.Count(e => e.IsValueCreated && e.Value.Batcher is not null);
 
     private Executor Create(LoadedModel model)
     {
@@ -43,9 +66,12 @@ public sealed class InferenceService(ServeMetrics metrics, ILoggerFactory logger
             : null;
         if (batcher is not null)
         {
-            metrics.ObserveQueue(model.Name, () => batcher.QueueLength);
+            var name = model.Name;
+            metrics.ObserveQueue(name, () => QueueLength(name));
         }
 
+        // Created under a hold on the version, so it is not drained yet: this runs when its last request is done.
+        model.Attach(new ExecutorRemoval(this, model, batcher));
         return new Executor(runner, batcher);
     }
 
@@ -58,4 +84,14 @@ public sealed class InferenceService(ServeMetrics metrics, ILoggerFactory logger
     }
 
     private sealed record Executor(ModelRunner Runner, DynamicBatcher? Batcher);
+
+    /// <summary>Forgets a drained version's executor and stops its batcher (whose queue is empty by then).</summary>
+    private sealed class ExecutorRemoval(InferenceService service, LoadedModel model, DynamicBatcher? batcher) : IDisposable
+    {
+        public void Dispose()
+        {
+            service._executors.TryRemove(model, out _);
+            batcher?.Dispose();
+        }
+    }
 }

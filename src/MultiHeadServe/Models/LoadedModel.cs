@@ -8,9 +8,20 @@ namespace MultiHeadServe.Models;
 /// <summary>
 /// One served model version: its manifest, its single ONNX Runtime session (shared by every request,
 /// concurrent runs are safe) and what was derived from both at load. Immutable after load.
+/// <para>
+/// Lifetime: the registry holds one reference and every admitted request one more (<see cref="TryAcquire"/> /
+/// <see cref="Release"/>). <see cref="Retire"/> gives up the registry's reference when a reload replaces or an
+/// unload removes the version; the sessions and what was attached to them (the version's batcher) are disposed
+/// when the last request holding the version has finished, so a request always ends on the version it began with.
+/// </para>
 /// </summary>
 public sealed class LoadedModel : IDisposable
 {
+    private readonly List<IDisposable> _companions = [];
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _references = 1;
+    private int _retired;
+
     public LoadedModel(string name, int version, string directory, ModelManifest manifest, HeadSubsetSessions sessions,
         IReadOnlyDictionary<string, IReadOnlyList<string>> labels, IReadOnlyList<int> availableVersions,
         IReadOnlyDictionary<string, HeadDecoder> decoders, MultiTaskEvaluator evaluator)
@@ -53,6 +64,7 @@ public sealed class LoadedModel : IDisposable
     /// <summary>Labels per head name, for heads that have a labels file.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<string>> Labels { get; }
 
+    /// <summary>The version folders present when this version was loaded.</summary>
     public IReadOnlyList<int> AvailableVersions { get; }
 
     /// <summary>The graph input the feature tensor feeds.</summary>
@@ -87,13 +99,90 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The model's input image size (image models), for boxes the model emits in pixels.</summary>
     public ImageSize? InputImageSize => Manifest.Features.Image is { } image ? new ImageSize(image.Width, image.Height) : null;
 
-    /// <summary>Newer versions that could not be served, newest first, with the reason (empty when the newest serves).</summary>
-    public IReadOnlyList<VersionFailure> FailedVersions { get; init; } = [];
-
     /// <summary>Set once the warm-up run succeeded.</summary>
     public bool Warm { get; internal set; }
 
-    public void Dispose() => Sessions.Dispose();
+    /// <summary>What the repository saw of the version's files when it loaded them (a change is reloaded).</summary>
+    internal string Fingerprint { get; init; } = "";
+
+    /// <summary>True once the version was replaced or removed: new requests go elsewhere.</summary>
+    public bool Retired => Volatile.Read(ref _retired) != 0;
+
+    /// <summary>Completes when the retired version's last request has finished and its sessions are disposed.</summary>
+    public Task Drained => _drained.Task;
+
+    /// <summary>Holds the version for one request; false once it is retired and drained (look it up again).</summary>
+    public bool TryAcquire()
+    {
+        var references = Volatile.Read(ref _references);
+        while (references > 0)
+        {
+            var seen = Interlocked.CompareExchange(ref _references, references + 1, references);
+            if (seen == references)
+            {
+                return true;
+            }
+
+            references = seen;
+        }
+
+        return false;
+    }
+
+    /// <summary>Ends a hold taken with <see cref="TryAcquire"/>; the last one of a retired version disposes it.</summary>
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _references) != 0)
+        {
+            return;
+        }
+
+        List<IDisposable> companions;
+        lock (_companions)
+        {
+            companions = [.. _companions];
+            _companions.Clear();
+        }
+
+        try
+        {
+            // The batcher first: its queue is empty (every request it served held the version) and its workers stop.
+            foreach (var companion in companions)
+            {
+                companion.Dispose();
+            }
+
+            Sessions.Dispose();
+            NativeHeap.Trim();
+        }
+        finally
+        {
+            _drained.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Disposes <paramref name="companion"/> with the version's sessions. The caller holds the version, so it is not
+    /// drained yet.
+    /// </summary>
+    internal void Attach(IDisposable companion)
+    {
+        lock (_companions)
+        {
+            _companions.Add(companion);
+        }
+    }
+
+    /// <summary>Gives up the registry's reference: disposal follows when the requests holding the version finish. Idempotent.</summary>
+    public void Retire()
+    {
+        if (Interlocked.Exchange(ref _retired, 1) == 0)
+        {
+            Release();
+        }
+    }
+
+    public void Dispose() => Retire();
 }
 
 /// <summary>A model version that could not be served, and why.</summary>

@@ -9,8 +9,9 @@ using MultiHeadServe.Onnx;
 namespace MultiHeadServe.Models;
 
 /// <summary>
-/// Reads a model folder (Triton's layout: model.json, numeric version folders, the highest served),
-/// creates its one session, validates the manifest against the session's real metadata and warms it up.
+/// Reads a model folder (Triton's layout: model.json, numeric version folders) and loads a version of it: creates
+/// its one session, validates the manifest against the session's real metadata and warms it up. Which versions are
+/// loaded, and when, is <see cref="ModelRepository"/>'s decision. Not thread-safe: the repository calls it under its lock.
 /// </summary>
 public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoader> logger)
 {
@@ -21,56 +22,49 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
     /// <summary>The most intra-op threads a manifest may ask for (as the service option allows).</summary>
     public const int MaxIntraOpThreads = 256;
 
-    /// <summary>
-    /// Loads the highest version of the model in <paramref name="directory"/> that can be served: a newest version
-    /// that cannot (a corrupt file, a graph that does not match the manifest, a failed warm-up) is reported and the
-    /// next older one is tried, so one bad upload does not take the model, or the service, down.
-    /// </summary>
-    /// <exception cref="ManifestException">No version can be served: the newest version's reason.</exception>
-    public LoadedModel Load(string directory)
+    /// <summary>Reads and checks the manifest of the model in <paramref name="directory"/> (named after the folder).</summary>
+    /// <exception cref="ManifestException">The manifest is missing, not valid JSON, or names another model, or its version policy is malformed.</exception>
+    public static ModelManifest ReadManifest(string directory)
     {
-        var manifestPath = Path.Combine(directory, ManifestFile);
-        var displayPath = Path.Combine(Path.GetFileName(directory), ManifestFile);
-        var manifest = ReadManifest(manifestPath, displayPath);
+        var displayPath = DisplayPath(directory);
+        var manifest = ReadManifest(Path.Combine(directory, ManifestFile), displayPath);
         var name = Path.GetFileName(directory);
         if (manifest.Name != name)
         {
             throw new ManifestException(displayPath, "name", $"'{manifest.Name}' must equal the folder name '{name}'.");
         }
 
-        var versions = System.IO.Directory.EnumerateDirectories(directory)
-            .Select(d => int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1)
-            .Where(v => v > 0)
-            .Order()
-            .ToList();
-        if (versions.Count == 0)
+        if (manifest.VersionPolicy?.Problem() is { } policyProblem)
         {
-            throw new ManifestException(displayPath, "versions", "no numeric version folder (e.g. 1/) holds the model.");
+            throw new ManifestException(displayPath, "versionPolicy", policyProblem);
         }
 
-        var failures = new List<VersionFailure>();
-        for (var i = versions.Count - 1; ; i--)
-        {
-            try
-            {
-                return LoadVersion(directory, name, manifest, displayPath, versions, versions[i], failures);
-            }
-            catch (ManifestException ex) when (i > 0)
-            {
-                logger.LogError("Model {Model} version {Version} cannot be served, trying version {Older}: {Reason}", name, versions[i], versions[i - 1], ex.Message);
-                failures.Add(new VersionFailure(versions[i], ex.Message));
-            }
-            catch (ManifestException) when (failures.Count > 0)
-            {
-                // Every version failed: the newest one's reason is the one to fix.
-                throw new ManifestException(displayPath, "versions",
-                    $"no version can be served; version {failures[0].Version}: {failures[0].Reason}");
-            }
-        }
+        return manifest;
+    }
+
+    /// <summary>The numeric version folders of the model in <paramref name="directory"/>, ascending.</summary>
+    public static IReadOnlyList<int> VersionsOf(string directory) => System.IO.Directory.EnumerateDirectories(directory)
+        .Select(d => int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1)
+        .Where(v => v > 0)
+        .Order()
+        .ToList();
+
+    /// <summary>"name/model.json": how errors name a model's manifest.</summary>
+    public static string DisplayPath(string directory) => Path.Combine(Path.GetFileName(directory), ManifestFile);
+
+    /// <summary>
+    /// Loads one version: creates its session, validates <paramref name="manifest"/> against the graph, builds the
+    /// decoders and warms it up. Nothing is left open when it fails.
+    /// </summary>
+    /// <exception cref="ManifestException">The version cannot be served (corrupt file, manifest mismatch, failed warm-up).</exception>
+    public LoadedModel LoadVersion(string directory, ModelManifest manifest, IReadOnlyList<int> versions, int version, string fingerprint)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        return LoadVersion(directory, Path.GetFileName(directory), manifest, DisplayPath(directory), versions, version, fingerprint);
     }
 
     private LoadedModel LoadVersion(
-        string directory, string name, ModelManifest manifest, string displayPath, IReadOnlyList<int> versions, int version, IReadOnlyList<VersionFailure> failures)
+        string directory, string name, ModelManifest manifest, string displayPath, IReadOnlyList<int> versions, int version, string fingerprint)
     {
         var versionDirectory = Path.Combine(directory, version.ToString(CultureInfo.InvariantCulture));
         var (session, graph, settings) = CreateSession(manifest, versionDirectory, displayPath);
@@ -83,7 +77,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             var evaluator = CreateEvaluator(manifest, labels, displayPath);
             var featureInput = session.Inputs.Single(i => i.Name == manifest.Features.Input);
             sessions = new HeadSubsetSessions(session, graph, settings, featureInput.Name, [.. featureInput.Shape.Skip(1)], logger);
-            var model = new LoadedModel(name, version, directory, manifest, sessions, labels, versions, decoders, evaluator) { FailedVersions = [.. failures] };
+            var model = new LoadedModel(name, version, directory, manifest, sessions, labels, versions, decoders, evaluator) { Fingerprint = fingerprint };
             try
             {
                 WarmUp(model);

@@ -33,6 +33,9 @@ public sealed record ModelManifest
 
     public BatchingSpec Batching { get; init; } = new();
 
+    /// <summary>Which version folders are served (Triton's <c>version_policy</c>); null: the newest that loads.</summary>
+    public VersionPolicy? VersionPolicy { get; init; }
+
     public LossSpec? Loss { get; init; }
 
     /// <summary>Provenance written by the training kit; served as-is.</summary>

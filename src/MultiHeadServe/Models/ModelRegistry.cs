@@ -1,126 +1,184 @@
-using Microsoft.Extensions.Options;
-using MultiHeadServe.Inference.Engine;
-using MultiHeadServe.Observability;
+using System.Globalization;
 
 namespace MultiHeadServe.Models;
 
 /// <summary>
-/// The models this process serves, loaded once at start-up. Lookups are lock-free reads of an
-/// immutable dictionary; thread-safe.
+/// The models this process serves now, each with its served versions. Lookups are lock-free reads of an immutable
+/// snapshot; <see cref="ModelRepository"/> replaces a model's entry whole (a reload swaps it atomically) and only then
+/// retires the versions the new entry no longer holds, so a lookup never finds a retired version for long: it looks
+/// again and finds the replacement. Thread-safe.
 /// </summary>
 public sealed class ModelRegistry : IDisposable
 {
-    private volatile IReadOnlyDictionary<string, LoadedModel> _models = new Dictionary<string, LoadedModel>();
+    private readonly object _writeGate = new();
+    private volatile Snapshot _snapshot = new(new Dictionary<string, ServedModel>(StringComparer.Ordinal));
+    private volatile bool _loaded;
 
-    public IReadOnlyCollection<LoadedModel> All => (IReadOnlyCollection<LoadedModel>)_models.Values;
+    /// <summary>Every served model's default version (its highest served one).</summary>
+    public IReadOnlyCollection<LoadedModel> All => _snapshot.Defaults;
+
+    /// <summary>Every served model with all its served versions.</summary>
+    public IReadOnlyCollection<ServedModel> Models => (IReadOnlyCollection<ServedModel>)_snapshot.Models.Values;
 
     /// <summary>True once start-up loading has finished.</summary>
-    public bool Loaded { get; private set; }
+    public bool Loaded => _loaded;
 
-    public bool TryGet(string name, out LoadedModel model) => _models.TryGetValue(name, out model!);
-
-    internal void Publish(IReadOnlyDictionary<string, LoadedModel> models)
+    /// <summary>The default version of <paramref name="name"/> (no hold is taken: see <see cref="TryLease"/> for requests).</summary>
+    public bool TryGet(string name, out LoadedModel model)
     {
-        _models = models;
-        Loaded = true;
+        if (_snapshot.Models.TryGetValue(name, out var served))
+        {
+            model = served.Default;
+            return true;
+        }
+
+        model = null!;
+        return false;
+    }
+
+    public bool TryGetServed(string name, out ServedModel model) => _snapshot.Models.TryGetValue(name, out model!);
+
+    /// <summary>
+    /// Finds <paramref name="name"/> at <paramref name="version"/> (null: its default version) and holds it for a
+    /// request: release with <see cref="LoadedModel.Release"/> when the request ends. A version replaced meanwhile is
+    /// looked up again, so the request runs on what is served at the moment it was admitted.
+    /// </summary>
+    public ModelLookup TryLease(string name, string? version, out LoadedModel model)
+    {
+        model = null!;
+        while (true)
+        {
+            var snapshot = _snapshot;
+            if (!snapshot.Models.TryGetValue(name, out var served))
+            {
+                return ModelLookup.UnknownModel;
+            }
+
+            LoadedModel candidate;
+            if (version is null)
+            {
+                candidate = served.Default;
+            }
+            else if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || !served.Versions.TryGetValue(number, out candidate!))
+            {
+                return ModelLookup.UnknownVersion;
+            }
+
+            if (candidate.TryAcquire())
+            {
+                model = candidate;
+                return ModelLookup.Found;
+            }
+
+            if (ReferenceEquals(snapshot, _snapshot))
+            {
+                // Retired without a replacement published: the registry is shutting down.
+                return ModelLookup.UnknownModel;
+            }
+        }
+    }
+
+    internal void MarkLoaded() => _loaded = true;
+
+    /// <summary>
+    /// Publishes <paramref name="model"/> (null: removes <paramref name="name"/>), then retires the versions of the
+    /// entry it replaces that it does not keep. Requests holding them finish on them.
+    /// </summary>
+    internal void Set(string name, ServedModel? model)
+    {
+        ServedModel? previous;
+        lock (_writeGate)
+        {
+            var models = new Dictionary<string, ServedModel>(_snapshot.Models, StringComparer.Ordinal);
+            models.TryGetValue(name, out previous);
+            if (model is null)
+            {
+                models.Remove(name);
+            }
+            else
+            {
+                models[name] = model;
+            }
+
+            _snapshot = new Snapshot(models);
+        }
+
+        if (previous is null)
+        {
+            return;
+        }
+
+        foreach (var version in previous.Versions.Values)
+        {
+            if (model is null || !model.Versions.Values.Contains(version))
+            {
+                version.Retire();
+            }
+        }
     }
 
     public void Dispose()
     {
-        foreach (var model in _models.Values)
+        foreach (var model in _snapshot.Models.Values)
         {
-            model.Dispose();
+            foreach (var version in model.Versions.Values)
+            {
+                version.Retire();
+            }
         }
+    }
+
+    private sealed class Snapshot(Dictionary<string, ServedModel> models)
+    {
+        public IReadOnlyDictionary<string, ServedModel> Models { get; } = models;
+
+        public IReadOnlyCollection<LoadedModel> Defaults { get; } = [.. models.Values.Select(m => m.Default)];
     }
 }
 
-/// <summary>
-/// Loads every model of the repository before the server accepts requests. A model that cannot be served
-/// stops start-up with the manifest error: serving half a repository silently is worse than not starting.
-/// </summary>
-public sealed class ModelRepositoryLoader(
-    ModelRegistry registry,
-    IOptions<ModelRepositoryOptions> options,
-    IHostEnvironment environment,
-    ILoggerFactory loggerFactory,
-    ServeMetrics metrics,
-    ILogger<ModelLoader> loaderLogger,
-    ILogger<ModelRepositoryLoader> logger) : IHostedService
+/// <summary>What <see cref="ModelRegistry.TryLease"/> found.</summary>
+public enum ModelLookup
 {
-    public Task StartAsync(CancellationToken cancellationToken)
+    Found,
+    UnknownModel,
+    UnknownVersion,
+}
+
+/// <summary>
+/// A served model: the versions its policy serves (at least one), its default (the highest), the version folders
+/// present when it was last loaded and the versions that could not be loaded, with why. Immutable.
+/// </summary>
+public sealed class ServedModel
+{
+    public ServedModel(string name, IReadOnlyDictionary<int, LoadedModel> versions, IReadOnlyList<int> repositoryVersions, IReadOnlyList<VersionFailure> failures)
     {
-        // Before the first session: the runtime's own messages go to this log, not to stderr.
-        RuntimeEnvironment.UseLogger(loggerFactory, options.Value.RuntimeLogLevel);
-        var root = ResolveRepository(options.Value.Path, environment.ContentRootPath);
-        var loader = new ModelLoader(options.Value, loaderLogger);
-        var only = options.Value.Only;
-        var models = new Dictionary<string, LoadedModel>(StringComparer.Ordinal);
-        try
+        ArgumentNullException.ThrowIfNull(versions);
+        if (versions.Count == 0)
         {
-            foreach (var directory in System.IO.Directory.EnumerateDirectories(root).Order(StringComparer.Ordinal))
-            {
-                var name = Path.GetFileName(directory);
-                if (!File.Exists(Path.Combine(directory, ModelLoader.ManifestFile)) || (only.Count > 0 && !only.Contains(name)))
-                {
-                    continue;
-                }
-
-                cancellationToken.ThrowIfCancellationRequested();
-                try
-                {
-                    var model = loader.Load(directory);
-                    models[name] = model;
-                    foreach (var _ in model.FailedVersions)
-                    {
-                        metrics.RecordModelLoad(name, "failed");
-                    }
-
-                    metrics.RecordModelLoad(name, "loaded");
-                }
-                catch
-                {
-                    metrics.RecordModelLoad(name, "failed");
-                    throw;
-                }
-            }
-        }
-        catch
-        {
-            foreach (var model in models.Values)
-            {
-                model.Dispose();
-            }
-
-            throw;
+            throw new ArgumentException("A served model has at least one version.", nameof(versions));
         }
 
-        logger.LogInformation("Model repository {Path}: {Count} model(s) ready: {Models}", root, models.Count, string.Join(", ", models.Keys));
-        registry.Publish(models);
-        return Task.CompletedTask;
+        Name = name;
+        Versions = versions;
+        ServedVersions = [.. versions.Keys.Order()];
+        Default = versions[ServedVersions[^1]];
+        RepositoryVersions = repositoryVersions;
+        Failures = failures;
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public string Name { get; }
 
-    /// <summary>A relative path is tried from the content root, then from each parent folder.</summary>
-    internal static string ResolveRepository(string path, string contentRoot)
-    {
-        if (Path.IsPathRooted(path))
-        {
-            return System.IO.Directory.Exists(path)
-                ? path
-                : throw new DirectoryNotFoundException($"The model repository '{path}' does not exist (ModelRepository:Path).");
-        }
+    public IReadOnlyDictionary<int, LoadedModel> Versions { get; }
 
-        for (var directory = new DirectoryInfo(contentRoot); directory is not null; directory = directory.Parent)
-        {
-            var candidate = Path.Combine(directory.FullName, path);
-            if (System.IO.Directory.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
+    /// <summary>The served version numbers, ascending.</summary>
+    public IReadOnlyList<int> ServedVersions { get; }
 
-        throw new DirectoryNotFoundException(
-            $"The model repository '{path}' was not found under {contentRoot} or any parent folder (ModelRepository:Path).");
-    }
+    /// <summary>The version unversioned routes use: the highest served.</summary>
+    public LoadedModel Default { get; }
+
+    /// <summary>The numeric version folders present at the last load, ascending.</summary>
+    public IReadOnlyList<int> RepositoryVersions { get; }
+
+    /// <summary>Versions the last load could not serve, newest first, with the reason.</summary>
+    public IReadOnlyList<VersionFailure> Failures { get; }
 }

@@ -32,6 +32,13 @@ public sealed class ModelRepositoryOptions
     /// </summary>
     public RuntimeLogLevel RuntimeLogLevel { get; set; } = RuntimeLogLevel.Warning;
 
+    /// <summary>
+    /// Seconds between looks at the repository for new, changed and removed models and versions, applied without a
+    /// restart; 0 turns polling off (models then change only through the repository API).
+    /// </summary>
+    [Range(0, 86_400)]
+    public double PollIntervalSeconds { get; set; } = 10;
+
     /// <summary>Only these models are loaded (empty: every model in the repository).</summary>
     public IList<string> Only { get; } = [];
 }

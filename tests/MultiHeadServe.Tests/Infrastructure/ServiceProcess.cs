@@ -90,6 +90,9 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The service's process id (for its /proc entries).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>The process's resident memory now, in bytes (VmRSS).</summary>
     public long ResidentBytes
     {

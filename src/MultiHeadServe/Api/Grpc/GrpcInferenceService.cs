@@ -58,7 +58,7 @@ internal sealed class GrpcInferenceService(
     {
         // An unknown model or version is NOT_FOUND, as REST's 404; a served one is ready or not.
         _ = Metadata(request.Name, request.Version);
-        var ready = await OpenInferenceApi.ModelReady(request.Name, registry, store, context.CancellationToken);
+        var ready = await OpenInferenceApi.ModelReady(request.Name, request.Version.Length == 0 ? null : request.Version, registry, store, context.CancellationToken);
         return new ModelReadyResponse { Ready = ready.Result is Ok<V2ModelReady> };
     }
 
@@ -69,20 +69,23 @@ internal sealed class GrpcInferenceService(
         http.Features.Set(telemetry);
         var start = Stopwatch.GetTimestamp();
         var status = StatusCodes.Status200OK;
+        LoadedModel? held = null;
         try
         {
-            if (!registry.TryGet(request.ModelName, out var model))
+            // The version is held for the whole call: a reload meanwhile finishes it on the version it started on.
+            switch (registry.TryLease(request.ModelName, request.ModelVersion.Length == 0 ? null : request.ModelVersion, out var model))
             {
-                throw new FeatureRequestException(StatusCodes.Status404NotFound, "Unknown model", "model_name",
-                    $"No model named '{request.ModelName}' is served. Served models: {string.Join(", ", registry.All.Select(m => m.Name).Order(StringComparer.Ordinal))}.");
+                case ModelLookup.UnknownModel:
+                    throw new FeatureRequestException(StatusCodes.Status404NotFound, "Unknown model", "model_name",
+                        $"No model named '{request.ModelName}' is served. Served models: {string.Join(", ", registry.All.Select(m => m.Name).Order(StringComparer.Ordinal))}.");
+                case ModelLookup.UnknownVersion:
+                    registry.TryGetServed(request.ModelName, out var served);
+                    throw new FeatureRequestException(StatusCodes.Status404NotFound, "Unknown version", "model_version",
+                        $"Model '{request.ModelName}' does not serve version '{request.ModelVersion}'; served versions: {string.Join(", ", served?.ServedVersions ?? [])}.");
             }
 
+            held = model;
             telemetry.Model = model.Name;
-            if (request.ModelVersion.Length > 0 && request.ModelVersion != model.Version.ToString(CultureInfo.InvariantCulture))
-            {
-                throw new FeatureRequestException(StatusCodes.Status404NotFound, "Unknown version", "model_version",
-                    $"Model '{model.Name}' serves version {model.Version}, not '{request.ModelVersion}'.");
-            }
 
             var raw = request.RawInputContents.Count > 0;
             var rows = ReadInput(request, model, raw);
@@ -108,6 +111,7 @@ internal sealed class GrpcInferenceService(
         }
         finally
         {
+            held?.Release();
             metrics.RecordRequest(telemetry, telemetry.Model ?? RequestTelemetryMiddleware.UnknownModel, InferRoute, status,
                 Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
