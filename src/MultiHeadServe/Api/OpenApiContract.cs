@@ -38,6 +38,13 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         ["V2Ready"] = "Every model is loaded and warm (else 503).",
         ["V2ModelVersionMetadata"] = "Inputs and outputs of one version as tensors.",
         ["V2InferVersion"] = "Runs one version of the model on the input tensor; returns output tensors.",
+        ["V2ModelVersionReady"] = "One version of the model is ready (Open Inference Protocol).",
+        ["PredictVersion"] = "Every served head of one served version of the model, from one fetch and one run.",
+        ["PredictHeadVersion"] = "One head of one served version of the model.",
+        ["EvaluateVersion"] = "Per-head losses and the combined loss for one served version of the model.",
+        ["V2RepositoryIndex"] = "Every model in the repository, with each version's state and the reason a version is unavailable.",
+        ["V2RepositoryLoad"] = "Loads (or reloads) a model from the repository without a restart.",
+        ["V2RepositoryUnload"] = "Stops serving a model; requests already admitted finish first.",
     };
 
     /// <summary>Descriptions for operations whose endpoints carry only a summary.</summary>
@@ -52,6 +59,13 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         ["V2Live"] = "The Open Inference Protocol's liveness: always live while the process runs.",
         ["V2Ready"] = "The Open Inference Protocol's readiness: 200 when every model is loaded and warm, else 503.",
         ["V2ModelMetadata"] = "The model's versions, platform and its input and output tensors (name, datatype, shape; -1 is a dynamic dimension).",
+        ["V2ModelVersionReady"] = "200 when that version is served and ready; 400 when its folder is present but it is not served (or its feature store does not answer); 404 for a version the repository does not have.",
+        ["PredictVersion"] = "As predict, at the version in the path (the unversioned route serves the highest served version); a version not served is a 404 naming the served ones.",
+        ["PredictHeadVersion"] = "As per-head predict, at the version in the path.",
+        ["EvaluateVersion"] = "As evaluate, at the version in the path.",
+        ["V2RepositoryIndex"] = "The protocol's model repository extension, as Triton serves it: name, version, state (READY or UNAVAILABLE) and reason. Only when API keys are configured.",
+        ["V2RepositoryLoad"] = "Reads the manifest, loads, validates and warms each new or changed version, then swaps it in atomically; a bad version leaves the serving one in place and answers 400 with the reason. Only when API keys are configured.",
+        ["V2RepositoryUnload"] = "Unloads the model: new requests get 404 naming it, admitted ones finish on their version. Only when API keys are configured.",
         ["V2ModelVersionMetadata"] = "As model metadata, for the version served (another version is a 404).",
         ["V2ModelReady"] = "200 when the model is ready; 400 when not (a store-backed model while the feature store does not answer).",
         ["V2Infer"] = "One FP32 input tensor named as the model's input (FP64 and FP16 are converted), data flat row-major or nested; \"outputs\" picks outputs by name (all when absent). Runs through the same batcher as /v1.",
@@ -66,6 +80,8 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         ["Health"] = "Liveness and readiness for orchestrators; open even with API keys unless Security:ProtectOperationalEndpoints.",
         ["Metrics"] = "Prometheus metrics; open even with API keys unless Security:ProtectOperationalEndpoints.",
         ["Open Inference Protocol (v2)"] = "The KServe v2 REST protocol: tensors in, tensors out, through the same batcher.",
+        ["Versions"] = "Predict and evaluate at one served version of a model (a manifest's versionPolicy may serve several).",
+        ["Model repository (v2)"] = "Load, unload and list the repository's models without a restart (the protocol's repository extension); needs API keys.",
     };
 
     public void Apply(OpenApiDocument swaggerDoc, DocumentFilterContext context)

@@ -30,7 +30,7 @@ public sealed partial class ReadmeExamplesTests
         for (var b = 0; b < blocks.Count; b++)
         {
             var (language, text) = blocks[b];
-            if (language != "bash" || !text.Contains("curl ", StringComparison.Ordinal) || !text.Contains("localhost:8080", StringComparison.Ordinal))
+            if (language != "bash" || !Regex.IsMatch(text, @"(?m)^curl ") || !text.Contains("localhost:8080", StringComparison.Ordinal))
             {
                 continue;
             }
