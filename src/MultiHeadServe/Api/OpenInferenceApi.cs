@@ -193,11 +193,8 @@ public static class OpenInferenceApi
         _ => type.ToName().ToUpperInvariant(),
     };
 
-    private static ProblemHttpResult Error(int status, string field, string message) => TypedResults.Problem(
-        statusCode: status,
-        title: status == StatusCodes.Status404NotFound ? "Not found" : "Invalid request",
-        detail: message,
-        extensions: new Dictionary<string, object?> { ["error"] = message, ["field"] = field });
+    private static ProblemHttpResult Error(int status, string field, string message) =>
+        Problems.Create(status, status == StatusCodes.Status404NotFound ? "Not found" : "Invalid request", message, field);
 }
 
 public sealed record V2ServerMetadata(string Name, string Version, IReadOnlyList<string> Extensions);

@@ -148,7 +148,7 @@ internal static class OpenInferenceCall
         }
         catch (QueueFullException ex)
         {
-            throw new FeatureRequestException(StatusCodes.Status429TooManyRequests, "Too many requests", "model", ex.Message, TimeSpan.FromSeconds(1));
+            throw new FeatureRequestException(StatusCodes.Status429TooManyRequests, "Queue full", "model", ex.Message, TimeSpan.FromSeconds(1));
         }
 
         if (telemetry is not null)

@@ -138,9 +138,7 @@ public static class PredictApi
         }
         catch (QueueFullException ex)
         {
-            context.Response.Headers.RetryAfter = "1";
-            return (null, TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Queue full", detail: ex.Message,
-                extensions: new Dictionary<string, object?> { ["model"] = features.Model.Name }));
+            return (null, Problems.QueueFull(context, features.Model.Name, ex.Message));
         }
     }
 

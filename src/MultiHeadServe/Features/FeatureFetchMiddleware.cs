@@ -189,14 +189,5 @@ public sealed class FeatureFetchMiddleware(
         return fromQuery;
     }
 
-    internal static Task WriteProblemAsync(HttpContext context, FeatureRequestException ex)
-    {
-        if (ex.RetryAfter is { } retryAfter)
-        {
-            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        return TypedResults.Problem(statusCode: ex.Status, title: ex.Title, detail: ex.Message,
-            extensions: new Dictionary<string, object?> { ["field"] = ex.Field }).ExecuteAsync(context);
-    }
+    internal static Task WriteProblemAsync(HttpContext context, FeatureRequestException ex) => Problems.From(context, ex).ExecuteAsync(context);
 }

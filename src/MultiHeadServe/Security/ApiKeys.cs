@@ -58,7 +58,7 @@ public sealed class ApiKeys
 
 /// <summary>
 /// Refuses requests without a valid key when keys are configured: 401 with <c>WWW-Authenticate: Bearer</c>, as
-/// problem+json on /v1 and the protocol's <c>{"error": …}</c> on /v2; gRPC calls get UNAUTHENTICATED.
+/// problem+json (on /v2 with the protocol's <c>error</c> too); gRPC calls get UNAUTHENTICATED.
 /// </summary>
 public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeys keys)
 {
@@ -69,7 +69,6 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeys keys)
             return next(context);
         }
 
-        var detail = "This endpoint needs an API key: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.";
         if (Api.Grpc.GrpcHosting.IsGrpc(context.Request))
         {
             // A gRPC client reads the outcome from grpc-status (a trailers-only response), the key from its metadata.
@@ -79,10 +78,8 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeys keys)
             return Task.CompletedTask;
         }
 
-        context.Response.Headers.WWWAuthenticate = "Bearer";
-        return context.Request.Path.StartsWithSegments("/v2")
-            ? Results.Json(new { error = detail }, statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context)
-            : Problems.Create(StatusCodes.Status401Unauthorized, "API key required", detail, "Authorization").ExecuteAsync(context);
+        // One problem for /v1 and /v2 alike (on /v2 it also carries the protocol's "error").
+        return Problems.ApiKeyRequired(context).ExecuteAsync(context);
     }
 
     private bool IsOpen(PathString path) =>
