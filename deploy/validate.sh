@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Validates the container and deployment files without a Docker engine or a cluster:
-#   - docker-compose.yml resolves (docker compose / docker-compose config);
+#   - docker-compose.yml resolves (docker compose / docker-compose config), with and without the
+#     redis profile;
+#   - every Kubernetes, Prometheus Operator and KServe manifest matches the schema of its kind,
+#     unknown fields included (deploy/schema: the Kubernetes OpenAPI and Prometheus Operator CRD
+#     schemas from the kubernetes-models npm packages, restored into a cache folder, and KServe's
+#     InferenceService types); the Kustomize builds are checked as rendered when kubectl or
+#     kustomize is installed, their resource files otherwise;
 #   - every YAML and JSON file under deploy/ parses;
 #   - the Grafana dashboard and the alert rules are well formed and every metric they query is
 #     one the service exports;
@@ -8,7 +14,7 @@
 #     configuration (promtool).
 # Exits non-zero on the first failing group, after printing every problem found in it.
 #
-# Needs on Debian: apt-get install -y docker-compose python3-yaml
+# Needs on Debian: apt-get install -y docker-compose python3-yaml, and Node.js with npm.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,8 +36,10 @@ done
 step "docker-compose.yml"
 if docker compose version >/dev/null 2>&1; then
     docker compose -f docker-compose.yml config --quiet || fail "docker compose config"
+    docker compose -f docker-compose.yml --profile redis config --quiet || fail "docker compose --profile redis config"
 elif command -v docker-compose >/dev/null 2>&1; then
     docker-compose -f docker-compose.yml config --quiet || fail "docker-compose config"
+    docker-compose -f docker-compose.yml --profile redis config --quiet || fail "docker-compose --profile redis config"
 else
     fail "docker compose or docker-compose is required (Debian: apt-get install -y docker-compose)"
 fi
@@ -139,21 +147,42 @@ print(f"{len(files) + 1} YAML files, {len(dashboards)} dashboard(s), {rules} ale
 sys.exit(1 if problems else 0)
 PY
 
-step "Kustomize builds"
+step "Kubernetes, Prometheus Operator and KServe manifests against their schemas"
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || fail "Node.js and npm are required for the schema checks"
+# The schema packages, restored once per lock file into a cache folder outside the repository.
+lock_hash="$(cat deploy/schema/package.json deploy/schema/package-lock.json | sha256sum | cut -c1-12)"
+schemas="${MHS_SCHEMA_CACHE:-${TMPDIR:-/tmp}/multiheadserve-schemas}/$lock_hash"
+if [ ! -f "$schemas/node_modules/.restored" ]; then
+    rm -rf "$schemas" && mkdir -p "$schemas"
+    cp deploy/schema/package.json deploy/schema/package-lock.json "$schemas/"
+    # kubernetes-models declares Node.js 22, but its compiled validators run on 20: keep npm quiet about it.
+    (cd "$schemas" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || fail "npm ci of deploy/schema"
+    touch "$schemas/node_modules/.restored"
+fi
+validate_manifests() { node deploy/schema/validate-manifests.mjs "$schemas/node_modules" "$@"; }
+
 kustomize_build=""
 if command -v kustomize >/dev/null 2>&1; then
     kustomize_build="kustomize build"
 elif command -v kubectl >/dev/null 2>&1; then
     kustomize_build="kubectl kustomize"
 fi
-if [ -n "$kustomize_build" ]; then
-    for overlay in deploy/kubernetes/base deploy/kubernetes/gpu; do
-        $kustomize_build "$overlay" >/dev/null || fail "$kustomize_build $overlay"
-        echo "$overlay builds"
-    done
-else
-    echo "skipped: neither kustomize nor kubectl is installed"
-fi
+kustomizations=(deploy/kubernetes/base deploy/kubernetes/gpu deploy/kubernetes/monitoring deploy/kserve)
+for dir in "${kustomizations[@]}"; do
+    if [ -n "$kustomize_build" ]; then
+        rendered="$($kustomize_build "$dir")" || fail "$kustomize_build $dir"
+        printf '%s\n' "$rendered" | validate_manifests - | sed "s|^(stdin): ||; s|^|$dir (rendered): |" || fail "$dir: manifests do not match their schemas"
+    else
+        # Without a Kustomize builder: each resource file as written (overlays' patches are not applied).
+        mapfile -t resources < <("$python" -c 'import sys, os, yaml; d = sys.argv[1]; [print(os.path.join(d, r)) for r in yaml.safe_load(open(os.path.join(d, "kustomization.yaml")))["resources"] if os.path.isfile(os.path.join(d, r))]' "$dir")
+        if [ ${#resources[@]} -gt 0 ]; then
+            validate_manifests "${resources[@]}" || fail "$dir: manifests do not match their schemas"
+        fi
+    fi
+done
+[ -n "$kustomize_build" ] || echo "note: neither kustomize nor kubectl is installed, so the overlays were not rendered"
+# Manifests outside the Kustomize builds.
+validate_manifests deploy/kubernetes/secret.example.yaml || fail "secret.example.yaml does not match its schema"
 
 step "Prometheus configuration"
 if command -v promtool >/dev/null 2>&1; then
