@@ -9,8 +9,8 @@
 #    certificates, with the ASP.NET Core shared runtime of the machine's .NET copied to /usr/share/dotnet and
 #    the user "app" (uid 1654): what the official aspnet image provides, so the Dockerfile's final stage is
 #    the same for both.
-# 2. The application: dotnet publish for linux-x64, framework-dependent, and the model repository with the
-#    objects members that build composes.
+# 2. The application: dotnet publish for linux-x64, framework-dependent (or the one MHS_PUBLISHED_DIR names), and
+#    the model repository with the objects members that build composes.
 # 3. buildah bud of the Dockerfile's cpu-from-publish target, with RUNTIME_IMAGE set to the base image.
 #
 # Needs (Debian): buildah podman mmdebstrap runc, and the .NET SDK. State lives in MHS_CONTAINER_CACHE.
@@ -58,6 +58,8 @@ else
         --customize-hook="$install_runtime" --customize-hook="$add_user" \
         --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*' \
         "$suite" "$rootfs"
+    printf '   root file system: %s MB\n' "$(( $(stat -c %s "$rootfs") / 1000000 ))" >&2
+    took "$start"
     # The environment the official images set.
     podman import --quiet \
         --change "ENV APP_UID=$app_uid" \
@@ -73,13 +75,23 @@ else
 fi
 took "$start"
 
-step "dotnet publish src/MultiHeadServe (Release, linux-x64, framework-dependent)"
 start=$(now)
 context="$MHS_CONTAINER_CACHE/context"
 rm -rf "$context"
 mkdir -p "$context"
-dotnet publish "$root/src/MultiHeadServe" -c Release -r linux-x64 --self-contained false \
-    -o "$context/publish" -nologo -v:q >&2
+if [ -n "${MHS_PUBLISHED_DIR:-}" ]; then
+    # A publish made already (.ci/run's, which RequestLoggingTests also run), so it is not made twice.
+    step "the application from $MHS_PUBLISHED_DIR"
+    [ -f "$MHS_PUBLISHED_DIR/MultiHeadServe.dll" ] && [ -f "$MHS_PUBLISHED_DIR/libonnxruntime.so" ] || {
+        echo "MHS_PUBLISHED_DIR must hold a publish for linux-x64 (dotnet publish src/MultiHeadServe -c Release -r linux-x64 --self-contained false)" >&2
+        exit 1
+    }
+    cp -a "$MHS_PUBLISHED_DIR" "$context/publish"
+else
+    step "dotnet publish src/MultiHeadServe (Release, linux-x64, framework-dependent)"
+    dotnet publish "$root/src/MultiHeadServe" -c Release -r linux-x64 --self-contained false \
+        -o "$context/publish" -nologo -v:q >&2
+fi
 test -f "$context/publish/libonnxruntime.so"
 # The model repository as the image build takes it (.dockerignore): no training kit, no reports.
 tar -C "$root" --exclude=models/training --exclude='__pycache__' --exclude='*.md' -cf - models | tar -C "$context" -xf -
