@@ -42,7 +42,7 @@ netcore_version="$(dotnet --list-runtimes | awk '$1 == "Microsoft.NETCore.App" &
 # What the base image is made of; a change to any of it makes a new one.
 install_runtime="mkdir -p \"\$1/usr/share/dotnet/shared\" && cp -a '$dotnet_root/dotnet' '$dotnet_root/host' \"\$1/usr/share/dotnet/\" && cp -a '$dotnet_root/shared/Microsoft.NETCore.App' '$dotnet_root/shared/Microsoft.AspNetCore.App' \"\$1/usr/share/dotnet/shared/\" && ln -s /usr/share/dotnet/dotnet \"\$1/usr/bin/dotnet\""
 add_user="echo 'app:x:$app_uid:$app_uid:app:/home/app:/usr/sbin/nologin' >> \"\$1/etc/passwd\" && echo 'app:x:$app_uid:' >> \"\$1/etc/group\" && install -d -o $app_uid -g $app_uid \"\$1/home/app\""
-key="$(printf '%s\n' "$suite" "$packages" "$install_runtime" "$add_user" "$aspnet_version" "$netcore_version" | sha256sum | cut -c1-12)"
+key="$(printf '%s\n' "$suite" "$packages" merged-usr "$install_runtime" "$add_user" "$aspnet_version" "$netcore_version" | sha256sum | cut -c1-12)"
 base="localhost/multiheadserve-base:$aspnet_version-$suite-$key"
 
 start=$(now)
@@ -51,13 +51,16 @@ if podman image exists "$base"; then
 else
     step "base image $base: Debian $suite ($packages) and ASP.NET Core $aspnet_version"
     rootfs="$MHS_CONTAINER_CACHE/rootfs-$key.tar"
-    # Documentation, manual pages and translations are left out; the runtime needs none of them.
+    # Documentation, manual pages and translations are left out; the runtime needs none of them. The
+    # merged-usr hook makes /bin, /lib and /sbin links into /usr itself, so apt need not pull in the usrmerge
+    # package, whose dependencies bring the whole of Perl (49 MB).
     mmdebstrap --quiet --variant=essential --include="$packages" \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
         --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
         --customize-hook="$install_runtime" --customize-hook="$add_user" \
         --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*' \
-        "$suite" "$rootfs"
+        "$suite" "$rootfs" >&2
     printf '   root file system: %s MB\n' "$(( $(stat -c %s "$rootfs") / 1000000 ))" >&2
     took "$start"
     # The environment the official images set.
@@ -108,6 +111,7 @@ buildah bud --quiet --pull-never --format docker \
     -f "$root/Dockerfile" -t "$image" "$context" >/dev/null
 took "$start"
 
+rm -rf "$context"
 # Images of earlier builds of this tag and layers nothing uses any more.
 podman image prune --force >/dev/null 2>&1 || true
 size="$(podman image inspect --format '{{.Size}}' "$image")"
