@@ -98,6 +98,17 @@ fi
 test -f "$context/publish/libonnxruntime.so"
 # The model repository as the image build takes it (.dockerignore): no training kit, no reports.
 tar -C "$root" --exclude=models/training --exclude='__pycache__' --exclude='*.md' -cf - models | tar -C "$context" -xf -
+# Member files (a manifest's "members") are made by the build, not committed: an image without them would
+# carry a model that cannot load.
+missing="$(cd "$context/models" && for manifest in */model.json; do
+    model="${manifest%/model.json}"
+    for member in $(tr -d '\n' < "$manifest" | sed -n 's/.*"members"[[:space:]]*:[[:space:]]*\[\([^]]*\)\].*/\1/p' | tr -d '" ' | tr ',' ' '); do
+        for version in "$model"/[0-9]*/; do
+            [ -f "$version$member" ] || echo "models/$version$member"
+        done
+    done
+done)"
+[ -z "$missing" ] || { echo "missing model files (dotnet build src/MultiHeadServe makes them): $missing" >&2; exit 1; }
 took "$start"
 
 step "buildah bud -> $image"
