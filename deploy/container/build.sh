@@ -3,6 +3,7 @@
 # here from Debian's packages and this machine's .NET runtime, from a `dotnet publish` made here.
 #
 #   deploy/container/build.sh [image]        (default localhost/multiheadserve:local)
+#   deploy/container/build.sh --base-only    step 1 only (CI starts it early, in the background)
 #
 # 1. Base image (cached; remade when the Debian release, package list or .NET runtime changes): a minimal
 #    Debian rootfs (mmdebstrap, variant "essential": libc, bash, coreutils) plus libstdc++, OpenSSL and CA
@@ -20,6 +21,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 . "$here/env.sh"
 
+base_only=""
+if [ "${1:-}" = --base-only ]; then
+    base_only=1
+    shift
+fi
 image="${1:-localhost/multiheadserve:local}"
 suite=bookworm
 packages=libstdc++6,libssl3,ca-certificates
@@ -77,6 +83,10 @@ else
         xargs -r podman rmi --force >/dev/null 2>&1 || true
 fi
 took "$start"
+if [ -n "$base_only" ]; then
+    echo "$base"
+    exit 0
+fi
 
 start=$(now)
 context="$MHS_CONTAINER_CACHE/context"
