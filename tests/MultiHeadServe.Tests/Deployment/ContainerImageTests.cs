@@ -23,6 +23,8 @@ public sealed class ContainerImageTests(ITestOutputHelper output)
         var size = long.Parse((await PodmanAsync("image", "inspect", "--format", "{{.Size}}", image)).Trim());
         output.WriteLine($"{image}: {size / 1_000_000} MB");
         Assert.Equal("1654", (await PodmanAsync("image", "inspect", "--format", "{{.Config.User}}", image)).Trim());
+        // The Dockerfile's HEALTHCHECK survived the build (an OCI-format image would have dropped it).
+        Assert.Contains("/healthz", await PodmanAsync("image", "inspect", "--format", "{{.Config.Healthcheck}}", image), StringComparison.Ordinal);
 
         var port = FreePort();
         var name = "mhs-test-" + Guid.NewGuid().ToString("N")[..12];
