@@ -3,10 +3,11 @@
 #   - docker-compose.yml resolves (docker compose / docker-compose config), with and without the
 #     redis profile;
 #   - every Kubernetes, Prometheus Operator and KServe manifest matches the schema of its kind,
-#     unknown fields included (deploy/schema: the Kubernetes OpenAPI and Prometheus Operator CRD
-#     schemas from the kubernetes-models npm packages, restored into a cache folder, and KServe's
-#     InferenceService types); the Kustomize builds are checked as rendered when kubectl or
-#     kustomize is installed, their resource files otherwise;
+#     unknown fields and value types included (deploy/validate, a .NET program: built-in kinds
+#     against the Kubernetes client library's models, generated from the Kubernetes OpenAPI spec;
+#     PodMonitor and InferenceService against the JSON Schemas in deploy/schema); the Kustomize
+#     builds are checked as rendered when kubectl or kustomize is installed, their resource files
+#     otherwise;
 #   - every YAML and JSON file under deploy/ parses;
 #   - the Grafana dashboard and the alert rules are well formed and every metric they query is
 #     one the service exports;
@@ -14,7 +15,7 @@
 #     configuration (promtool).
 # Exits non-zero on the first failing group, after printing every problem found in it.
 #
-# Needs on Debian: apt-get install -y docker-compose python3-yaml, and Node.js with npm.
+# Needs on Debian: apt-get install -y docker-compose python3-yaml, and the .NET SDK.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -148,18 +149,11 @@ sys.exit(1 if problems else 0)
 PY
 
 step "Kubernetes, Prometheus Operator and KServe manifests against their schemas"
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || fail "Node.js and npm are required for the schema checks"
-# The schema packages, restored once per lock file into a cache folder outside the repository.
-lock_hash="$(cat deploy/schema/package.json deploy/schema/package-lock.json | sha256sum | cut -c1-12)"
-schemas="${MHS_SCHEMA_CACHE:-${TMPDIR:-/tmp}/multiheadserve-schemas}/$lock_hash"
-if [ ! -f "$schemas/node_modules/.restored" ]; then
-    rm -rf "$schemas" && mkdir -p "$schemas"
-    cp deploy/schema/package.json deploy/schema/package-lock.json "$schemas/"
-    # kubernetes-models declares Node.js 22, but its compiled validators run on 20: keep npm quiet about it.
-    (cd "$schemas" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || fail "npm ci of deploy/schema"
-    touch "$schemas/node_modules/.restored"
-fi
-validate_manifests() { node deploy/schema/validate-manifests.mjs "$schemas/node_modules" "$@"; }
+command -v dotnet >/dev/null 2>&1 || fail "the .NET SDK is required for the schema checks (see global.json)"
+# deploy/validate: built-in kinds against KubernetesClient's models (generated from the Kubernetes OpenAPI spec),
+# custom resources against deploy/schema/*.schema.json. Built once here, in the configuration dotnet test builds.
+build_log="$(dotnet build deploy/validate -nologo -v:q 2>&1)" || { printf '%s\n' "$build_log" >&2; fail "dotnet build deploy/validate"; }
+validate_manifests() { dotnet deploy/validate/bin/Debug/net10.0/validate-manifests.dll "$@"; }
 
 kustomize_build=""
 if command -v kustomize >/dev/null 2>&1; then
@@ -171,7 +165,7 @@ kustomizations=(deploy/kubernetes/base deploy/kubernetes/gpu deploy/kubernetes/m
 for dir in "${kustomizations[@]}"; do
     if [ -n "$kustomize_build" ]; then
         rendered="$($kustomize_build "$dir")" || fail "$kustomize_build $dir"
-        printf '%s\n' "$rendered" | validate_manifests - | sed "s|^(stdin): ||; s|^|$dir (rendered): |" || fail "$dir: manifests do not match their schemas"
+        printf '%s\n' "$rendered" | validate_manifests --label "$dir (rendered)" - || fail "$dir: manifests do not match their schemas"
     else
         # Without a Kustomize builder: each resource file as written (overlays' patches are not applied).
         mapfile -t resources < <("$python" -c 'import sys, os, yaml; d = sys.argv[1]; [print(os.path.join(d, r)) for r in yaml.safe_load(open(os.path.join(d, "kustomization.yaml")))["resources"] if os.path.isfile(os.path.join(d, r))]' "$dir")
