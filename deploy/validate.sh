@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Validates the container and deployment files without a Docker engine or a cluster:
-#   - docker-compose.yml resolves (docker compose / docker-compose config);
+#   - docker-compose.yml resolves (docker compose / docker-compose config), with and without the
+#     redis profile;
+#   - every Kubernetes, Prometheus Operator and KServe manifest matches the schema of its kind,
+#     unknown fields and value types included (deploy/validate, a .NET program: built-in kinds
+#     against the Kubernetes client library's models, generated from the Kubernetes OpenAPI spec;
+#     PodMonitor and InferenceService against the JSON Schemas in deploy/schema); the Kustomize
+#     builds are checked as rendered when kubectl or kustomize is installed, their resource files
+#     otherwise;
 #   - every YAML and JSON file under deploy/ parses;
 #   - the Grafana dashboard and the alert rules are well formed and every metric they query is
 #     one the service exports;
@@ -8,7 +15,7 @@
 #     configuration (promtool).
 # Exits non-zero on the first failing group, after printing every problem found in it.
 #
-# Needs on Debian: apt-get install -y docker-compose python3-yaml
+# Needs on Debian: apt-get install -y docker-compose python3-yaml, and the .NET SDK.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,8 +37,10 @@ done
 step "docker-compose.yml"
 if docker compose version >/dev/null 2>&1; then
     docker compose -f docker-compose.yml config --quiet || fail "docker compose config"
+    docker compose -f docker-compose.yml --profile redis config --quiet || fail "docker compose --profile redis config"
 elif command -v docker-compose >/dev/null 2>&1; then
     docker-compose -f docker-compose.yml config --quiet || fail "docker-compose config"
+    docker-compose -f docker-compose.yml --profile redis config --quiet || fail "docker-compose --profile redis config"
 else
     fail "docker compose or docker-compose is required (Debian: apt-get install -y docker-compose)"
 fi
@@ -139,21 +148,35 @@ print(f"{len(files) + 1} YAML files, {len(dashboards)} dashboard(s), {rules} ale
 sys.exit(1 if problems else 0)
 PY
 
-step "Kustomize builds"
+step "Kubernetes, Prometheus Operator and KServe manifests against their schemas"
+command -v dotnet >/dev/null 2>&1 || fail "the .NET SDK is required for the schema checks (see global.json)"
+# deploy/validate: built-in kinds against KubernetesClient's models (generated from the Kubernetes OpenAPI spec),
+# custom resources against deploy/schema/*.schema.json. Built once here, in the configuration dotnet test builds.
+build_log="$(dotnet build deploy/validate -nologo -v:q 2>&1)" || { printf '%s\n' "$build_log" >&2; fail "dotnet build deploy/validate"; }
+validate_manifests() { dotnet deploy/validate/bin/Debug/net10.0/validate-manifests.dll "$@"; }
+
 kustomize_build=""
 if command -v kustomize >/dev/null 2>&1; then
     kustomize_build="kustomize build"
 elif command -v kubectl >/dev/null 2>&1; then
     kustomize_build="kubectl kustomize"
 fi
-if [ -n "$kustomize_build" ]; then
-    for overlay in deploy/kubernetes/base deploy/kubernetes/gpu; do
-        $kustomize_build "$overlay" >/dev/null || fail "$kustomize_build $overlay"
-        echo "$overlay builds"
-    done
-else
-    echo "skipped: neither kustomize nor kubectl is installed"
-fi
+kustomizations=(deploy/kubernetes/base deploy/kubernetes/gpu deploy/kubernetes/monitoring deploy/kserve)
+for dir in "${kustomizations[@]}"; do
+    if [ -n "$kustomize_build" ]; then
+        rendered="$($kustomize_build "$dir")" || fail "$kustomize_build $dir"
+        printf '%s\n' "$rendered" | validate_manifests --label "$dir (rendered)" - || fail "$dir: manifests do not match their schemas"
+    else
+        # Without a Kustomize builder: each resource file as written (overlays' patches are not applied).
+        mapfile -t resources < <("$python" -c 'import sys, os, yaml; d = sys.argv[1]; [print(os.path.join(d, r)) for r in yaml.safe_load(open(os.path.join(d, "kustomization.yaml")))["resources"] if os.path.isfile(os.path.join(d, r))]' "$dir")
+        if [ ${#resources[@]} -gt 0 ]; then
+            validate_manifests "${resources[@]}" || fail "$dir: manifests do not match their schemas"
+        fi
+    fi
+done
+[ -n "$kustomize_build" ] || echo "note: neither kustomize nor kubectl is installed, so the overlays were not rendered"
+# Manifests outside the Kustomize builds.
+validate_manifests deploy/kubernetes/secret.example.yaml || fail "secret.example.yaml does not match its schema"
 
 step "Prometheus configuration"
 if command -v promtool >/dev/null 2>&1; then
