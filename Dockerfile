@@ -82,11 +82,13 @@ WORKDIR /app
 RUN install -d -o "$APP_UID" -g "$APP_UID" /app/data
 ENV ModelRepository__Provider=Cpu \
     ASPNETCORE_HTTP_PORTS=8080 \
+    Serve__GrpcPort=8001 \
     ModelRepository__Path=/app/models \
     FeatureStore__SqlitePath=/app/data/features.db
 USER $APP_UID
 VOLUME ["/app/data"]
-EXPOSE 8080
+# 8080: REST (/v1, /v2, health, metrics); 8001: the Open Inference Protocol over gRPC (plain-text HTTP/2).
+EXPOSE 8080 8001
 # Liveness only (/healthz): readiness is the orchestrator's business (/readyz). The probe is an
 # HTTP request written with bash's /dev/tcp, because the base image has no curl or wget and
 # installing curl would add a dozen libraries to the image (and to every vulnerability scan) for
@@ -126,11 +128,13 @@ WORKDIR /app
 RUN install -d -o "$APP_UID" -g "$APP_UID" /app/data
 ENV ModelRepository__Provider=Cuda \
     ASPNETCORE_HTTP_PORTS=8080 \
+    Serve__GrpcPort=8001 \
     ModelRepository__Path=/app/models \
     FeatureStore__SqlitePath=/app/data/features.db
 USER $APP_UID
 VOLUME ["/app/data"]
-EXPOSE 8080
+# 8080: REST (/v1, /v2, health, metrics); 8001: the Open Inference Protocol over gRPC (plain-text HTTP/2).
+EXPOSE 8080 8001
 HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
     CMD ["bash", "-c", "exec 3<>\"/dev/tcp/127.0.0.1/${ASPNETCORE_HTTP_PORTS%%[;,]*}\" && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r _ status _ <&3 && [ \"$status\" = 200 ]"]
 ENTRYPOINT ["dotnet", "MultiHeadServe.dll"]
