@@ -34,8 +34,10 @@ public static class OpenInferenceApi
         return group;
     }
 
-    internal static Ok<V2ServerMetadata> ServerMetadata() =>
-        TypedResults.Ok(new V2ServerMetadata("multiheadserve", typeof(OpenInferenceApi).Assembly.GetName().Version?.ToString() ?? "0", OpenInferenceCall.Extensions));
+    /// <summary>The server's metadata; the repository extension is announced only where it is served (API keys configured).</summary>
+    internal static Ok<V2ServerMetadata> ServerMetadata(Security.ApiKeys keys) =>
+        TypedResults.Ok(new V2ServerMetadata("multiheadserve", typeof(OpenInferenceApi).Assembly.GetName().Version?.ToString() ?? "0",
+            keys.Enabled ? [.. OpenInferenceCall.Extensions, "model_repository"] : OpenInferenceCall.Extensions));
 
     internal static Results<Ok<V2Ready>, JsonHttpResult<V2Ready>> ServerReady(ModelRegistry registry)
     {

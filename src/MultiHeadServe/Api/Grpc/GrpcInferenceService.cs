@@ -28,6 +28,7 @@ internal sealed class GrpcInferenceService(
     FeatureStoreHealth store,
     ServeMetrics metrics,
     IDiagnosticContext diagnostics,
+    Security.ApiKeys keys,
     IOptions<ServeOptions> options) : GRPCInferenceService.GRPCInferenceServiceBase
 {
     /// <summary>The route label of gRPC infer calls in the request metrics (REST's are the endpoint names).</summary>
@@ -41,7 +42,7 @@ internal sealed class GrpcInferenceService(
 
     public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context)
     {
-        var metadata = OpenInferenceApi.ServerMetadata().Value!;
+        var metadata = OpenInferenceApi.ServerMetadata(keys).Value!;
         return Task.FromResult(new ServerMetadataResponse { Name = metadata.Name, Version = metadata.Version, Extensions = { metadata.Extensions } });
     }
 
