@@ -22,7 +22,10 @@ namespace MultiHeadServe.Tests.Infrastructure;
 /// <c>/usr/lib/postgresql/&lt;version&gt;/bin</c>.</para>
 /// <para>Pooled connections do not survive <see cref="StopAsync"/>: after a restart, the first use
 /// of each one fails (a transient error) and the pool replaces it.</para>
-/// <para>Every wait is bounded. Not thread-safe: start and stop from one test at a time.</para>
+/// <para><see cref="FreezeAsync"/> suspends every process of the server (SIGSTOP to the postmaster and each of
+/// its children): the port still accepts connections, but nothing answers, like a hung server;
+/// <see cref="ThawAsync"/> resumes them (SIGCONT).</para>
+/// <para>Every wait is bounded. Not thread-safe: start, stop and freeze from one test at a time.</para>
 /// </remarks>
 public sealed class PostgresServer : IAsyncLifetime
 {
@@ -34,6 +37,7 @@ public sealed class PostgresServer : IAsyncLifetime
     private string? _root;
     private string? _binDirectory;
     private string? _runAs;
+    private List<int>? _frozen;
 
     /// <summary>The TCP port, fixed for the fixture's lifetime so a restarted server is found again.</summary>
     public int Port { get; private set; }
@@ -106,8 +110,41 @@ public sealed class PostgresServer : IAsyncLifetime
             return;
         }
 
+        await ThawAsync();
+
         await RunToolCheckedAsync("pg_ctl", ["-D", DataDirectory, "-m", "fast", "-w", "-t", "30", "stop"]);
         IsRunning = false;
+    }
+
+    /// <summary>
+    /// Suspends the server (SIGSTOP to the postmaster first, so that it forks no new backend, then to each of its
+    /// children): connections are still accepted by the kernel, but no query is answered.
+    /// </summary>
+    public async Task FreezeAsync()
+    {
+        if (!IsRunning || _frozen is not null)
+        {
+            return;
+        }
+
+        var postmaster = PostmasterId() ?? throw new InvalidOperationException("The PostgreSQL server has no postmaster.pid.");
+        await SignalAsync("-STOP", [postmaster]);
+        _frozen = [postmaster, .. ChildrenOf(postmaster)];
+        await SignalAsync("-STOP", _frozen[1..]);
+    }
+
+    /// <summary>Resumes a frozen server (SIGCONT to every process that was stopped).</summary>
+    public async Task ThawAsync()
+    {
+        if (_frozen is null)
+        {
+            return;
+        }
+
+        var processes = _frozen;
+        _frozen = null;
+        // Children first: the postmaster, once running, may fork new backends, which are never stopped.
+        await SignalAsync("-CONT", [.. processes[1..], processes[0]]);
     }
 
     /// <summary>Creates an empty database and returns a connection string for it.</summary>
@@ -137,6 +174,7 @@ public sealed class PostgresServer : IAsyncLifetime
             return;
         }
 
+        await ThawAsync();
         if (File.Exists(Path.Combine(DataDirectory, "postmaster.pid")))
         {
             await RunToolAsync("pg_ctl", ["-D", DataDirectory, "-m", "immediate", "-w", "-t", "10", "stop"]);
@@ -198,16 +236,68 @@ public sealed class PostgresServer : IAsyncLifetime
         await File.AppendAllTextAsync(Path.Combine(DataDirectory, "postgresql.conf"), settings);
     }
 
-    private void KillLeftoverPostmaster()
+    /// <summary>The postmaster's process id, from the first line of <c>postmaster.pid</c>; null when there is none.</summary>
+    private int? PostmasterId()
     {
         var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
         if (!File.Exists(pidFile))
         {
-            return;
+            return null;
         }
 
         var firstLine = File.ReadLines(pidFile).FirstOrDefault();
-        if (!int.TryParse(firstLine, NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+        return int.TryParse(firstLine, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null;
+    }
+
+    /// <summary>The processes whose parent is <paramref name="parent"/>, read from <c>/proc/*/stat</c>.</summary>
+    private static List<int> ChildrenOf(int parent)
+    {
+        var children = new List<int>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+                var stat = File.ReadAllText(Path.Combine(directory, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture) == parent)
+                {
+                    children.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+                // The process ended meanwhile.
+            }
+        }
+
+        return children;
+    }
+
+    private static async Task SignalAsync(string signal, IReadOnlyList<int> processes)
+    {
+        if (processes.Count == 0)
+        {
+            return;
+        }
+
+        var (exitCode, output) = await RunAsync("kill", [signal, .. processes.Select(p => p.ToString(CultureInfo.InvariantCulture))], workingDirectory: null);
+        // A backend may end between listing and signalling: that one is simply gone.
+        var failures = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(line => !line.Contains("No such process", StringComparison.Ordinal)).ToList();
+        if (exitCode != 0 && failures.Count > 0)
+        {
+            throw new InvalidOperationException($"kill {signal} {string.Join(' ', processes)} failed with exit code {exitCode}.\n{output}");
+        }
+    }
+
+    private void KillLeftoverPostmaster()
+    {
+        if (PostmasterId() is not { } pid)
         {
             return;
         }

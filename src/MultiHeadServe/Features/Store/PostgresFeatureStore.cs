@@ -24,10 +24,26 @@ public sealed class PostgresFeatureStore : FeatureStore, IAsyncDisposable
     private readonly bool _ownsDataSource;
 
     /// <summary>Creates a store with its own connection pool, disposed with the store.</summary>
-    /// <param name="connectionString">An Npgsql connection string.</param>
+    /// <param name="connectionString">
+    /// An Npgsql connection string. Unless it sets <c>Cancellation Timeout</c>, a cancelled lookup does not wait for
+    /// the server to acknowledge the cancellation (-1): Npgsql waits for that on the thread that cancels (2 s by
+    /// default), and a hung server would otherwise hold a pool thread for every lookup its budget cancels, which
+    /// starves the requests that should be answered 503 at once.
+    /// </param>
     public PostgresFeatureStore(string connectionString)
-        : this(NpgsqlDataSource.Create(connectionString), ownsDataSource: true)
+        : this(NpgsqlDataSource.Create(WithoutCancellationWait(connectionString)), ownsDataSource: true)
     {
+    }
+
+    private static string WithoutCancellationWait(string connectionString)
+    {
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (given.ContainsKey("Cancellation Timeout") || given.ContainsKey("CancellationTimeout"))
+        {
+            return connectionString;
+        }
+
+        return new NpgsqlConnectionStringBuilder(connectionString) { CancellationTimeout = -1 }.ConnectionString;
     }
 
     /// <summary>Creates a store over a data source the caller owns (and disposes).</summary>

@@ -89,25 +89,31 @@ public sealed record HeadLabels
             }
         }
 
-        long count = 1;
-        foreach (var dimension in shape)
-        {
-            count *= dimension;
-        }
-
+        // Checked in full before anything is allocated: the shape read down the first elements is only what the
+        // client declares (three nested arrays of 1000 claim 10^9 values in a few KB), while a rectangular array
+        // really holds every value it counts, so the count of a checked one is bounded by the body's size.
+        var count = 0;
+        Flatten(head, json, path, shape, 0, values: null, ref count);
         var values = new double[count];
         var written = 0;
         Flatten(head, json, path, shape, 0, values, ref written);
         return Numeric(values, [.. shape]);
     }
 
-    private static void Flatten(string head, JsonElement element, string path, List<long> shape, int depth, double[] values, ref int written)
+    /// <summary>Writes the values in row-major order, or with <paramref name="values"/> null only checks and counts them.</summary>
+    private static void Flatten(string head, JsonElement element, string path, List<long> shape, int depth, double[]? values, ref int written)
     {
         if (depth == shape.Count)
         {
-            values[written++] = element.ValueKind == JsonValueKind.Number && element.TryGetDouble(out var value) && double.IsFinite(value)
+            var number = element.ValueKind == JsonValueKind.Number && element.TryGetDouble(out var value) && double.IsFinite(value)
                 ? value
                 : throw new LabelException(head, $"{path} is {Describe(element)}; expected a finite number");
+            if (values is not null)
+            {
+                values[written] = number;
+            }
+
+            written++;
             return;
         }
 
