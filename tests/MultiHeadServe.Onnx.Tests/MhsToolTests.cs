@@ -55,6 +55,15 @@ public sealed class MhsToolTests : IDisposable
         Assert.Equal(["click_logit"], pruned.Outputs.Select(o => o.Name));
         Assert.Equal("click", pruned.Metadata[ModelFusion.MembersMetadataKey]);
 
+        // compose: a backbone and a head joined at an intermediate value, the batch made dynamic.
+        new OnnxModel(SmallVisionModels.Backbone()).Save(Path.Combine(folder.FullName, "backbone.onnx"));
+        new OnnxModel(SmallVisionModels.BoxHead()).Save(Path.Combine(folder.FullName, "box.onnx"));
+        var (composeCode, composeOutput) = await RunAsync(Path.Combine(tools, "mhs"), folder.FullName, "compose",
+            Path.Combine(folder.FullName, "member.onnx"), Path.Combine(folder.FullName, "backbone.onnx"), Path.Combine(folder.FullName, "box.onnx"),
+            "--map", "feature_map=feature_map", "--backbone-outputs", "None", "--dynamic-batch");
+        Assert.True(composeCode == 0, composeOutput);
+        Assert.Contains("outputs bbox [batch, 4]", composeOutput, StringComparison.Ordinal);
+
         // Through the repository's manifest (.config/dotnet-tools.json): dotnet tool restore, then dotnet mhs.
         var project = Directory.CreateDirectory(Path.Combine(folder.FullName, "project", ".config")).Parent!.FullName;
         File.Copy(Path.Combine(root, ".config", "dotnet-tools.json"), Path.Combine(project, ".config", "dotnet-tools.json"));
