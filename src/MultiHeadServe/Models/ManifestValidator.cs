@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using MultiHeadServe.Heads;
+using MultiHeadServe.Heads.Losses;
 using MultiHeadServe.Inference.Engine;
 using MultiHeadServe.Onnx;
 
@@ -13,7 +14,6 @@ namespace MultiHeadServe.Models;
 /// </summary>
 public static partial class ManifestValidator
 {
-    private static readonly HashSet<string> Losses = ["mse", "mae", "huber", "bce", "softmax_cross_entropy", "smooth_l1", "giou"];
     private static readonly HashSet<string> Combinations = ["sum", "weighted", "uncertainty"];
 
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -220,9 +220,9 @@ public static partial class ManifestValidator
                 fail($"heads[{i}].output", $"'{head.Output}' is {output.ElementType.ToName()}; heads read float32 outputs.");
             }
 
-            if (head.Loss is not null && !Losses.Contains(head.Loss))
+            if (head.Loss is not null && !LossFunctions.All.Contains(head.Loss, StringComparer.Ordinal))
             {
-                fail($"heads[{i}].loss", $"'{head.Loss}' is not one of {string.Join(", ", Losses)}.");
+                fail($"heads[{i}].loss", $"'{head.Loss}' is not one of {string.Join(", ", LossFunctions.All)}.");
             }
 
             var width = output.Shape.Skip(1).Aggregate(1L, (a, d) => a * d);

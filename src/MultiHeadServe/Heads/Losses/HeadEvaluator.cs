@@ -35,7 +35,7 @@ internal sealed class HeadEvaluator
         _activation = spec.Activation;
         _options = options;
         _scale = 1;
-        _boxFormat = rule.Takes(HeadOptions.Box) ? spec.BoxFormat : BoxFormat.Xyxy;
+        _boxFormat = spec.BoxFormat;
         _topK = spec.TopK;
         _threshold = spec.Threshold;
         if (rule.Takes(HeadOptions.Affine))
