@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.OpenApi;
+using MultiHeadServe.Heads;
 using MultiHeadServe.Models;
 using Swashbuckle.AspNetCore.SwaggerGen;
 
@@ -159,7 +160,7 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
         {
             var reference = ReadReference(model);
             var features = model.Manifest.Features;
-            if (features.Source == "image")
+            if (features.Source == FeatureSource.Image)
             {
                 var image = reference?["images"]?[0]?.GetValue<string>();
                 if (image is not null)
@@ -246,13 +247,13 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
     /// <summary>One row's label for a head, or null when the reference gives none.</summary>
     private static JsonNode? Label(LoadedModel model, HeadSpec head, JsonNode? reference)
     {
-        if (head.Kind == Heads.HeadKinds.Classification)
+        if (head.Kind == HeadKind.Classification)
         {
             return reference?["labels"]?[0]?.GetValue<string>() is { } name ? JsonValue.Create(name)
                 : model.Labels.TryGetValue(head.Name, out var names) && names.Count > 0 ? JsonValue.Create(names[0]) : null;
         }
 
-        if (head.Kind == Heads.HeadKinds.BoundingBox && reference?["boxes"]?["data"] is JsonArray boxes && boxes.Count >= 4)
+        if (head.Kind == HeadKind.BoundingBox && reference?["boxes"]?["data"] is JsonArray boxes && boxes.Count >= 4)
         {
             return new JsonArray([.. boxes.Take(4).Select(v => (JsonNode?)JsonValue.Create(v!.GetValue<double>()))]);
         }
@@ -266,10 +267,10 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
         var values = data.Take(width).Select(v => v!.GetValue<double>()).ToArray();
         return head.Kind switch
         {
-            Heads.HeadKinds.Binary => JsonValue.Create(values[0] >= 0 ? 1 : 0),
-            Heads.HeadKinds.Regression when width == 1 => JsonValue.Create(values[0]),
-            Heads.HeadKinds.Regression => new JsonArray([.. values.Select(v => (JsonNode?)JsonValue.Create(v))]),
-            Heads.HeadKinds.Multilabel => new JsonArray([.. values.Select(v => (JsonNode?)JsonValue.Create(v >= 0 ? 1 : 0))]),
+            HeadKind.Binary => JsonValue.Create(values[0] >= 0 ? 1 : 0),
+            HeadKind.Regression when width == 1 => JsonValue.Create(values[0]),
+            HeadKind.Regression => new JsonArray([.. values.Select(v => (JsonNode?)JsonValue.Create(v))]),
+            HeadKind.Multilabel => new JsonArray([.. values.Select(v => (JsonNode?)JsonValue.Create(v >= 0 ? 1 : 0))]),
             _ => null,
         };
     }

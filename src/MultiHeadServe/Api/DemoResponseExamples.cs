@@ -122,7 +122,7 @@ public sealed class DemoResponseExamples(
 
         recorded.Models.Add(new("models", "Every served model", "", JsonSerializer.SerializeToNode(ModelsApi.ListModels(registry).Value, options)!));
         recorded.UnknownModel = new("unknown-model", "A model that is not served", "", await ProblemAsync(Problems.UnknownModel("no-such-model", registry).ExecuteAsync));
-        if (registry.All.FirstOrDefault(m => m.Manifest.Features.Source == "inline") is { } inline)
+        if (registry.All.FirstOrDefault(m => m.Manifest.Features.Source == FeatureSource.Inline) is { } inline)
         {
             // A real refusal: a string among the features, as the middleware words it.
             var values = Enumerable.Range(0, inline.Manifest.Features.Columns!.Count).Select(i => i == 1 ? "\"two\"" : "1.5");

@@ -39,10 +39,10 @@ public static class ModelsApi
         model.Manifest.Description,
         model.Session.ExecutionProvider,
         model.Warm,
-        model.Manifest.Features.Source,
+        model.Manifest.Features.Source.ManifestName(),
         model.Session.Inputs.Select(Tensor).ToList(),
         model.Session.Outputs.Select(Tensor).ToList(),
-        model.Manifest.Heads.Select(h => new HeadSummary(h.Name, h.Kind, h.Output, h.Served,
+        model.Manifest.Heads.Select(h => new HeadSummary(h.Name, h.Kind.ManifestName(), h.Output, h.Served,
             model.Labels.TryGetValue(h.Name, out var labels) ? labels : null)).ToList(),
         served.Failures);
 

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using Microsoft.OpenApi;
 using MultiHeadServe.Heads;
+using MultiHeadServe.Models;
 using Swashbuckle.AspNetCore.SwaggerGen;
 
 namespace MultiHeadServe.Api;
@@ -20,15 +22,11 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
     private const string ApiKeyScheme = "ApiKey";
     internal const string NotFoundDescription = "No model of that name (or no such version or head) is served.";
 
-    /// <summary>Each head kind and the schema (the record) that answers it.</summary>
+    /// <summary>Each head kind, in <see cref="HeadKind"/>'s order, and the schema (the record) its results' discriminator names.</summary>
     internal static readonly IReadOnlyList<(string Kind, string Schema)> HeadKindSchemas =
     [
-        (HeadKinds.Classification, nameof(ClassificationResult)),
-        (HeadKinds.Multilabel, nameof(MultilabelResult)),
-        (HeadKinds.Binary, nameof(BinaryResult)),
-        (HeadKinds.Regression, nameof(RegressionResult)),
-        (HeadKinds.BoundingBox, nameof(BoundingBoxResult)),
-        (HeadKinds.Embedding, nameof(EmbeddingResult)),
+        .. Enum.GetValues<HeadKind>().Select(kind => (kind.ManifestName(), typeof(HeadResult).GetCustomAttributes(typeof(JsonDerivedTypeAttribute), false)
+            .Cast<JsonDerivedTypeAttribute>().Single(derived => Equals(derived.TypeDiscriminator, kind.ManifestName())).DerivedType.Name)),
     ];
 
     /// <summary>Summaries for operations whose endpoints do not carry one.</summary>

@@ -1,4 +1,6 @@
 using Microsoft.OpenApi;
+using MultiHeadServe.Heads;
+using MultiHeadServe.Models;
 using MultiHeadServe.Security;
 
 namespace MultiHeadServe.Api;
@@ -42,6 +44,11 @@ public static class OpenApiExplorer
             swagger.DocumentAsyncFilter<DemoResponseExamples>();
             // Output tensors are written as plain arrays of numbers.
             swagger.MapType<ReadOnlyMemory<float>>(() => new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.Number, Format = "float" } });
+            // The manifest's enums are written by their manifest names, as the strings they were.
+            swagger.MapType<HeadKind>(() => new OpenApiSchema { Type = JsonSchemaType.String });
+            swagger.MapType<Activation>(() => new OpenApiSchema { Type = JsonSchemaType.String });
+            swagger.MapType<BoxFormat>(() => new OpenApiSchema { Type = JsonSchemaType.String });
+            swagger.MapType<FeatureSource>(() => new OpenApiSchema { Type = JsonSchemaType.String });
             var documentation = Path.Combine(AppContext.BaseDirectory, "MultiHeadServe.xml");
             if (File.Exists(documentation))
             {

@@ -150,7 +150,7 @@ public sealed class FeatureFetchMiddleware(
         }
     }
 
-    private static bool IsImageModel(LoadedModel model) => model.Manifest.Features.Source == "image";
+    private static bool IsImageModel(LoadedModel model) => model.Manifest.Features.Source == FeatureSource.Image;
 
     /// <summary>"heads" from the query: comma-separated, repeatable; null when absent.</summary>
     private static List<string>? QueryHeads(HttpContext context)

@@ -37,7 +37,7 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
             var start = System.Diagnostics.Stopwatch.GetTimestamp();
             var imageSizes = new ImageSize?[rows.Count];
             string source;
-            if (model.Manifest.Features.Source == "image")
+            if (model.Manifest.Features.Source == FeatureSource.Image)
             {
                 FillImages(model, rows, prefix, envelope, buffer, imageSizes);
                 source = "image";

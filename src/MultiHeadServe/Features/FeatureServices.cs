@@ -39,7 +39,7 @@ public sealed class FeatureStoreStartup(
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var tabular = registry.All.Where(m => m.Manifest.Features.Source != "image").ToList();
+        var tabular = registry.All.Where(m => m.Manifest.Features.Source != FeatureSource.Image).ToList();
         if (writer is SqliteFeatureStore)
         {
             foreach (var directory in tabular

@@ -91,7 +91,7 @@ public sealed class FeatureStoreHealth(IFeatureStore store, IFeatureStoreWriter 
     }
 
     /// <summary>Models whose features come from the store (the others serve through a store outage).</summary>
-    public static bool UsesStore(LoadedModel model) => model.Manifest.Features.Source == "store";
+    public static bool UsesStore(LoadedModel model) => model.Manifest.Features.Source == FeatureSource.Store;
 
     /// <summary>What the store-backed models need and the store lacks; null when the store could not be asked.</summary>
     private async Task<IReadOnlyList<MissingFeatures>?> DescribeAsync(CancellationToken cancellationToken)

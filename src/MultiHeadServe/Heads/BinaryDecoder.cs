@@ -11,8 +11,8 @@ internal sealed class BinaryDecoder : HeadDecoder
     public BinaryDecoder(HeadSpec spec, int? outputWidth)
         : base(spec, RequireWidth(spec, 1, outputWidth, "output", "a binary head reads one value per row"))
     {
-        _sigmoid = spec.Activation == Activations.Sigmoid;
-        _threshold = MultilabelDecoder.DecisionThreshold(spec);
+        _sigmoid = spec.Activation == Activation.Sigmoid;
+        _threshold = spec.Threshold;
     }
 
     private protected override HeadResult DecodeRow(ReadOnlySpan<float> row, DecodeContext context)

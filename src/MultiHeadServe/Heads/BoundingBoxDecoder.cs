@@ -8,20 +8,15 @@ namespace MultiHeadServe.Heads;
 /// </summary>
 internal sealed class BoundingBoxDecoder : HeadDecoder
 {
-    private readonly string _format;
+    private readonly BoxFormat _format;
     private readonly bool _normalized;
 
     public BoundingBoxDecoder(HeadSpec spec, int? outputWidth)
         : base(spec, RequireWidth(spec, 4, outputWidth, "output", "a bbox head reads four values per row"))
     {
-        _format = CheckFormat(spec);
+        _format = spec.BoxFormat;
         _normalized = spec.Normalized;
     }
-
-    internal static string CheckFormat(HeadSpec spec) =>
-        BoxFormats.All.Contains(spec.BoxFormat, StringComparer.Ordinal)
-            ? spec.BoxFormat
-            : throw new HeadSpecException(spec.Name, "boxFormat", $"unknown box format '{spec.BoxFormat}'; expected one of {string.Join(", ", BoxFormats.All)}");
 
     private protected override HeadResult DecodeRow(ReadOnlySpan<float> row, DecodeContext context)
     {
@@ -50,7 +45,7 @@ internal sealed class BoundingBoxDecoder : HeadDecoder
                 Clip(normalised.Y2 * image.Height, image.Height)));
         }
 
-        return new BoundingBoxResult(Coordinates(normalised), BoxFormats.Xyxy, pixels);
+        return new BoundingBoxResult(Coordinates(normalised), BoxFormat.Xyxy.ManifestName(), pixels);
     }
 
     private static double Clip(double value, double max) => Math.Clamp(value, 0, max);

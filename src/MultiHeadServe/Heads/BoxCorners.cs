@@ -4,15 +4,15 @@ namespace MultiHeadServe.Heads;
 internal readonly record struct BoxCorners(double X1, double Y1, double X2, double Y2)
 {
     /// <summary>Reads four values laid out as <paramref name="format"/> (xyxy, xywh or cxcywh).</summary>
-    public static BoxCorners From(ReadOnlySpan<double> v, string format) => format switch
+    public static BoxCorners From(ReadOnlySpan<double> v, BoxFormat format) => format switch
     {
-        BoxFormats.Xywh => new(v[0], v[1], v[0] + v[2], v[1] + v[3]),
-        BoxFormats.Cxcywh => new(v[0] - (v[2] / 2), v[1] - (v[3] / 2), v[0] + (v[2] / 2), v[1] + (v[3] / 2)),
+        BoxFormat.Xywh => new(v[0], v[1], v[0] + v[2], v[1] + v[3]),
+        BoxFormat.Cxcywh => new(v[0] - (v[2] / 2), v[1] - (v[3] / 2), v[0] + (v[2] / 2), v[1] + (v[3] / 2)),
         _ => new(v[0], v[1], v[2], v[3]),
     };
 
-    /// <inheritdoc cref="From(ReadOnlySpan{double}, string)"/>
-    public static BoxCorners From(ReadOnlySpan<float> v, string format)
+    /// <inheritdoc cref="From(ReadOnlySpan{double}, BoxFormat)"/>
+    public static BoxCorners From(ReadOnlySpan<float> v, BoxFormat format)
     {
         Span<double> widened = stackalloc double[] { v[0], v[1], v[2], v[3] };
         return From(widened, format);

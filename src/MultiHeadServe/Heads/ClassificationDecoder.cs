@@ -5,18 +5,13 @@ namespace MultiHeadServe.Heads;
 /// <summary>Softmax (or sigmoid, or none for probabilities), arg-max, top k and every class's probability.</summary>
 internal sealed class ClassificationDecoder : HeadDecoder
 {
-    private readonly string _activation;
+    private readonly Activation _activation;
     private readonly int _topK;
     private readonly ClassLabelSource _labels;
 
     public ClassificationDecoder(HeadSpec spec, IReadOnlyList<string>? labels, int? outputWidth)
         : base(spec, labels is null ? outputWidth : RequireWidth(spec, labels.Count, outputWidth, "labels", $"the labels file has {labels.Count} labels"))
     {
-        if (spec.TopK < 1)
-        {
-            throw new HeadSpecException(spec.Name, "topK", $"topK must be at least 1, not {spec.TopK}");
-        }
-
         _activation = spec.Activation;
         _topK = spec.TopK;
         _labels = new ClassLabelSource(labels is null ? null : ClassLabels.FromFile(spec.Name, labels));
@@ -45,15 +40,15 @@ internal sealed class ClassificationDecoder : HeadDecoder
     }
 
     /// <summary>The row's class probabilities in double.</summary>
-    internal static double[] Probabilities(ReadOnlySpan<float> row, string activation)
+    internal static double[] Probabilities(ReadOnlySpan<float> row, Activation activation)
     {
         var probabilities = new double[row.Length];
         switch (activation)
         {
-            case Activations.Softmax:
+            case Activation.Softmax:
                 HeadMath.Softmax(row, probabilities);
                 break;
-            case Activations.Sigmoid:
+            case Activation.Sigmoid:
                 for (var i = 0; i < row.Length; i++)
                 {
                     probabilities[i] = HeadMath.Sigmoid(row[i]);

@@ -26,7 +26,7 @@ public abstract class HeadDecoder
     public string OutputName { get; }
 
     /// <summary>The head's kind, as in the manifest.</summary>
-    public string Kind { get; }
+    public HeadKind Kind { get; }
 
     /// <summary>Values per output row the head requires, when the manifest or the session fixes it.</summary>
     public int? Width { get; }
@@ -41,10 +41,11 @@ public abstract class HeadDecoder
     /// <exception cref="HeadSpecException">The head cannot be decoded as its manifest entry says.</exception>
     public static HeadDecoder Create(HeadSpec spec, IReadOnlyList<string>? labels = null, int? outputWidth = null)
     {
-        HeadSpecRules.Check(spec);
-        if (labels is not null && spec.Kind is not (HeadKinds.Classification or HeadKinds.Multilabel))
+        var rule = HeadSpecRules.Check(spec);
+        if (labels is not null && !rule.Takes(HeadOptions.Labels))
         {
-            throw new HeadSpecException(spec.Name, "labels", $"labels apply to classification and multilabel heads, not to a {spec.Kind} head");
+            throw new HeadSpecException(
+                spec.Name, "labels", $"labels apply to {HeadSpecRules.KindsTaking(HeadOptions.Labels)} heads, not to a {spec.Kind.ManifestName()} head");
         }
 
         if (outputWidth is <= 0)
@@ -52,15 +53,7 @@ public abstract class HeadDecoder
             throw new HeadSpecException(spec.Name, "output", $"output '{spec.Output}' has {outputWidth} values per row");
         }
 
-        return spec.Kind switch
-        {
-            HeadKinds.Classification => new ClassificationDecoder(spec, labels, outputWidth),
-            HeadKinds.Multilabel => new MultilabelDecoder(spec, labels, outputWidth),
-            HeadKinds.Binary => new BinaryDecoder(spec, outputWidth),
-            HeadKinds.Regression => new RegressionDecoder(spec, outputWidth),
-            HeadKinds.BoundingBox => new BoundingBoxDecoder(spec, outputWidth),
-            _ => new EmbeddingDecoder(spec, outputWidth),
-        };
+        return rule.Decoder(spec, labels, outputWidth);
     }
 
     /// <summary>Decodes one request's row of the head's output.</summary>

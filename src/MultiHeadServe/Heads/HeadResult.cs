@@ -15,7 +15,7 @@ namespace MultiHeadServe.Heads;
 [JsonDerivedType(typeof(RegressionResult), HeadKinds.Regression)]
 [JsonDerivedType(typeof(BoundingBoxResult), HeadKinds.BoundingBox)]
 [JsonDerivedType(typeof(EmbeddingResult), HeadKinds.Embedding)]
-public abstract record HeadResult([property: JsonIgnore] string Kind);
+public abstract record HeadResult([property: JsonIgnore] HeadKind Kind);
 
 /// <summary>A classification head: the most probable class, the top k and every class's probability.</summary>
 /// <param name="Label">The most probable class.</param>
@@ -28,7 +28,7 @@ public sealed record ClassificationResult(
     int Index,
     float Probability,
     IReadOnlyList<ClassScore> Top,
-    IReadOnlyDictionary<string, float> Probabilities) : HeadResult(HeadKinds.Classification);
+    IReadOnlyDictionary<string, float> Probabilities) : HeadResult(HeadKind.Classification);
 
 /// <summary>One class and its probability.</summary>
 public sealed record ClassScore(string Label, int Index, float Probability);
@@ -36,7 +36,7 @@ public sealed record ClassScore(string Label, int Index, float Probability);
 /// <summary>A multilabel head: each label's probability and decision, and the positive labels.</summary>
 /// <param name="Labels">Every label in output order.</param>
 /// <param name="Positive">The labels whose probability reaches the threshold, in output order.</param>
-public sealed record MultilabelResult(IReadOnlyList<LabelDecision> Labels, IReadOnlyList<string> Positive) : HeadResult(HeadKinds.Multilabel);
+public sealed record MultilabelResult(IReadOnlyList<LabelDecision> Labels, IReadOnlyList<string> Positive) : HeadResult(HeadKind.Multilabel);
 
 /// <summary>One label of a multilabel head: its probability and whether it reaches the threshold.</summary>
 public sealed record LabelDecision(string Label, float Probability, bool Positive);
@@ -45,13 +45,13 @@ public sealed record LabelDecision(string Label, float Probability, bool Positiv
 /// <param name="Probability">Probability of the positive class.</param>
 /// <param name="Decision">Whether <paramref name="Probability"/> is at least <paramref name="Threshold"/>.</param>
 /// <param name="Threshold">The manifest's decision threshold.</param>
-public sealed record BinaryResult(float Probability, bool Decision, float Threshold) : HeadResult(HeadKinds.Binary);
+public sealed record BinaryResult(float Probability, bool Decision, float Threshold) : HeadResult(HeadKind.Binary);
 
 /// <summary>
 /// A regression head in served units (<c>raw * scale + offset</c>): <see cref="Value"/> for a head with one
 /// value per row, <see cref="Values"/> for a wider one. A head always answers with the same field.
 /// </summary>
-public sealed record RegressionResult() : HeadResult(HeadKinds.Regression)
+public sealed record RegressionResult() : HeadResult(HeadKind.Regression)
 {
     /// <summary>The value of a one-output head; absent for wider heads.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -72,10 +72,10 @@ public sealed record RegressionResult() : HeadResult(HeadKinds.Regression)
 public sealed record BoundingBoxResult(
     BoxCoordinates Box,
     string Format,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] BoxCoordinates? Pixels) : HeadResult(HeadKinds.BoundingBox);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] BoxCoordinates? Pixels) : HeadResult(HeadKind.BoundingBox);
 
 /// <summary>Box corners: left, top, right, bottom.</summary>
 public sealed record BoxCoordinates(float XMin, float YMin, float XMax, float YMax);
 
 /// <summary>An embedding head: the vector as the model produced it and its L2 norm.</summary>
-public sealed record EmbeddingResult(IReadOnlyList<float> Vector, float Norm) : HeadResult(HeadKinds.Embedding);
+public sealed record EmbeddingResult(IReadOnlyList<float> Vector, float Norm) : HeadResult(HeadKind.Embedding);

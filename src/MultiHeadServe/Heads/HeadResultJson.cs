@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MultiHeadServe.Models;
 
 namespace MultiHeadServe.Heads;
 
@@ -30,7 +31,7 @@ internal static class HeadResultJson
     private static readonly JsonEncodedText YMaxName = JsonEncodedText.Encode("yMax");
     private static readonly JsonEncodedText VectorName = JsonEncodedText.Encode("vector");
     private static readonly JsonEncodedText NormName = JsonEncodedText.Encode("norm");
-    private static readonly Dictionary<string, JsonEncodedText> Kinds = HeadKinds.All.ToDictionary(k => k, k => JsonEncodedText.Encode(k), StringComparer.Ordinal);
+    private static readonly Dictionary<HeadKind, JsonEncodedText> Kinds = Enum.GetValues<HeadKind>().ToDictionary(k => k, k => JsonEncodedText.Encode(k.ManifestName()));
 
     /// <summary>The result as one JSON object value.</summary>
     public static void Write(Utf8JsonWriter writer, HeadResult result)

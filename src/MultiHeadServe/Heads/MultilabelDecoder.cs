@@ -12,16 +12,10 @@ internal sealed class MultilabelDecoder : HeadDecoder
     public MultilabelDecoder(HeadSpec spec, IReadOnlyList<string>? labels, int? outputWidth)
         : base(spec, labels is null ? outputWidth : RequireWidth(spec, labels.Count, outputWidth, "labels", $"the labels file has {labels.Count} labels"))
     {
-        _sigmoid = spec.Activation == Activations.Sigmoid;
-        _threshold = DecisionThreshold(spec);
+        _sigmoid = spec.Activation == Activation.Sigmoid;
+        _threshold = spec.Threshold;
         _labels = new ClassLabelSource(labels is null ? null : ClassLabels.FromFile(spec.Name, labels));
     }
-
-    /// <summary>A probability threshold: finite and within [0, 1].</summary>
-    internal static float DecisionThreshold(HeadSpec spec) =>
-        float.IsFinite(spec.Threshold) && spec.Threshold is >= 0f and <= 1f
-            ? spec.Threshold
-            : throw new HeadSpecException(spec.Name, "threshold", $"threshold must be a probability in [0, 1], not {HeadMath.Show(spec.Threshold)}");
 
     /// <summary>
     /// The decision, made on the float32 values the response shows, so a client reading probability 0.7 and

@@ -14,24 +14,9 @@ internal sealed class RegressionDecoder : HeadDecoder
         (_scale, _offset) = ScaleAndOffset(spec);
     }
 
-    /// <summary>
-    /// The head's affine map. A zero scale is refused: it would serve a constant and leave evaluation unable
-    /// to map labels back into the space the model was trained in.
-    /// </summary>
-    internal static (double Scale, double Offset) ScaleAndOffset(HeadSpec spec)
-    {
-        if (!float.IsFinite(spec.Scale) || spec.Scale == 0f)
-        {
-            throw new HeadSpecException(spec.Name, "scale", $"scale must be a finite, non-zero number, not {HeadMath.Show(spec.Scale)}");
-        }
-
-        if (!float.IsFinite(spec.Offset))
-        {
-            throw new HeadSpecException(spec.Name, "offset", $"offset must be a finite number, not {HeadMath.Show(spec.Offset)}");
-        }
-
-        return (HeadSpecRules.ManifestDouble(spec.Scale), HeadSpecRules.ManifestDouble(spec.Offset));
-    }
+    /// <summary>The head's affine map, as the manifest wrote it (checked by <see cref="HeadSpecRules.Check"/>).</summary>
+    internal static (double Scale, double Offset) ScaleAndOffset(HeadSpec spec) =>
+        (HeadSpecRules.ManifestDouble(spec.Scale), HeadSpecRules.ManifestDouble(spec.Offset));
 
     private protected override HeadResult DecodeRow(ReadOnlySpan<float> row, DecodeContext context)
     {

@@ -1,4 +1,6 @@
 using System.Text.RegularExpressions;
+using MultiHeadServe.Heads;
+using MultiHeadServe.Heads.Losses;
 using MultiHeadServe.Inference.Engine;
 using MultiHeadServe.Onnx;
 
@@ -6,15 +8,12 @@ namespace MultiHeadServe.Models;
 
 /// <summary>
 /// Checks a manifest against itself and against the session's real metadata, so a model that would fail
-/// on its first request fails at start-up instead, naming the file, the field and the reason.
+/// on its first request fails at start-up instead, naming the file, the field and the reason. Kinds, activations,
+/// box formats and feature sources outside their enums are refused earlier, by <see cref="ManifestEnumConverter{TEnum}"/>
+/// as the manifest is read; what each head kind reads is checked by <see cref="HeadSpecRules"/>.
 /// </summary>
 public static partial class ManifestValidator
 {
-    private static readonly HashSet<string> Kinds = ["classification", "multilabel", "binary", "regression", "bbox", "embedding"];
-    private static readonly HashSet<string> Activations = ["none", "softmax", "sigmoid"];
-    private static readonly HashSet<string> BoxFormats = ["xyxy", "xywh", "cxcywh"];
-    private static readonly HashSet<string> Losses = ["mse", "mae", "huber", "bce", "softmax_cross_entropy", "smooth_l1", "giou"];
-    private static readonly HashSet<string> Sources = ["image", "store", "inline"];
     private static readonly HashSet<string> Combinations = ["sum", "weighted", "uncertainty"];
 
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -77,11 +76,6 @@ public static partial class ManifestValidator
     private static void ValidateFeatures(ModelManifest manifest, ModelSession session, Action<string, string> fail)
     {
         var features = manifest.Features;
-        if (!Sources.Contains(features.Source))
-        {
-            fail("features.source", $"'{features.Source}' is not one of {string.Join(", ", Sources)}.");
-        }
-
         var input = session.Inputs.FirstOrDefault(i => i.Name == features.Input);
         if (input is null)
         {
@@ -104,7 +98,7 @@ public static partial class ManifestValidator
             fail("features.input", $"only the batch dimension of '{input.Name}' may be dynamic; its shape is [{string.Join(", ", input.Shape)}].");
         }
 
-        if (features.Source == "image")
+        if (features.Source == FeatureSource.Image)
         {
             ValidateImage(features.Image, input, fail);
             return;
@@ -151,7 +145,7 @@ public static partial class ManifestValidator
             }
         }
 
-        if (features.Source == "store")
+        if (features.Source == FeatureSource.Store)
         {
             var missing = columns.Where(c => !covered.Contains(c)).ToList();
             if (missing.Count > 0)
@@ -226,31 +220,15 @@ public static partial class ManifestValidator
                 fail($"heads[{i}].output", $"'{head.Output}' is {output.ElementType.ToName()}; heads read float32 outputs.");
             }
 
-            if (!Kinds.Contains(head.Kind))
+            if (head.Loss is not null && !LossFunctions.All.Contains(head.Loss, StringComparer.Ordinal))
             {
-                fail($"heads[{i}].kind", $"'{head.Kind}' is not one of {string.Join(", ", Kinds)}.");
-            }
-
-            if (!Activations.Contains(head.Activation))
-            {
-                fail($"heads[{i}].activation", $"'{head.Activation}' is not one of {string.Join(", ", Activations)}.");
-            }
-
-            if (!BoxFormats.Contains(head.BoxFormat))
-            {
-                fail($"heads[{i}].boxFormat", $"'{head.BoxFormat}' is not one of {string.Join(", ", BoxFormats)}.");
-            }
-
-            if (head.Loss is not null && !Losses.Contains(head.Loss))
-            {
-                fail($"heads[{i}].loss", $"'{head.Loss}' is not one of {string.Join(", ", Losses)}.");
+                fail($"heads[{i}].loss", $"'{head.Loss}' is not one of {string.Join(", ", LossFunctions.All)}.");
             }
 
             var width = output.Shape.Skip(1).Aggregate(1L, (a, d) => a * d);
-            var expectedWidth = head.Kind switch { "bbox" => 4L, "binary" => 1L, _ => -1L };
-            if (expectedWidth > 0 && output.Shape.Skip(1).All(d => d > 0) && width != expectedWidth)
+            if (HeadSpecRules.For(head.Kind).Width is { } expectedWidth && output.Shape.Skip(1).All(d => d > 0) && width != expectedWidth)
             {
-                fail($"heads[{i}].output", $"a {head.Kind} head needs {expectedWidth} value(s) per row; '{head.Output}' has shape [{string.Join(", ", output.Shape)}].");
+                fail($"heads[{i}].output", $"a {head.Kind.ManifestName()} head needs {expectedWidth} value(s) per row; '{head.Output}' has shape [{string.Join(", ", output.Shape)}].");
             }
         }
     }

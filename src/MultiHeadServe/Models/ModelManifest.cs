@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MultiHeadServe.Heads;
 
 namespace MultiHeadServe.Models;
 
@@ -49,7 +50,7 @@ public sealed record InputSpec(string Name, string DataType, IReadOnlyList<long>
 public sealed record FeatureSpec
 {
     /// <summary>image | store | inline: the default source; inline values are always accepted for tabular models.</summary>
-    public required string Source { get; init; }
+    public required FeatureSource Source { get; init; }
 
     /// <summary>The ONNX input the tensor feeds.</summary>
     public required string Input { get; init; }
@@ -99,10 +100,10 @@ public sealed record HeadSpec
     public required string Output { get; init; }
 
     /// <summary>classification | multilabel | binary | regression | bbox | embedding.</summary>
-    public required string Kind { get; init; }
+    public required HeadKind Kind { get; init; }
 
     /// <summary>none | softmax | sigmoid.</summary>
-    public string Activation { get; init; } = "none";
+    public Activation Activation { get; init; } = Activation.None;
 
     /// <summary>File (relative to the model folder) with one label per line.</summary>
     public string? Labels { get; init; }
@@ -112,7 +113,7 @@ public sealed record HeadSpec
     public float Threshold { get; init; } = 0.5f;
 
     /// <summary>xyxy | xywh | cxcywh.</summary>
-    public string BoxFormat { get; init; } = "xyxy";
+    public BoxFormat BoxFormat { get; init; } = BoxFormat.Xyxy;
 
     public bool Normalized { get; init; } = true;
 

@@ -112,7 +112,7 @@ public sealed class BoundingBoxDecoderTests
     }
 
     private static HeadDecoder Decoder(string format, bool normalized) =>
-        HeadDecoder.Create(TestHeads.Spec("bbox", "bbox") with { BoxFormat = format, Normalized = normalized });
+        HeadDecoder.Create(TestHeads.Spec("bbox", "bbox") with { BoxFormat = TestHeads.Parse<BoxFormat>(format), Normalized = normalized });
 
     private static BoundingBoxResult Decode(HeadDecoder decoder, float[] row, DecodeContext context) =>
         Assert.IsType<BoundingBoxResult>(decoder.Decode(row, context));

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MultiHeadServe.Heads;
 using MultiHeadServe.Models;
 
@@ -7,11 +8,8 @@ public sealed class HeadDecoderValidationTests
 {
     public static TheoryData<HeadSpec, string, string> BadSpecs => new()
     {
-        { TestHeads.Spec("score", "ranking"), "kind", "unknown kind 'ranking'" },
-        { TestHeads.Spec("class", "classification", "relu"), "activation", "unknown activation 'relu'" },
         { TestHeads.Spec("click", "binary", "softmax"), "activation", "does not apply to a binary head" },
         { TestHeads.Spec("dwell", "regression", "sigmoid"), "activation", "does not apply to a regression head" },
-        { TestHeads.Spec("bbox", "bbox") with { BoxFormat = "ltrb" }, "boxFormat", "unknown box format 'ltrb'" },
         { TestHeads.Spec("class", "classification", "softmax") with { TopK = 0 }, "topK", "at least 1" },
         { TestHeads.Spec("click", "binary", "sigmoid") with { Threshold = 1.5f }, "threshold", "[0, 1]" },
         { TestHeads.Spec("revenue", "regression") with { Scale = 0f }, "scale", "non-zero" },
@@ -27,6 +25,34 @@ public sealed class HeadDecoderValidationTests
         Assert.Contains($"head '{spec.Name}', field '{field}'", error.Message, StringComparison.Ordinal);
         Assert.Contains(reason, error.Message, StringComparison.Ordinal);
         Assert.IsAssignableFrom<ArgumentException>(error);
+    }
+
+    [Theory]
+    [InlineData("""{"name":"score","output":"o","kind":"ranking"}""", "$.kind", "'ranking' is not one of classification, multilabel, binary, regression, bbox, embedding.")]
+    [InlineData("""{"name":"class","output":"o","kind":"classification","activation":"relu"}""", "$.activation", "'relu' is not one of none, softmax, sigmoid.")]
+    [InlineData("""{"name":"class","output":"o","kind":"classification","activation":"Softmax"}""", "$.activation", "'Softmax' is not one of none, softmax, sigmoid.")]
+    [InlineData("""{"name":"bbox","output":"o","kind":"bbox","boxFormat":"ltrb"}""", "$.boxFormat", "'ltrb' is not one of xyxy, xywh, cxcywh.")]
+    [InlineData("""{"name":"bbox","output":"o","kind":4}""", "$.kind", "4 is not one of classification, multilabel, binary, regression, bbox, embedding.")]
+    [InlineData("""{"name":"bbox","output":"o","kind":null}""", "$.kind", "null is not one of classification, multilabel, binary, regression, bbox, embedding.")]
+    public void NamesOutsideTheEnumsAreRefusedAsTheManifestIsReadWithFieldAndAllowedNames(string json, string path, string message)
+    {
+        var error = Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<HeadSpec>(json, ManifestJson.Options));
+
+        Assert.Equal(path, error.Path);
+        Assert.Equal(message, error.Message);
+    }
+
+    [Fact]
+    public void EveryMemberIsWrittenAndReadByItsManifestName()
+    {
+        var spec = TestHeads.Spec("bbox", "bbox") with { BoxFormat = BoxFormat.Cxcywh };
+
+        var json = JsonSerializer.Serialize(spec, ManifestJson.Options);
+
+        Assert.Contains("\"kind\":\"bbox\",\"activation\":\"none\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"boxFormat\":\"cxcywh\"", json, StringComparison.Ordinal);
+        Assert.Equal(spec, JsonSerializer.Deserialize<HeadSpec>(json, ManifestJson.Options));
+        Assert.Equal(["image", "store", "inline"], Enum.GetValues<FeatureSource>().Select(s => JsonSerializer.Serialize(s).Trim('"')));
     }
 
     [Fact]

@@ -184,7 +184,7 @@ public sealed class LossFunctionTests
     [InlineData("cxcywh", new float[] { 1, 1, 2, 2 }, new double[] { 2, 2, 2, 2 })]
     public void GeneralizedIouLossConvertsBothBoxesToCornersFirst(string format, float[] predicted, double[] truth)
     {
-        var head = Box("giou") with { BoxFormat = format };
+        var head = Box("giou") with { BoxFormat = TestHeads.Parse<BoxFormat>(format) };
 
         // The same boxes as (0,0)-(2,2) vs (1,1)-(3,3): loss 1 + 2/9 − 1/7.
         var loss = Loss(head, TestHeads.Output(head, [1, 4], predicted), HeadLabels.Numeric(truth, 1, 4));

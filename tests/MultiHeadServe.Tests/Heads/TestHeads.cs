@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MultiHeadServe.Heads;
 using MultiHeadServe.Models;
 
@@ -7,7 +8,10 @@ namespace MultiHeadServe.Tests.Heads;
 internal static class TestHeads
 {
     public static HeadSpec Spec(string name, string kind, string activation = "none") =>
-        new() { Name = name, Output = name + "_out", Kind = kind, Activation = activation };
+        new() { Name = name, Output = name + "_out", Kind = Parse<HeadKind>(kind), Activation = Parse<Activation>(activation) };
+
+    /// <summary>A manifest enum from its name, read as the manifest is.</summary>
+    public static T Parse<T>(string name) => JsonSerializer.Deserialize<T>(JsonSerializer.Serialize(name), ManifestJson.Options)!;
 
     public static OutputTensor Tensor(string output, long[] shape, params float[] data) => new(output, data, shape);
 

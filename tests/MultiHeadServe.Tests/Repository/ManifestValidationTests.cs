@@ -12,6 +12,9 @@ public sealed class ManifestValidationTests
     {
         { "heads[1].output", "'boxes' is not an output of the model", """{"op":"set","path":"heads.1.output","value":"boxes"}""" },
         { "heads[0].kind", "'classifier' is not one of", """{"op":"set","path":"heads.0.kind","value":"classifier"}""" },
+        { "heads[0].activation", "'relu' is not one of none, softmax, sigmoid.", """{"op":"set","path":"heads.0.activation","value":"relu"}""" },
+        { "heads[1].boxFormat", "'ltrb' is not one of xyxy, xywh, cxcywh.", """{"op":"set","path":"heads.1.boxFormat","value":"ltrb"}""" },
+        { "features.source", "'images' is not one of image, store, inline.", """{"op":"set","path":"features.source","value":"images"}""" },
         { "heads[0].labels", "'missing.txt' does not exist", """{"op":"set","path":"heads.0.labels","value":"missing.txt"}""" },
         { "inputs[0].dataType", "'int64' but the model's input 'image' is float32", """{"op":"set","path":"inputs.0.dataType","value":"int64"}""" },
         { "features.image", "does not match the input shape", """{"op":"set","path":"features.image.width","value":32}""" },

@@ -11,7 +11,7 @@ public sealed class ImageCodecStartupCheck(ModelRegistry registry, ILogger<Image
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var imageModels = registry.All.Where(m => m.Manifest.Features.Source == "image").Select(m => m.Name).ToList();
+        var imageModels = registry.All.Where(m => m.Manifest.Features.Source == FeatureSource.Image).Select(m => m.Name).ToList();
         if (imageModels.Count > 0)
         {
             ImageDecoder.EnsureCodecLoaded();

@@ -15,40 +15,37 @@ namespace MultiHeadServe.Heads.Losses;
 /// </remarks>
 internal sealed class HeadEvaluator
 {
-    private readonly string _activation;
+    private readonly Activation _activation;
     private readonly LossOptions _options;
     private readonly ClassLabelSource? _classes;
     private readonly int _topK;
     private readonly float _threshold;
     private readonly double _scale;
     private readonly double _offset;
-    private readonly string _boxFormat;
+    private readonly BoxFormat _boxFormat;
+    private readonly HeadKindRule _rule;
 
-    private HeadEvaluator(HeadSpec spec, string loss, IReadOnlyList<string>? labels, LossOptions options)
+    private HeadEvaluator(HeadSpec spec, HeadKindRule rule, string loss, IReadOnlyList<string>? labels, LossOptions options)
     {
         HeadName = spec.Name;
         OutputName = spec.Output;
         Kind = spec.Kind;
         LossFunction = loss;
+        _rule = rule;
         _activation = spec.Activation;
         _options = options;
         _scale = 1;
-        _boxFormat = BoxFormats.Xyxy;
-        switch (spec.Kind)
+        _boxFormat = spec.BoxFormat;
+        _topK = spec.TopK;
+        _threshold = spec.Threshold;
+        if (rule.Takes(HeadOptions.Affine))
         {
-            case HeadKinds.Classification:
-                _classes = new ClassLabelSource(labels is null ? null : ClassLabels.FromFile(spec.Name, labels));
-                _topK = spec.TopK >= 1 ? spec.TopK : throw new HeadSpecException(spec.Name, "topK", $"topK must be at least 1, not {spec.TopK}");
-                break;
-            case HeadKinds.Multilabel or HeadKinds.Binary:
-                _threshold = MultilabelDecoder.DecisionThreshold(spec);
-                break;
-            case HeadKinds.Regression:
-                (_scale, _offset) = RegressionDecoder.ScaleAndOffset(spec);
-                break;
-            case HeadKinds.BoundingBox:
-                _boxFormat = BoundingBoxDecoder.CheckFormat(spec);
-                break;
+            (_scale, _offset) = RegressionDecoder.ScaleAndOffset(spec);
+        }
+
+        if (Kind == HeadKind.Classification)
+        {
+            _classes = new ClassLabelSource(labels is null ? null : ClassLabels.FromFile(spec.Name, labels));
         }
     }
 
@@ -56,77 +53,47 @@ internal sealed class HeadEvaluator
 
     public string OutputName { get; }
 
-    public string Kind { get; }
+    public HeadKind Kind { get; }
 
     /// <summary>The loss this head is scored with: the manifest's, or the kind's default.</summary>
     public string LossFunction { get; }
 
-    /// <summary>
-    /// The training kit's likelihood factor c in c·exp(−s)·L + s/2: 0.5 for Gaussian (regression, bbox)
-    /// heads, 1 for softmax and Bernoulli (classification, binary, multilabel) heads; null for embeddings.
-    /// </summary>
-    public double? UncertaintyFactor => Kind switch
-    {
-        HeadKinds.Regression or HeadKinds.BoundingBox => 0.5,
-        HeadKinds.Classification or HeadKinds.Binary or HeadKinds.Multilabel => 1.0,
-        _ => null,
-    };
-
-    /// <summary>
-    /// The loss a head gets when its manifest names none, the one the training kit uses for the kind; null
-    /// when there is no natural choice (embeddings, classification through independent sigmoids).
-    /// </summary>
-    public static string? DefaultLoss(HeadSpec spec) => spec.Kind switch
-    {
-        HeadKinds.Classification when spec.Activation == Activations.Sigmoid => null,
-        HeadKinds.Classification => LossFunctions.SoftmaxCrossEntropy,
-        HeadKinds.Binary or HeadKinds.Multilabel => LossFunctions.Bce,
-        HeadKinds.Regression => LossFunctions.Mse,
-        HeadKinds.BoundingBox => LossFunctions.SmoothL1,
-        _ => null,
-    };
+    /// <inheritdoc cref="HeadKindRule.UncertaintyFactor"/>
+    public double? UncertaintyFactor => _rule.UncertaintyFactor;
 
     /// <summary>Whether the head can be evaluated at all: it names a loss, or its kind has a default one.</summary>
-    public static bool HasLoss(HeadSpec spec) => spec.Loss is not null || DefaultLoss(spec) is not null;
-
-    /// <summary>The losses that make sense for a kind.</summary>
-    public static string[] LossesFor(string kind) => kind switch
-    {
-        HeadKinds.Classification => [LossFunctions.SoftmaxCrossEntropy],
-        HeadKinds.Binary or HeadKinds.Multilabel => [LossFunctions.Bce],
-        HeadKinds.BoundingBox => [LossFunctions.SmoothL1, LossFunctions.Giou, LossFunctions.Mse, LossFunctions.Mae, LossFunctions.Huber],
-        _ => [LossFunctions.Mse, LossFunctions.Mae, LossFunctions.Huber, LossFunctions.SmoothL1],
-    };
+    public static bool HasLoss(HeadSpec spec) => spec.Loss is not null || HeadSpecRules.DefaultLoss(spec) is not null;
 
     /// <exception cref="HeadSpecException">The head's loss is unknown or does not apply to it.</exception>
     public static HeadEvaluator Create(HeadSpec spec, IReadOnlyList<string>? labels = null, LossOptions? options = null)
     {
-        HeadSpecRules.Check(spec);
+        var rule = HeadSpecRules.Check(spec);
         options ??= LossOptions.Default;
         if (!(options.HuberDelta > 0 && double.IsFinite(options.HuberDelta)) || !(options.SmoothL1Beta >= 0 && double.IsFinite(options.SmoothL1Beta)))
         {
             throw new ArgumentOutOfRangeException(nameof(options), options, "Huber's delta must be positive and smooth L1's beta non-negative");
         }
 
-        var loss = spec.Loss ?? DefaultLoss(spec)
-            ?? throw new HeadSpecException(spec.Name, "loss", $"this {spec.Kind} head has no default loss; name one of {string.Join(", ", LossesFor(spec.Kind))} to evaluate it");
+        var kind = spec.Kind.ManifestName();
+        var loss = spec.Loss ?? HeadSpecRules.DefaultLoss(spec)
+            ?? throw new HeadSpecException(spec.Name, "loss", $"this {kind} head has no default loss; name one of {string.Join(", ", rule.Losses)} to evaluate it");
         if (!LossFunctions.All.Contains(loss, StringComparer.Ordinal))
         {
             throw new HeadSpecException(spec.Name, "loss", $"unknown loss '{loss}'; expected one of {string.Join(", ", LossFunctions.All)}");
         }
 
-        if (!LossesFor(spec.Kind).Contains(loss, StringComparer.Ordinal))
+        if (!rule.Losses.Contains(loss, StringComparer.Ordinal))
         {
-            throw new HeadSpecException(spec.Name, "loss", $"loss '{loss}' does not apply to a {spec.Kind} head; use {string.Join(" or ", LossesFor(spec.Kind))}");
+            throw new HeadSpecException(spec.Name, "loss", $"loss '{loss}' does not apply to a {kind} head; use {string.Join(" or ", rule.Losses)}");
         }
 
-        if (loss == LossFunctions.SoftmaxCrossEntropy && spec.Activation == Activations.Sigmoid)
+        if (loss == LossFunctions.SoftmaxCrossEntropy && spec.Activation == Activation.Sigmoid)
         {
             throw new HeadSpecException(
                 spec.Name, "loss", "softmax_cross_entropy needs logits (activation softmax) or probabilities (activation none), not sigmoid outputs");
         }
 
-        return new HeadEvaluator(spec, loss, labels, options);
+        return new HeadEvaluator(spec, rule, loss, labels, options);
     }
 
     /// <summary>Scores the whole batch of the head's output against the labels.</summary>
@@ -140,10 +107,10 @@ internal sealed class HeadEvaluator
         var metrics = new OrderedDictionary<string, double?>(StringComparer.Ordinal);
         var loss = Kind switch
         {
-            HeadKinds.Classification => Classification(output, outputs, labels, metrics),
-            HeadKinds.Binary or HeadKinds.Multilabel => Probabilistic(output, outputs, labels, metrics),
-            HeadKinds.Regression => Regression(output, outputs, labels, metrics),
-            HeadKinds.BoundingBox => BoundingBox(output, outputs, labels, metrics),
+            HeadKind.Classification => Classification(output, outputs, labels, metrics),
+            HeadKind.Binary or HeadKind.Multilabel => Probabilistic(output, outputs, labels, metrics),
+            HeadKind.Regression => Regression(output, outputs, labels, metrics),
+            HeadKind.BoundingBox => BoundingBox(output, outputs, labels, metrics),
             _ => Elementwise(outputs, LabelAlignment.Numeric(HeadName, output, labels)),
         };
 
@@ -159,13 +126,7 @@ internal sealed class HeadEvaluator
     {
         var values = output.AllRows();
         var width = output.Width;
-        var required = Kind switch
-        {
-            HeadKinds.Binary => 1,
-            HeadKinds.BoundingBox => 4,
-            HeadKinds.Classification or HeadKinds.Multilabel => _classes?.FromFile?.Count,
-            _ => (int?)null,
-        };
+        var required = _rule.Width ?? _classes?.FromFile?.Count;
         if (width == 0 || (required is { } needed && width != needed))
         {
             throw new HeadOutputException(HeadName, $"output '{output.Name}' has {width} values per row; the head needs {required ?? 1}");
@@ -185,7 +146,7 @@ internal sealed class HeadEvaluator
         var k = output.Width;
         var classes = _classes!.For(k);
         var targets = LabelAlignment.ClassTargets(HeadName, output, labels, classes);
-        var loss = LossFunctions.CrossEntropy(outputs, targets, k, fromLogits: _activation == Activations.Softmax);
+        var loss = LossFunctions.CrossEntropy(outputs, targets, k, fromLogits: _activation == Activation.Softmax);
 
         // Softmax is monotone, so ranking raw outputs ranks probabilities, ties and all, as the decoder does.
         var topK = Math.Min(_topK, k);
@@ -208,7 +169,7 @@ internal sealed class HeadEvaluator
         var targets = LabelAlignment.Numeric(HeadName, output, labels);
         var width = output.Width;
         LabelAlignment.CheckProbabilities(HeadName, targets, width);
-        var fromLogits = _activation == Activations.Sigmoid;
+        var fromLogits = _activation == Activation.Sigmoid;
         var loss = fromLogits
             ? LossFunctions.BinaryCrossEntropyWithLogits(outputs, targets)
             : LossFunctions.BinaryCrossEntropy(outputs, targets);
@@ -233,7 +194,7 @@ internal sealed class HeadEvaluator
             exactRows += rowCorrect ? 1 : 0;
         }
 
-        if (Kind == HeadKinds.Binary)
+        if (Kind == HeadKind.Binary)
         {
             metrics["accuracy"] = (double)correct / targets.Length;
 

@@ -169,7 +169,7 @@ public sealed record LossCombination
     private CombinedTerm UncertaintyTerm(HeadEvaluator head, double loss)
     {
         var factor = head.UncertaintyFactor
-            ?? throw Error("combination", $"uncertainty weighting has no likelihood factor for {head.Kind} head '{head.HeadName}'");
+            ?? throw Error("combination", $"uncertainty weighting has no likelihood factor for {head.Kind.ManifestName()} head '{head.HeadName}'");
         var s = LogVariances!.TryGetValue(head.HeadName, out var value)
             ? value
             : throw Error($"logVariances.{head.HeadName}", $"no log-variance for head '{head.HeadName}'");

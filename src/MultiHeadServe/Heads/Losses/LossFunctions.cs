@@ -130,7 +130,7 @@ internal static class LossFunctions
     }
 
     /// <summary>mean over rows of 1 − GIoU, both boxes read in <paramref name="format"/> and converted to sorted corners.</summary>
-    public static double GeneralizedIouLoss(ReadOnlySpan<float> predictions, ReadOnlySpan<double> targets, string format)
+    public static double GeneralizedIouLoss(ReadOnlySpan<float> predictions, ReadOnlySpan<double> targets, BoxFormat format)
     {
         var rows = targets.Length / 4;
         double sum = 0;
