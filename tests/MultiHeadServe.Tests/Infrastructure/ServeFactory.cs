@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace MultiHeadServe.Tests.Infrastructure;
@@ -64,6 +65,44 @@ public sealed class ServeFactory : WebApplicationFactory<Program>
         foreach (var (key, value) in Settings)
         {
             builder.UseSetting(key, value);
+        }
+    }
+
+    /// <summary>Which factory's start-up the current flow belongs to (flows into the thread that runs Program).</summary>
+    private static readonly AsyncLocal<ServeFactory?> Starting = new();
+
+    private Exception? _startupFailure;
+
+    /// <summary>
+    /// Starts the app. When start-up fails (a bad manifest), the test host may dispose the app before its own start-up
+    /// code reads the failure and then reports an <see cref="ObjectDisposedException"/> instead: the start-up failure
+    /// this app's own flow threw is what the test sees, whichever of the two wins.
+    /// </summary>
+    protected override IHost CreateHost(IHostBuilder builder)
+    {
+        Starting.Value = this;
+        AppDomain.CurrentDomain.FirstChanceException += RecordStartupFailure;
+        try
+        {
+            return base.CreateHost(builder);
+        }
+        catch (ObjectDisposedException) when (_startupFailure is { } failure)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+            throw;
+        }
+        finally
+        {
+            AppDomain.CurrentDomain.FirstChanceException -= RecordStartupFailure;
+            Starting.Value = null;
+        }
+    }
+
+    private void RecordStartupFailure(object? sender, System.Runtime.ExceptionServices.FirstChanceExceptionEventArgs e)
+    {
+        if (e.Exception is MultiHeadServe.Models.ManifestException && ReferenceEquals(Starting.Value, this))
+        {
+            _startupFailure = e.Exception; // the last one: a failed version caught by the fallback comes before the final verdict
         }
     }
 
