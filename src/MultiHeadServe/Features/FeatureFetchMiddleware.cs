@@ -18,6 +18,7 @@ public sealed class FeatureFetchMiddleware(
     ModelRegistry registry,
     FeatureFetcher fetcher,
     ServeMetrics metrics,
+    Inference.InferenceService inference,
     IOptions<ServeOptions> options)
 {
     public async Task InvokeAsync(HttpContext context)
@@ -60,6 +61,14 @@ public sealed class FeatureFetchMiddleware(
         if (telemetry is not null)
         {
             telemetry.Model = model.Name;
+        }
+
+        // Overload is refused before the body is read and the features fetched (decoding an image costs more than
+        // refusing it): the batcher knows now whether even one row would wait past the model's queue timeout.
+        if (inference.RefusalFor(model) is { } refusal)
+        {
+            await Api.Problems.QueueFull(context, model.Name, refusal).ExecuteAsync(context);
+            return;
         }
 
         FetchedFeatures features;

@@ -66,6 +66,30 @@ public sealed class DynamicBatcher : IDisposable
         }
     }
 
+    /// <summary>
+    /// Why a request of <paramref name="rows"/> arriving now would be refused (the queue full, or a wait past the queue
+    /// timeout), or null: asked before a request's body is read and its features fetched, so a refusal costs nothing.
+    /// </summary>
+    public string? RefusalFor(int rows)
+    {
+        lock (_gate)
+        {
+            if (_maxDelay == TimeSpan.Zero && _queue.Count == 0 && _busyInstances < _spec.Instances)
+            {
+                return null; // it would run at once
+            }
+
+            if (_queue.Count >= _spec.MaxQueueSize)
+            {
+                return $"Model '{_runner.Model.Name}' has {_spec.MaxQueueSize} requests queued already; retry shortly.";
+            }
+
+            return ExpectedWaitTicks(rows) > _queueTimeoutTicks
+                ? $"Model '{_runner.Model.Name}' would keep this request queued longer than its queue timeout ({_spec.QueueTimeoutMicroseconds / 1000.0:0.#} ms); retry shortly."
+                : null;
+        }
+    }
+
     /// <summary>Queues <paramref name="rows"/> (whole rows of the model's feature tensor) for the next batch.</summary>
     /// <exception cref="QueueFullException">The queue holds <c>maxQueueSize</c> requests already.</exception>
     public Task<InferenceResult> SubmitAsync(ReadOnlyMemory<float> rows, IReadOnlyList<string> outputs, CancellationToken cancellationToken)

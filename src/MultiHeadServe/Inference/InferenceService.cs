@@ -49,6 +49,12 @@ public sealed class InferenceService(ServeMetrics metrics, ILoggerFactory logger
         }
     }
 
+    /// <summary>Why a one-row request for <paramref name="model"/> would be refused by its batcher now, or null (see <see cref="DynamicBatcher.RefusalFor"/>).</summary>
+    public string? RefusalFor(LoadedModel model) =>
+        _executors.TryGetValue(model, out var executor) && executor.IsValueCreated && executor.Value.Batcher is { } batcher
+            ? batcher.RefusalFor(1)
+            : null;
+
     /// <summary>Requests waiting in the batcher queues of a model's versions (0 without batching).</summary>
     public int QueueLength(string model) => _executors
         .Where(e => e.Key.Name == model && e.Value.IsValueCreated && e.Value.Value.Batcher is not null)
