@@ -58,6 +58,11 @@ internal static class GrpcHosting
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(grpcPort, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(grpcPort, 65535);
+        // Image tensors are large messages sent by many calls at once on one connection: HTTP/2's default flow-control
+        // windows (1 MiB per connection, 768 KiB per stream) would hold a client back to about one 600 KB tensor in
+        // flight. Windows the size of several requests let the calls of one connection arrive side by side.
+        kestrel.Limits.Http2.InitialConnectionWindowSize = 32 * 1024 * 1024;
+        kestrel.Limits.Http2.InitialStreamWindowSize = 4 * 1024 * 1024;
         var ownEndpoints = !configuration.GetSection("Kestrel:Endpoints").Exists();
         var addresses = ownEndpoints ? HttpUrls(configuration).Select(BindingAddress.Parse).ToList() : [];
         // gRPC listens where HTTP does: on loopback only when every HTTP address is loopback, else on every interface.
