@@ -20,7 +20,9 @@ namespace MultiHeadServe.Tests.Hardening;
 public sealed class OverloadTests(ITestOutputHelper output)
 {
     private const int Connections = 256;
-    private const int QueueTimeoutMicroseconds = 50_000;
+    /// <summary>The model's queue timeout: 50 ms, or MHS_FAULT_QUEUE_TIMEOUT_US (a tighter one makes refusals happen on a fast machine).</summary>
+    private static readonly int QueueTimeoutMicroseconds =
+        int.TryParse(Environment.GetEnvironmentVariable("MHS_FAULT_QUEUE_TIMEOUT_US"), out var microseconds) ? microseconds : 50_000;
 
     private static TimeSpan Duration => TimeSpan.FromSeconds(
         double.TryParse(Environment.GetEnvironmentVariable("MHS_FAULT_LOAD_SECONDS"), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0
