@@ -134,6 +134,10 @@ public sealed class PlaygroundTests
 
         await page.Locator("#api-key").FillAsync("playground-key");
         await page.Locator("#api-key").DispatchEventAsync("change");
+        // The key reloads the models and selects one (its examples appear part-way through): click once that is done,
+        // as a person would, rather than into a page still being rebuilt.
+        await page.Locator("#entity-examples button.example").First.WaitForAsync(new() { Timeout = 30_000 });
+        await page.WaitForLoadStateAsync(Microsoft.Playwright.LoadState.NetworkIdle, new() { Timeout = 30_000 });
         await page.Locator("#entity-examples button.example").First.ClickAsync(new() { Timeout = 30_000 });
         await page.Locator("#prediction").WaitForAsync(new() { State = WaitForSelectorState.Visible, Timeout = 30_000 });
         Assert.Equal(3, await page.Locator("#heads .head").CountAsync());
