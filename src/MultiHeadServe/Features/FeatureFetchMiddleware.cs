@@ -55,7 +55,6 @@ public sealed class FeatureFetchMiddleware(
 
     private async Task InvokeAsync(HttpContext context, LoadedModel model, FeatureFetchMetadata metadata)
     {
-
         // Only served model names reach telemetry: a client's arbitrary names must not become metric labels.
         var telemetry = context.Features.Get<RequestTelemetry>();
         if (telemetry is not null)

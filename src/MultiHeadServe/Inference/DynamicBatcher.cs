@@ -74,21 +74,21 @@ public sealed class DynamicBatcher : IDisposable
     {
         lock (_gate)
         {
-            if (_maxDelay == TimeSpan.Zero && _queue.Count == 0 && _busyInstances < _spec.Instances)
-            {
-                return null; // it would run at once
-            }
-
-            if (_queue.Count >= _spec.MaxQueueSize)
-            {
-                return $"Model '{_runner.Model.Name}' has {_spec.MaxQueueSize} requests queued already; retry shortly.";
-            }
-
-            return ExpectedWaitTicks(rows) > _queueTimeoutTicks
-                ? $"Model '{_runner.Model.Name}' would keep this request queued longer than its queue timeout ({_spec.QueueTimeoutMicroseconds / 1000.0:0.#} ms); retry shortly."
-                : null;
+            return RunsAtOnce ? null : Refusal(rows);
         }
     }
+
+    /// <summary>An idle instance and no delay to wait out: a request arriving now runs at once. Called under the gate.</summary>
+    private bool RunsAtOnce => _maxDelay == TimeSpan.Zero && _queue.Count == 0 && _busyInstances < _spec.Instances;
+
+    /// <summary>Why a request of <paramref name="rows"/> that would queue is refused now, or null. Called under the gate.</summary>
+    private string? Refusal(int rows) =>
+        _queue.Count >= _spec.MaxQueueSize
+            ? $"Model '{_runner.Model.Name}' has {_spec.MaxQueueSize} requests queued already; retry shortly."
+            // Refused now rather than after waiting: the client can retry elsewhere while it still has time.
+            : ExpectedWaitTicks(rows) > _queueTimeoutTicks
+                ? $"Model '{_runner.Model.Name}' would keep this request queued longer than its queue timeout ({_spec.QueueTimeoutMicroseconds / 1000.0:0.#} ms); retry shortly."
+                : null;
 
     /// <summary>Queues <paramref name="rows"/> (whole rows of the model's feature tensor) for the next batch.</summary>
     /// <exception cref="QueueFullException">The queue holds <c>maxQueueSize</c> requests already.</exception>
@@ -99,7 +99,7 @@ public sealed class DynamicBatcher : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_stopping, this);
-            if (_maxDelay == TimeSpan.Zero && _queue.Count == 0 && _busyInstances < _spec.Instances)
+            if (RunsAtOnce)
             {
                 // An idle instance and no delay to wait out: Triton sends this request alone, now. It runs on
                 // this thread, because handing it to a worker would cost two thread switches and gain nothing.
@@ -108,18 +108,10 @@ public sealed class DynamicBatcher : IDisposable
             }
             else
             {
-                if (_queue.Count >= _spec.MaxQueueSize)
-                {
-                    throw new QueueFullException(_runner.Model.Name, _spec.MaxQueueSize);
-                }
-
                 var requestRows = rows.Length / _runner.Model.RowLength;
-                if (ExpectedWaitTicks(requestRows) > _queueTimeoutTicks)
+                if (Refusal(requestRows) is { } refusal)
                 {
-                    // Refused now rather than after waiting: the client can retry elsewhere while it still has time.
-                    throw new QueueFullException(
-                        $"Model '{_runner.Model.Name}' would keep this request queued longer than its queue timeout " +
-                        $"({_spec.QueueTimeoutMicroseconds / 1000.0:0.#} ms); retry shortly.");
+                    throw new QueueFullException(refusal);
                 }
 
                 item = new WorkItem(rows, requestRows, outputs);
