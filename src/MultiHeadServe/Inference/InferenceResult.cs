@@ -16,12 +16,6 @@ public sealed record InferenceResult(
 /// <summary>The model's queue is full: the client should retry later (429 with Retry-After).</summary>
 public sealed class QueueFullException : Exception
 {
-    public QueueFullException(string model, int capacity)
-        : base($"Model '{model}' has {capacity} requests queued already; retry shortly.")
-    {
-        Model = model;
-    }
-
     public QueueFullException()
     {
     }
@@ -35,6 +29,4 @@ public sealed class QueueFullException : Exception
         : base(message, innerException)
     {
     }
-
-    public string Model { get; } = "";
 }
