@@ -155,6 +155,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             CudaDeviceId = options.CudaDeviceId,
             IntraOpThreads = manifest.IntraOpThreads ?? options.IntraOpThreads,
             GraphOptimizationLevel = options.GraphOptimizationLevel,
+            SharedCpuArena = options.SharedCpuArena,
         };
         try
         {

@@ -29,6 +29,7 @@ public sealed class ModelRepository(
     ILogger<ModelRepository> logger) : IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly LoadThread _loadThread = new();
     private readonly Dictionary<string, ModelRecord> _records = new(StringComparer.Ordinal);
     private readonly ModelLoader _loader = new(options.Value, loaderLogger);
     private volatile IReadOnlyDictionary<string, RecordView> _views = new Dictionary<string, RecordView>(StringComparer.Ordinal);
@@ -180,12 +181,8 @@ public sealed class ModelRepository(
         return true;
     }
 
-    /// <summary>
-    /// Runs blocking load work (reading files, creating and warming sessions: up to seconds) on a thread of its own, so
-    /// it never holds a thread-pool thread the requests being served meanwhile need.
-    /// </summary>
-    private static Task<T> OffThreadPool<T>(Func<T> work) =>
-        Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    /// <summary>Runs blocking load work on the repository's load thread (see <see cref="LoadThread"/>).</summary>
+    private Task<T> OffThreadPool<T>(Func<T> work) => _loadThread.Run(work);
 
     /// <summary>
     /// The protocol's repository index: every model folder, with one entry per version folder (READY or UNAVAILABLE
@@ -239,7 +236,11 @@ public sealed class ModelRepository(
         return readyOnly ? entries.Where(e => e.State == ModelStates.Ready).ToList() : entries;
     }
 
-    public void Dispose() => _gate.Dispose();
+    public void Dispose()
+    {
+        _loadThread.Dispose();
+        _gate.Dispose();
+    }
 
     /// <summary>Loads what <paramref name="name"/>'s policy selects and publishes it. Called under the gate.</summary>
     private ModelLoadOutcome Load(string name, bool force, bool startup)

@@ -27,6 +27,12 @@ public sealed class ModelRepositoryOptions
     public GraphOptimizationLevel GraphOptimizationLevel { get; set; } = GraphOptimizationLevel.All;
 
     /// <summary>
+    /// Whether every session draws CPU memory from one shared arena (default) instead of an arena each, so that
+    /// versions loaded and unloaded over the service's life reuse the same memory.
+    /// </summary>
+    public bool SharedCpuArena { get; set; } = true;
+
+    /// <summary>
     /// The least severe of ONNX Runtime's own messages that reach the service's log (category "OnnxRuntime").
     /// Its errors also reach the service as exceptions and are logged there.
     /// </summary>

@@ -61,11 +61,14 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
             $"{Mib(first)} MiB after cycle 1, {Mib(middle)} after cycle {Cycles / 2}, {Mib(last)} after cycle {Cycles} " +
             $"({Percent(first, last)} over the first cycle, {Percent(middle, last)} over the second half)");
         // A leaked shapes version alone (its weights, the arena of its warm-up at batch 32, a batcher) is several MiB a
-        // cycle, several hundred MiB over 50 cycles. What does grow is warm-up and levels off (the thread pool, the C
-        // allocator's arenas, JIT-compiled code; the same with batching off): measured +13% to +40% after 50 cycles on
-        // a loaded 2-core machine, about +25% at cycle 100 and the same at 200. The exact check that no version is left
-        // behind is FiftyUnloadLoadCyclesDisposeEveryReplacedVersion.
-        Assert.True(last <= first * 2, $"Resident memory grew from {Mib(first)} MiB to {Mib(last)} MiB over {Cycles} cycles.");
+        // cycle: over the second half alone that is +25% or more. What does grow after the first cycle is the runtime
+        // warming up, and it levels off: the JIT compiling the load path's code again at its optimised tier (about 4 MiB
+        // of code by cycle 50, 8 MiB by cycle 90, then flat; with tiered compilation off the whole growth is +4%).
+        // Measured with the shared arena, the one load thread and the collection after a drain: +10% to +17% at cycle
+        // 50, +20% at cycle 100 and the same at 150. The exact check that no version is left behind is
+        // FiftyUnloadLoadCyclesDisposeEveryReplacedVersion.
+        Assert.True(last <= middle * 1.10, $"Resident memory grew from {Mib(middle)} MiB at cycle {Cycles / 2} to {Mib(last)} MiB at cycle {Cycles}.");
+        Assert.True(last <= first * 1.5, $"Resident memory grew from {Mib(first)} MiB to {Mib(last)} MiB over {Cycles} cycles.");
     }
 
     [Fact]

@@ -310,6 +310,12 @@ public sealed class ModelSession : IDisposable
             LogId = "MultiHeadServe",
         };
         options.AddSessionConfigEntry("session.intra_op.allow_spinning", settings.AllowSpinning ? "1" : "0");
+        if (settings.SharedCpuArena)
+        {
+            RuntimeEnvironment.EnsureSharedCpuArena();
+            options.AddSessionConfigEntry("session.use_env_allocators", "1");
+        }
+
         return options;
     }
 

@@ -17,6 +17,10 @@ public static partial class RuntimeEnvironment
     // Kept in a field: the native side holds only a function pointer to it.
     private static readonly DOrtLoggingFunction Callback = Forward;
 
+    // ONNX Runtime's ArenaExtendStrategy::kSameAsRequested.
+    private const int SameAsRequested = 1;
+
+    private static volatile bool s_sharedCpuArena;
     private static volatile ILogger s_logger = NullLogger.Instance;
     private static volatile int s_minimumLevel = (int)RuntimeLogLevel.Warning;
 
@@ -52,6 +56,32 @@ public static partial class RuntimeEnvironment
             }
 
             return OrtEnv.Instance();
+        }
+    }
+
+    /// <summary>
+    /// Registers the environment's one CPU arena allocator, once. Sessions that ask for the environment's allocators
+    /// (<c>session.use_env_allocators</c>) all draw from it, so a version loaded after another was unloaded reuses
+    /// the memory the old one returned to the arena. The arena grows by what is asked of it, not by powers of two.
+    /// </summary>
+    internal static void EnsureSharedCpuArena()
+    {
+        if (s_sharedCpuArena)
+        {
+            return;
+        }
+
+        var environment = Environment();
+        lock (Gate)
+        {
+            if (s_sharedCpuArena)
+            {
+                return;
+            }
+
+            using var arena = new OrtArenaCfg(maxMemory: 0, arenaExtendStrategy: SameAsRequested, initialChunkSizeBytes: -1, maxDeadBytesPerChunk: -1);
+            environment.CreateAndRegisterAllocator(OrtMemoryInfo.DefaultInstance, arena);
+            s_sharedCpuArena = true;
         }
     }
 

@@ -50,6 +50,13 @@ public sealed record SessionSettings
     /// the HTTP server and the other sessions need.
     /// </summary>
     public bool AllowSpinning { get; init; }
+
+    /// <summary>
+    /// Whether CPU tensors come from the process's one shared arena (on by default) instead of an arena per session.
+    /// A session's own arena is freed with it, but the C allocator keeps much of it, so loading and unloading
+    /// versions grows resident memory; the shared arena is reused by the next version instead.
+    /// </summary>
+    public bool SharedCpuArena { get; init; } = true;
 }
 
 /// <summary>The CUDA execution provider was required (<see cref="ExecutionProvider.Cuda"/>) but is not usable here.</summary>
