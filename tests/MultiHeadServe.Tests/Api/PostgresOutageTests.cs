@@ -12,8 +12,9 @@ namespace MultiHeadServe.Tests.Api;
 /// <summary>
 /// Rankings served from a real PostgreSQL (a server of this class's own: its tests freeze and stop it) under eight
 /// clients while the server hangs (every process suspended with SIGSTOP, the port still accepting) or is stopped and
-/// started again: every request is answered within a second, as 200 or as 503 with Retry-After whose body names no
-/// host or port, and success resumes within five seconds of the server being back.
+/// started again. The service runs as its own process, called over HTTP: every request is answered within a second,
+/// as 200 or as 503 with Retry-After whose body names no host or port, and success resumes within five seconds of the
+/// server being back.
 /// </summary>
 /// <remarks>
 /// The outage lasts <c>MHS_FAULT_OUTAGE_SECONDS</c> seconds (8 by default; set 30 to measure the figure an operator
@@ -51,14 +52,19 @@ public sealed class PostgresOutageTests(PostgresServer server, ITestOutputHelper
             await FeatureImport.ImportAsync(writer, [RepositoryPaths.Models], new FeatureImportOptions());
         }
 
-        await using var app = new ServeFactory(new Dictionary<string, string?>
+        // The service as its own process: what is measured is its answers, not the test host's thread pool, which the
+        // other test classes running alongside share.
+        await using var service = await ServiceProcess.StartAsync(ServiceProcess.BuiltService, RepositoryPaths.Root, new Dictionary<string, string>
         {
-            ["FeatureStore:PostgresConnectionString"] = database,
-            ["FeatureStore:TimeoutMilliseconds"] = "200",
-            ["FeatureStore:CircuitBreaker:BreakDurationSeconds"] = "1",
+            ["ModelRepository__Only__0"] = "ranking",
+            ["ModelRepository__Provider"] = "Cpu",
+            ["ModelRepository__IntraOpThreads"] = "1",
+            ["FeatureStore__PostgresConnectionString"] = database,
+            ["FeatureStore__TimeoutMilliseconds"] = "200",
+            ["FeatureStore__CircuitBreaker__BreakDurationSeconds"] = "1",
+            ["Serve__ShutdownDrainSeconds"] = "0",
         });
-        using var client = app.CreateClient();
-        client.Timeout = TimeSpan.FromSeconds(30);
+        var client = service.Client;
         // Warm: eight pooled connections open, as in steady service, so their opening is not counted as the outage's.
         for (var round = 0; round < 3; round++)
         {

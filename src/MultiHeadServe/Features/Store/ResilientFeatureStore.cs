@@ -141,10 +141,9 @@ public sealed class ResilientFeatureStore : IFeatureStore
         var started = _timeProvider.GetTimestamp();
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         context.Properties.Set(CallerToken, cancellationToken);
-        var abandoned = false;
         try
         {
-            var pending = _pipeline.ExecuteAsync(
+            var result = await _pipeline.ExecuteAsync(
                 static (ctx, operation) =>
                 {
                     if (operation.isFetch)
@@ -152,27 +151,10 @@ public sealed class ResilientFeatureStore : IFeatureStore
                         operation.self._metrics.RecordFetch(operation.self.Kind);
                     }
 
-                    return operation.call(operation.self._inner, operation.state, ctx.CancellationToken);
+                    return operation.self.Bounded(operation.call(operation.self._inner, operation.state, ctx.CancellationToken));
                 },
                 context,
-                (self: this, call, state, isFetch)).AsTask();
-            TResult result;
-            try
-            {
-                // The pipeline's timeout cancels the call, but a store that stops answering (a frozen server, a
-                // driver waiting on a socket) may not heed cancellation: past the budget the call is abandoned,
-                // so the caller's wait is bounded whatever the store does. (The caller's own cancellation reaches the
-                // call through the pipeline, which ends it; the call is not abandoned for it.)
-                result = await pending.WaitAsync(_timeout + AbandonSlack, _timeProvider, CancellationToken.None);
-            }
-            catch (TimeoutException exception) when (!pending.IsCompleted)
-            {
-                abandoned = true;
-                // Observed, so its eventual failure is not an unobserved task exception.
-                _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                throw new TimeoutRejectedException($"The store did not answer within {_timeout.TotalMilliseconds} ms and ignored cancellation.", _timeout, exception);
-            }
-
+                (self: this, call, state, isFetch));
             Complete("ok");
             return result;
         }
@@ -194,6 +176,15 @@ public sealed class ResilientFeatureStore : IFeatureStore
             throw new FeatureStoreUnavailableException(
                 // The overall budget, or the per-attempt one when every attempt ran out of it.
                 $"The {Kind} feature store did not answer within {exception.Timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms.",
+                FeatureStoreUnavailableException.DefaultRetryAfter,
+                exception);
+        }
+        catch (AbandonedCallException exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // An attempt abandoned past the budget (see Bounded).
+            Fail("timeout");
+            throw new FeatureStoreUnavailableException(
+                $"The {Kind} feature store did not answer within {_timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms.",
                 FeatureStoreUnavailableException.DefaultRetryAfter,
                 exception);
         }
@@ -221,11 +212,8 @@ public sealed class ResilientFeatureStore : IFeatureStore
         }
         finally
         {
-            // An abandoned call may still use its context: it is left to the collector, not returned to the pool.
-            if (!abandoned)
-            {
-                ResilienceContextPool.Shared.Return(context);
-            }
+            // An abandoned call holds only the token it was given, not the context.
+            ResilienceContextPool.Shared.Return(context);
         }
 
         void Complete(string outcome)
@@ -242,6 +230,38 @@ public sealed class ResilientFeatureStore : IFeatureStore
             {
                 _metrics.RecordFailure(Kind, reason);
                 Complete(reason == "error" ? "error" : "unavailable");
+            }
+        }
+    }
+
+    /// <summary>
+    /// One attempt, waited for no longer than the budget and a little slack. The pipeline's timeout cancels the call,
+    /// but a store that stops answering (a frozen server, a driver waiting on a socket) may not heed cancellation:
+    /// such a call is abandoned with a <see cref="TimeoutException"/>, inside the circuit breaker, so that abandoned
+    /// calls count as failures and open the circuit like any other. The caller's wait is bounded whatever the store
+    /// does. A call that completed at once (an embedded store) costs nothing more.
+    /// </summary>
+    private ValueTask<TResult> Bounded<TResult>(ValueTask<TResult> attempt)
+    {
+        if (attempt.IsCompleted)
+        {
+            return attempt;
+        }
+
+        var pending = attempt.AsTask();
+        return new ValueTask<TResult>(Abandoning(pending, _timeout + AbandonSlack, _timeProvider));
+
+        static async Task<TResult> Abandoning(Task<TResult> pending, TimeSpan limit, TimeProvider timeProvider)
+        {
+            try
+            {
+                return await pending.WaitAsync(limit, timeProvider, CancellationToken.None);
+            }
+            catch (TimeoutException) when (!pending.IsCompleted)
+            {
+                // Observed, so its eventual failure is not an unobserved task exception.
+                _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                throw new AbandonedCallException($"The store did not answer within {limit.TotalMilliseconds} ms and ignored cancellation.");
             }
         }
     }
@@ -325,4 +345,7 @@ public sealed class ResilientFeatureStore : IFeatureStore
 
         return builder.Build();
     }
+
+    /// <summary>A call that ignored cancellation and was abandoned past its budget (a driver's own timeouts are other types).</summary>
+    private sealed class AbandonedCallException(string message) : TimeoutException(message);
 }

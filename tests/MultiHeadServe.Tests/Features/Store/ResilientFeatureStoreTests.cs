@@ -66,6 +66,23 @@ public sealed class ResilientFeatureStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task AbandonedCallsOpenTheCircuitSoLaterCallsFailAtOnce()
+    {
+        var inner = ScriptedFeatureStore.Frozen();
+        var store = Resilient(inner, Options(timeoutMilliseconds: 100, maxAttempts: 1, minimumThroughput: 4));
+
+        var abandoned = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Assert.ThrowsAsync<FeatureStoreUnavailableException>(() => LookupAsync(store))));
+        var clock = Stopwatch.StartNew();
+        var refused = await Assert.ThrowsAsync<FeatureStoreUnavailableException>(() => LookupAsync(store));
+
+        Assert.All(abandoned, e => Assert.Contains("did not answer within 100 ms", e.Message, StringComparison.Ordinal));
+        Assert.Equal(CircuitState.Open, store.CircuitState);
+        Assert.Contains("circuit breaker is open", refused.Message, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(100), $"The refused call took {clock.Elapsed.TotalMilliseconds} ms.");
+        Assert.Equal(4, inner.Attempts);
+    }
+
+    [Fact]
     public async Task ErrorsThatRetryingCannotFixAreNeitherRetriedNorHeldAgainstTheStore()
     {
         var inner = ScriptedFeatureStore.Failing(() => new FeatureSchemaException("Feature table 'users' has no column 'age'."));
