@@ -153,22 +153,12 @@ public sealed class LoadedModel : IDisposable
             }
 
             Sessions.Dispose();
-            ReturnMemory();
         }
         finally
         {
             _drained.TrySetResult();
         }
     }
-
-    /// <summary>
-    /// A drained version leaves its request buffers, decoders and metadata to the collector: a full, compacting
-    /// collection that gives the freed heap back to the system now, instead of whenever the next one runs, so that
-    /// loading and unloading versions leaves the process's size where it was. Unloads are rare and the heap small;
-    /// it runs on the thread that released the version, off the request path of other models.
-    /// </summary>
-    private static void ReturnMemory() =>
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
     /// <summary>
     /// Disposes <paramref name="companion"/> with the version's sessions. The caller holds the version, so it is not
