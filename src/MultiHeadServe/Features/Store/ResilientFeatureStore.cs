@@ -170,21 +170,14 @@ public sealed class ResilientFeatureStore : IFeatureStore
                 retryAfter,
                 exception);
         }
-        catch (TimeoutRejectedException exception) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception exception) when (exception is TimeoutRejectedException or AbandonedCallException && !cancellationToken.IsCancellationRequested)
         {
+            // The overall budget, the per-attempt one when every attempt ran out of it, or an attempt abandoned past
+            // the budget (see Bounded).
             Fail("timeout");
+            var budget = exception is TimeoutRejectedException rejected ? rejected.Timeout : _timeout;
             throw new FeatureStoreUnavailableException(
-                // The overall budget, or the per-attempt one when every attempt ran out of it.
-                $"The {Kind} feature store did not answer within {exception.Timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms.",
-                FeatureStoreUnavailableException.DefaultRetryAfter,
-                exception);
-        }
-        catch (AbandonedCallException exception) when (!cancellationToken.IsCancellationRequested)
-        {
-            // An attempt abandoned past the budget (see Bounded).
-            Fail("timeout");
-            throw new FeatureStoreUnavailableException(
-                $"The {Kind} feature store did not answer within {_timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms.",
+                $"The {Kind} feature store did not answer within {budget.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms.",
                 FeatureStoreUnavailableException.DefaultRetryAfter,
                 exception);
         }
