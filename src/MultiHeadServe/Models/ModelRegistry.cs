@@ -12,6 +12,7 @@ public sealed class ModelRegistry : IDisposable
 {
     private readonly object _writeGate = new();
     private volatile Snapshot _snapshot = new(new Dictionary<string, ServedModel>(StringComparer.Ordinal));
+    private static int s_collectionQueued;
     private volatile bool _loaded;
 
     /// <summary>Every served model's default version (its highest served one).</summary>
@@ -131,8 +132,21 @@ public sealed class ModelRegistry : IDisposable
     /// heap small. (Not at shutdown, which retires versions without a replacement: the process is about to give
     /// everything back.)
     /// </summary>
-    private static void ReturnMemory() =>
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+    /// <remarks>Drains that end while a collection is waiting to start share it.</remarks>
+    private static void ReturnMemory()
+    {
+        if (Interlocked.Exchange(ref s_collectionQueued, 1) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(
+                static _ =>
+                {
+                    // Cleared first: a drain that ends during this collection may have garbage it does not see.
+                    Volatile.Write(ref s_collectionQueued, 0);
+                    GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                },
+                null);
+        }
+    }
 
     public void Dispose()
     {

@@ -18,6 +18,7 @@ public sealed class ReloadTests
         await using var service = new ReloadingService(repository);
         var original = File.ReadAllBytes(Path.Combine(service.VersionPath("shapes", 1), "model.onnx"));
         await using var load = ShapesLoad.Start(service, clients: 4);
+        await load.WaitForAnswersAsync(4);
 
         service.AddVersion("shapes", 2, new Dictionary<string, byte[]> { ["model.onnx"] = original[..(original.Length / 3)] });
         await service.PollAsync();
@@ -105,7 +106,7 @@ public sealed class ReloadTests
         using var repository = new TempRepository().With("shapes").With("ranking");
         await using var service = new ReloadingService(repository);
         await using var load = ShapesLoad.Start(service, clients: 4, acceptNotFound: true);
-        await Task.Delay(200);
+        await load.WaitForAnswersAsync(8);
 
         using var unload = await service.Client.PostAsync("/v2/repository/models/shapes/unload", null);
         await Task.Delay(200);
@@ -272,6 +273,17 @@ public sealed class ReloadTests
                 }
             })).ToList();
             return load;
+        }
+
+        /// <summary>Waits until the clients have had <paramref name="count"/> answers with 200 (a cold, busy test host takes a while).</summary>
+        public async Task WaitForAnswersAsync(int count)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (_versions.Count < count)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"The clients had {_versions.Count} answers in 30 s. Failures: {string.Join("; ", Failures)}");
+                await Task.Delay(20);
+            }
         }
 
         public async Task<IReadOnlyList<int>> StopAsync()
