@@ -129,8 +129,8 @@ public sealed class ModelRegistry : IDisposable
     /// Once versions replaced or unloaded while serving have drained, their request buffers, decoders and metadata are
     /// garbage: a full, compacting collection gives that memory back to the system now, instead of whenever the next one
     /// runs, so that loading and unloading versions leaves the process's size where it was. Reloads are rare and the
-    /// heap small. (Not at shutdown, which retires versions without a replacement: the process is about to give
-    /// everything back.)
+    /// heap small. (Not at shutdown, which retires every version through <see cref="Dispose"/>: the process is about to
+    /// give everything back.)
     /// </summary>
     /// <remarks>Drains that end while a collection is waiting to start share it.</remarks>
     private static void ReturnMemory()
