@@ -65,7 +65,7 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
         // warming up, and it levels off: the JIT compiling the load path's code again at its optimised tier (about 4 MiB
         // of code by cycle 50, 8 MiB by cycle 90, then flat; with tiered compilation off the whole growth is +4%).
         // Measured with the shared arena, the one load thread and the collection after a drain: +4% to +14% (median about +8%)
-        // at cycle 50 over 25 runs; it levels off by cycle 80. The exact check that no version is left behind is
+        // at cycle 50 over 19 runs; it levels off by cycle 80. The exact check that no version is left behind is
         // FiftyUnloadLoadCyclesDisposeEveryReplacedVersion.
         Assert.True(last <= middle * 1.10, $"Resident memory grew from {Mib(middle)} MiB at cycle {Cycles / 2} to {Mib(last)} MiB at cycle {Cycles}.");
         Assert.True(last <= first * 1.5, $"Resident memory grew from {Mib(first)} MiB to {Mib(last)} MiB over {Cycles} cycles.");
