@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.Extensions.Options;
 
 namespace MultiHeadServe.Models;
 
@@ -8,8 +9,10 @@ namespace MultiHeadServe.Models;
 /// retires the versions the new entry no longer holds, so a lookup never finds a retired version for long: it looks
 /// again and finds the replacement. Thread-safe.
 /// </summary>
-public sealed class ModelRegistry : IDisposable
+/// <param name="options">Whether a compacting collection follows the drain of unloaded or replaced versions.</param>
+public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : IDisposable
 {
+    private readonly bool _compactAfterUnload = options.Value.CompactAfterUnload;
     private readonly object _writeGate = new();
     private volatile Snapshot _snapshot = new(new Dictionary<string, ServedModel>(StringComparer.Ordinal));
     private static int s_collectionQueued;
@@ -119,7 +122,7 @@ public sealed class ModelRegistry : IDisposable
             }
         }
 
-        if (drains is not null)
+        if (drains is not null && _compactAfterUnload)
         {
             _ = Task.WhenAll(drains).ContinueWith(static _ => ReturnMemory(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }

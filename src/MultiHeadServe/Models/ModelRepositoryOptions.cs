@@ -33,6 +33,13 @@ public sealed class ModelRepositoryOptions
     public bool SharedCpuArena { get; set; } = true;
 
     /// <summary>
+    /// Whether one compacting garbage collection runs once the versions a reload or unload retired have drained, so the
+    /// process gives their memory back at once (default). A host that runs many services in one process (tests) turns
+    /// it off: the collection would pause all of them.
+    /// </summary>
+    public bool CompactAfterUnload { get; set; } = true;
+
+    /// <summary>
     /// The least severe of ONNX Runtime's own messages that reach the service's log (category "OnnxRuntime").
     /// Its errors also reach the service as exceptions and are logged there.
     /// </summary>

@@ -30,6 +30,9 @@ public sealed class ServeFactory : WebApplicationFactory<Program>
             ["FeatureStore:SqlitePath"] = Path.Combine(_dataDirectory, "features.db"),
             // A test app stops at once: no SIGTERM drain.
             ["Serve:ShutdownDrainSeconds"] = "0",
+            // The test host runs many apps at once: a compacting collection after a reload would pause every test.
+            // (LoadUnloadCycleTests measure it in a process of its own.)
+            ["ModelRepository:CompactAfterUnload"] = "false",
         };
         settings ??= new Dictionary<string, string?>();
         if (settings.Keys.Any(k => k.StartsWith("ModelRepository:Only:", StringComparison.OrdinalIgnoreCase)) ||
