@@ -112,22 +112,7 @@ public sealed class LoadedModel : IDisposable
     public Task Drained => _drained.Task;
 
     /// <summary>Holds the version for one request; false once it is retired and drained (look it up again).</summary>
-    public bool TryAcquire()
-    {
-        var references = Volatile.Read(ref _references);
-        while (references > 0)
-        {
-            var seen = Interlocked.CompareExchange(ref _references, references + 1, references);
-            if (seen == references)
-            {
-                return true;
-            }
-
-            references = seen;
-        }
-
-        return false;
-    }
+    public bool TryAcquire() => ReferenceCount.TryAcquire(ref _references);
 
     /// <summary>Ends a hold taken with <see cref="TryAcquire"/>; the last one of a retired version disposes it.</summary>
     public void Release()

@@ -324,22 +324,7 @@ public sealed class ModelSession : IDisposable
             [.. metadata.Dimensions.Select(d => (long)d)], [.. metadata.SymbolicDimensions.Select(s => s ?? "")])
         : new TensorMetadata(name, TensorElementType.Undefined, [], []);
 
-    private bool TryAcquire()
-    {
-        var current = Volatile.Read(ref _references);
-        while (current > 0)
-        {
-            var seen = Interlocked.CompareExchange(ref _references, current + 1, current);
-            if (seen == current)
-            {
-                return true;
-            }
-
-            current = seen;
-        }
-
-        return false;
-    }
+    private bool TryAcquire() => ReferenceCount.TryAcquire(ref _references);
 
     private void Release()
     {
