@@ -24,6 +24,10 @@ internal static class SkiaFixture
         return Encode(width, height, SKColorType.Rgba8888, ToRgba(pixels, bytesPerPixel), pixmap => pixmap.Encode(options));
     }
 
+    /// <summary>Encodes packed RGBA as PNG with Skia's encoder (libpng, adaptive row filters, zlib level 6).</summary>
+    public static byte[] Png(int width, int height, ReadOnlySpan<byte> rgba) =>
+        Encode(width, height, SKColorType.Rgba8888, rgba, pixmap => pixmap.Encode(new SKPngEncoderOptions(SKPngEncoderFilterFlags.AllFilters, 6)));
+
     /// <summary>Offset of the SOF0/SOF2 marker (baseline or progressive frame header).</summary>
     public static int StartOfFrameOffset(byte[] jpeg)
     {
