@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.ResponseCompression;
 using Microsoft.OpenApi;
 using MultiHeadServe.Heads;
 using MultiHeadServe.Models;
@@ -16,6 +17,14 @@ public static class OpenApiExplorer
         configuration.GetSection(ApiKeyOptions.Section).Bind(options);
         var keysConfigured = options.ApiKeys.Any(k => !string.IsNullOrWhiteSpace(k)) || !string.IsNullOrEmpty(options.ApiKeyFile);
         services.AddEndpointsApiExplorer();
+        // The document carries real example bodies (an image model's tensor is thousands of numbers, one per indented
+        // line): compressed, it is a tenth of the bytes. Only the explorer's branch compresses; the API answers as it is.
+        services.AddResponseCompression(compression =>
+        {
+            compression.EnableForHttps = true;
+            compression.Providers.Add<BrotliCompressionProvider>();
+            compression.Providers.Add<GzipCompressionProvider>();
+        });
         services.AddSwaggerGen(swagger =>
         {
             if (keysConfigured)
@@ -65,6 +74,7 @@ public static class OpenApiExplorer
         // path checks and the per-request resolution of the document provider.
         app.UseWhen(context => context.Request.Path.StartsWithSegments("/swagger"), explorer =>
         {
+            explorer.UseResponseCompression();
             // The document names the server it was fetched from, so generated clients and the explorer call the same place.
             explorer.UseSwagger(options => options.PreSerializeFilters.Add((document, request) =>
                 document.Servers = [new OpenApiServer { Url = $"{request.Scheme}://{request.Host}{request.PathBase}" }]));

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using MultiHeadServe.Tests.Infrastructure;
 
@@ -88,6 +89,33 @@ public sealed class OpenApiContractTests
         Assert.Equal("classification", shapes.GetProperty("heads").GetProperty("class").GetProperty("kind").GetString());
         Assert.Equal("bbox", shapes.GetProperty("heads").GetProperty("bbox").GetProperty("kind").GetString());
         Assert.True(shapes.GetProperty("timings").GetProperty("batchRows").GetInt32() >= 1);
+    }
+
+    [Fact]
+    public async Task TheDocumentIsSentCompressedToClientsThatAcceptItAndTheApiIsNot()
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        var plain = await client.GetByteArrayAsync("/swagger/v1/swagger.json");
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/swagger/v1/swagger.json");
+        request.Headers.AcceptEncoding.ParseAdd("gzip");
+        using var response = await client.SendAsync(request);
+        var compressed = await response.Content.ReadAsByteArrayAsync();
+        using var unzip = new System.IO.Compression.GZipStream(new MemoryStream(compressed), System.IO.Compression.CompressionMode.Decompress);
+        using var inflated = new MemoryStream();
+        await unzip.CopyToAsync(inflated);
+
+        Assert.Equal(["gzip"], response.Content.Headers.ContentEncoding);
+        Assert.Equal(plain, inflated.ToArray());
+        Assert.True(compressed.Length * 4 < plain.Length, $"{compressed.Length} compressed bytes for a {plain.Length}-byte document");
+
+        // The API's own answers are not compressed: their bodies are small and their CPU is the product.
+        using var models = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        models.Headers.AcceptEncoding.ParseAdd("gzip");
+        using var listing = await client.SendAsync(models);
+        Assert.Equal(HttpStatusCode.OK, listing.StatusCode);
+        Assert.Empty(listing.Content.Headers.ContentEncoding);
     }
 
     private static async Task<JsonElement> DocumentAsync()
