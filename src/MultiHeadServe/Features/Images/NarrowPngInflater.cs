@@ -66,15 +66,16 @@ internal static class NarrowPngInflater
             return false;
         }
 
-        var blocks = Math.Max(1, (inflatedLength + StoredBlockLength - 1) / StoredBlockLength);
+        // At least one block: a valid header never declares an empty image.
+        var blocks = (inflatedLength + StoredBlockLength - 1) / StoredBlockLength;
         var zlibLength = 2 + inflatedLength + (5 * blocks) + 4;
-        var otherChunks = png.Length - SignatureLength - idat.Length;
-        var buffer = ArrayPool<byte>.Shared.Rent(SignatureLength + otherChunks + ChunkOverhead + zlibLength);
+        // The file without its IDAT chunks, and one IDAT chunk holding the stored stream.
+        var buffer = ArrayPool<byte>.Shared.Rent(png.Length - idat.Length + ChunkOverhead + zlibLength);
         try
         {
             // Everything before the first IDAT, then one IDAT holding the stored stream, then everything after the last.
             var output = buffer.AsSpan();
-            var written = SignatureLength + idat.BeforeLength;
+            var written = idat.Start;
             png[..written].CopyTo(output);
 
             var chunk = output[written..];
@@ -89,7 +90,7 @@ internal static class NarrowPngInflater
             BinaryPrimitives.WriteUInt32BigEndian(chunk[(8 + zlibLength)..], Crc32.HashToUInt32(chunk.Slice(4, 4 + zlibLength)));
             written += ChunkOverhead + zlibLength;
 
-            var after = png[(SignatureLength + idat.BeforeLength + idat.Length)..];
+            var after = png[(idat.Start + idat.Length)..];
             after.CopyTo(output[written..]);
             written += after.Length;
 
@@ -185,7 +186,7 @@ internal static class NarrowPngInflater
         }
 
         inflatedLength = (int)total;
-        idat = new ImageData(first - SignatureLength, last - first);
+        idat = new ImageData(first, last - first);
         return true;
     }
 
@@ -197,7 +198,7 @@ internal static class NarrowPngInflater
         try
         {
             var compressedLength = 0;
-            var chunks = png.Slice(SignatureLength + idat.BeforeLength, idat.Length);
+            var chunks = png.Slice(idat.Start, idat.Length);
             while (!chunks.IsEmpty)
             {
                 var dataLength = BinaryPrimitives.ReadInt32BigEndian(chunks);
@@ -225,7 +226,7 @@ internal static class NarrowPngInflater
                 BinaryPrimitives.WriteUInt16LittleEndian(blocks[1..], (ushort)blockLength);
                 BinaryPrimitives.WriteUInt16LittleEndian(blocks[3..], (ushort)~blockLength);
                 var block = blocks.Slice(5, blockLength);
-                if (!TryReadExactly(inflater, block))
+                if (inflater.ReadAtLeast(block, block.Length, throwOnEndOfStream: false) != block.Length)
                 {
                     return false;
                 }
@@ -254,22 +255,6 @@ internal static class NarrowPngInflater
         {
             ArrayPool<byte>.Shared.Return(compressed);
         }
-    }
-
-    private static bool TryReadExactly(Stream stream, Span<byte> target)
-    {
-        while (!target.IsEmpty)
-        {
-            var read = stream.Read(target);
-            if (read == 0)
-            {
-                return false;
-            }
-
-            target = target[read..];
-        }
-
-        return true;
     }
 
     /// <summary>Adds <paramref name="data"/> to the running Adler-32 sums (RFC 1950 §9).</summary>
@@ -311,6 +296,6 @@ internal static class NarrowPngInflater
         return true;
     }
 
-    /// <summary>Where the IDAT chunks are: how many bytes of chunks precede them, and how long they are with their framing.</summary>
-    private readonly record struct ImageData(int BeforeLength, int Length);
+    /// <summary>Where the IDAT chunks are in the file: the offset of the first, and their length with their framing.</summary>
+    private readonly record struct ImageData(int Start, int Length);
 }
