@@ -14,6 +14,7 @@ namespace MultiHeadServe.Tests.Api;
 /// service: list models, predict with every demo example, one head, evaluate and /v2 infer, and deserialises every
 /// real answer into its generated types (an answer the document does not describe throws).
 /// </summary>
+[TakesAbout(seconds: 5)]
 public sealed class GeneratedClientTests
 {
     [Fact]

@@ -10,6 +10,7 @@ namespace MultiHeadServe.Tests.Api;
 /// client is told, with its answer, to close its connection (behind a load balancer, which readiness has by then
 /// told to stop sending, it moves to another replica; here it stops).
 /// </summary>
+[TakesAbout(seconds: 5)]
 public sealed class GracefulShutdownTests
 {
     private const int Clients = 32;

@@ -9,6 +9,7 @@ namespace MultiHeadServe.Tests.Api;
 /// without API keys. Node is not needed to build or test the project: without npx (or without a reachable npm
 /// registry) this test is skipped and says so. By hand: <c>npx @redocly/cli@2.77.0 lint swagger.json</c>.
 /// </summary>
+[TakesAbout(seconds: 4)]
 public sealed class OpenApiLintTests
 {
     private const string Redocly = "@redocly/cli@2.77.0";

@@ -13,6 +13,7 @@ namespace MultiHeadServe.Tests.Api;
 /// and when the server goes away mid-test the API answers 503 with Retry-After within the timeout budget,
 /// then recovers once the server is back.
 /// </summary>
+[TakesAbout(seconds: 4)]
 public sealed class PostgresFeatureStoreServiceTests(PostgresServer server) : IClassFixture<PostgresServer>
 {
     private static async Task<bool> Delay()

@@ -20,6 +20,7 @@ namespace MultiHeadServe.Tests.Api;
 /// The outage lasts <c>MHS_FAULT_OUTAGE_SECONDS</c> seconds (8 by default; set 30 to measure the figure an operator
 /// asks for). The measured figures are written to the test output.
 /// </remarks>
+[TakesAbout(seconds: 24)]
 public sealed class PostgresOutageTests(PostgresServer server, ITestOutputHelper output) : IClassFixture<PostgresServer>
 {
     private const string Predict = "/v1/models/ranking/predict";

@@ -15,6 +15,7 @@ namespace MultiHeadServe.Tests.Api;
 /// down or frozen under load and service again soon after, and an empty Redis reported, never written, until
 /// <c>mhs features import</c> (the same code) loads it.
 /// </summary>
+[TakesAbout(seconds: 11)]
 public sealed class RedisFeatureStoreServiceTests(RedisServer server, ITestOutputHelper output) : IClassFixture<RedisServer>
 {
     private const string Predict = "/v1/models/ranking/predict";

@@ -7,6 +7,7 @@ namespace MultiHeadServe.Tests.Browser;
 /// The OpenAPI explorer as a person uses it: a real Chromium opens /swagger, picks a demo model's example,
 /// presses "Try it out" and "Execute", and sees the combined answer. The service runs on a real Kestrel port.
 /// </summary>
+[TakesAbout(seconds: 58)]
 public sealed class OpenApiExplorerTests
 {
     private const string Chromium = "/usr/bin/chromium";

@@ -11,6 +11,7 @@ namespace MultiHeadServe.Tests.Browser;
 /// gets every head; moving α changes the combined loss as α·L_a + (1 − α)·L_b of the losses shown. Screenshots are
 /// kept in the test artifacts.
 /// </summary>
+[TakesAbout(seconds: 16)]
 public sealed class PlaygroundTests
 {
     [Fact]

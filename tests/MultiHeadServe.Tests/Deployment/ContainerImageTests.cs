@@ -12,6 +12,7 @@ namespace MultiHeadServe.Tests.Deployment;
 /// taken from MHS_CONTAINER_IMAGE, which .ci/run sets after building it) and run with podman on the host's
 /// network, as an orchestrator would run it.
 /// </summary>
+[TakesAbout(seconds: 25)]
 public sealed class ContainerImageTests(ITestOutputHelper output)
 {
     private static readonly string Podman = Path.Combine(RepositoryPaths.Root, "deploy", "container", "podman.sh");

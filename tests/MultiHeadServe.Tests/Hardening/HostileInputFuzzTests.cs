@@ -15,6 +15,7 @@ namespace MultiHeadServe.Tests.Hardening;
 /// problem+json and every /v2 error carries the protocol's <c>error</c>; resident memory stays within 1.5× of what
 /// it was before. <c>MHS_FUZZ_REQUESTS</c> and <c>MHS_FUZZ_SEED</c> change the count and the seed.
 /// </summary>
+[TakesAbout(seconds: 17)]
 public sealed class HostileInputFuzzTests(ITestOutputHelper output)
 {
     private const int Parallelism = 8;

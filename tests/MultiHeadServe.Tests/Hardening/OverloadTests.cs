@@ -17,6 +17,7 @@ namespace MultiHeadServe.Tests.Hardening;
 /// The load lasts <c>MHS_FAULT_LOAD_SECONDS</c> seconds (10 by default). The measured figures are written to the
 /// test output.
 /// </remarks>
+[TakesAbout(seconds: 14)]
 public sealed class OverloadTests(ITestOutputHelper output)
 {
     private const int Connections = 256;

@@ -8,6 +8,7 @@ using MultiHeadServe.Tests.Infrastructure;
 namespace MultiHeadServe.Tests.Inference;
 
 /// <summary>The dynamic batcher: stacked runs, each request gets exactly its own rows back.</summary>
+[TakesAbout(seconds: 7)]
 public sealed class BatchingTests
 {
     [Theory]

@@ -11,6 +11,7 @@ namespace MultiHeadServe.Tests.Observability;
 /// repository root, from its output folder and from a published folder (.ci/run publishes one and names it in
 /// MHS_PUBLISHED_SERVICE), writes the same lines: a date, the request, and the trace id its problem+json carries.
 /// </summary>
+[TakesAbout(seconds: 12)]
 public sealed partial class RequestLoggingTests
 {
     private static string OutputFolderService

@@ -10,6 +10,7 @@ namespace MultiHeadServe.Tests.Repository;
 /// The service as a real process, driven from outside: 50 unload/load cycles leave its resident memory where the first
 /// left it (no session or batcher leaks), and <c>mhs models</c> controls it.
 /// </summary>
+[TakesAbout(seconds: 6)]
 public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
 {
     private const string Key = "cycle-key";

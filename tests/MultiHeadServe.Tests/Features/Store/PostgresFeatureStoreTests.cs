@@ -5,6 +5,7 @@ using Npgsql;
 namespace MultiHeadServe.Tests.Features.Store;
 
 /// <summary>The production store against a real PostgreSQL server; a schema of its own per test.</summary>
+[TakesAbout(seconds: 4)]
 public sealed class PostgresFeatureStoreTests(PostgresServer server) : FeatureStoreBehaviourTests, IClassFixture<PostgresServer>
 {
     private string? _connectionString;
