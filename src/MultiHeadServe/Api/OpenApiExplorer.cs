@@ -17,8 +17,8 @@ public static class OpenApiExplorer
         configuration.GetSection(ApiKeyOptions.Section).Bind(options);
         var keysConfigured = options.ApiKeys.Any(k => !string.IsNullOrWhiteSpace(k)) || !string.IsNullOrEmpty(options.ApiKeyFile);
         services.AddEndpointsApiExplorer();
-        // The document carries real example bodies (an image model's tensor is thousands of numbers, one per indented
-        // line): compressed, it is a tenth of the bytes. Only the explorer's branch compresses; the API answers as it is.
+        // The document carries real example bodies (an image model's picture and tensor are hundreds of kilobytes):
+        // compressed, it is a fraction of the bytes. Only the explorer's branch compresses; the API answers as it is.
         services.AddResponseCompression(compression =>
         {
             compression.EnableForHttps = true;
@@ -51,6 +51,8 @@ public static class OpenApiExplorer
             swagger.OperationFilter<DemoRequestExamples>();
             swagger.DocumentFilter<OpenApiContract>(keysConfigured, options.ProtectOperationalEndpoints);
             swagger.DocumentAsyncFilter<DemoResponseExamples>();
+            // Runs after the examples are recorded (Swashbuckle applies the asynchronous filters first).
+            swagger.DocumentFilter<SharedExamples>();
             // Output tensors are written as plain arrays of numbers.
             swagger.MapType<ReadOnlyMemory<float>>(() => new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.Number, Format = "float" } });
             // The manifest's enums are written by their manifest names, as the strings they were.
@@ -76,8 +78,12 @@ public static class OpenApiExplorer
         {
             explorer.UseResponseCompression();
             // The document names the server it was fetched from, so generated clients and the explorer call the same place.
-            explorer.UseSwagger(options => options.PreSerializeFilters.Add((document, request) =>
-                document.Servers = [new OpenApiServer { Url = $"{request.Scheme}://{request.Host}{request.PathBase}" }]));
+            explorer.UseSwagger(options =>
+            {
+                options.PreSerializeFilters.Add((document, request) =>
+                    document.Servers = [new OpenApiServer { Url = $"{request.Scheme}://{request.Host}{request.PathBase}" }]);
+                options.CustomDocumentSerializer = new CompactOpenApiJson();
+            });
             explorer.UseSwaggerUI(options =>
             {
                 options.SwaggerEndpoint("/swagger/v1/swagger.json", "MultiHeadServe v1");

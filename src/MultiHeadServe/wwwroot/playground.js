@@ -71,10 +71,17 @@ async function loadExamples() {
   try {
     const response = await fetch('swagger/v1/swagger.json');
     const document = await response.json();
+    // Each body is written once, under components/examples, and referenced by the operations that show it.
+    const prefix = '#/components/examples/';
+    const shared = (e) => (e && typeof e.$ref === 'string' && e.$ref.startsWith(prefix)
+      ? document.components.examples[e.$ref.slice(prefix.length)] : e);
     const examples = (path) => {
       const operation = document.paths[path] && document.paths[path].post;
       const content = operation && operation.requestBody && operation.requestBody.content['application/json'];
-      return Object.entries((content && content.examples) || {}).map(([name, e]) => ({ name, model: e['x-model'], value: e.value }));
+      return Object.entries((content && content.examples) || {}).map(([name, e]) => {
+        const example = shared(e);
+        return { name, model: example['x-model'], value: example.value };
+      });
     };
     state.examples = { predict: examples('/v1/models/{model}/predict'), evaluate: examples('/v1/models/{model}/evaluate') };
   } catch {

@@ -113,9 +113,9 @@ public sealed class GeneratedClientTests
                 var models = await client.ListModelsAsync();
                 report.Append("models ").AppendJoin(",", models.Models.Select(m => m.Name)).Append('\n');
                 using var json = JsonDocument.Parse(document);
-                var paths = json.RootElement.GetProperty("paths");
+                var root = json.RootElement;
 
-                foreach (var (name, model, body) in Examples(paths, "/v1/models/{model}/predict"))
+                foreach (var (name, model, body) in Examples(root, "/v1/models/{model}/predict"))
                 {
                     var answer = await client.PredictAsync(Parse<PREDICT_MODEL>(model), null, JsonSerializer.Deserialize<PredictRequest>(body), null);
                     var row = answer.Heads ?? answer.Predictions.First().Heads;
@@ -126,13 +126,13 @@ public sealed class GeneratedClientTests
                     report.Append($"head {name} {one.Head}={Describe(one.Prediction ?? one.Predictions.First())}\n");
                 }
 
-                foreach (var (name, model, body) in Examples(paths, "/v1/models/{model}/evaluate"))
+                foreach (var (name, model, body) in Examples(root, "/v1/models/{model}/evaluate"))
                 {
                     var answer = await client.EvaluateAsync(Parse<EVALUATE_MODEL>(model), null, JsonSerializer.Deserialize<EvaluateRequest>(body));
                     report.Append($"evaluate {name} loss={answer.Loss:R} ").AppendJoin(" ", answer.Heads.Select(h => $"{h.Key}={h.Value.Loss:R}")).Append('\n');
                 }
 
-                foreach (var (name, model, body) in Examples(paths, "/v2/models/{model}/infer"))
+                foreach (var (name, model, body) in Examples(root, "/v2/models/{model}/infer"))
                 {
                     var answer = await client.V2InferAsync(Parse<INFER_MODEL>(model), null, JsonSerializer.Deserialize<V2InferRequest>(body));
                     report.Append($"infer {name} ").AppendJoin(" ", answer.Outputs.Select(o => $"{o.Name}[{string.Join(",", o.Shape)}]={o.Data.Count}")).Append('\n');
@@ -148,12 +148,16 @@ public sealed class GeneratedClientTests
                 _ => result.GetType().Name,
             };
 
-            private static System.Collections.Generic.IEnumerable<(string Name, string Model, string Body)> Examples(JsonElement paths, string path)
+            // An example is either inline or a reference to one written once under components/examples.
+            private static System.Collections.Generic.IEnumerable<(string Name, string Model, string Body)> Examples(JsonElement document, string path)
             {
-                var examples = paths.GetProperty(path).GetProperty("post").GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("examples");
-                foreach (var example in examples.EnumerateObject())
+                var examples = document.GetProperty("paths").GetProperty(path).GetProperty("post").GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("examples");
+                foreach (var entry in examples.EnumerateObject())
                 {
-                    yield return (example.Name, example.Value.GetProperty("x-model").GetString(), example.Value.GetProperty("value").GetRawText());
+                    var example = entry.Value.TryGetProperty("$ref", out var reference)
+                        ? document.GetProperty("components").GetProperty("examples").GetProperty(reference.GetString().Split('/').Last())
+                        : entry.Value;
+                    yield return (entry.Name, example.GetProperty("x-model").GetString(), example.GetProperty("value").GetRawText());
                 }
             }
 

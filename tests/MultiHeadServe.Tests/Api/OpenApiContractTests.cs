@@ -70,8 +70,8 @@ public sealed class OpenApiContractTests
         var paths = document.GetProperty("paths");
         string[] models = ["conversion", "ranking", "ranking-mtl", "shapes"];
 
-        var evaluate = Examples(paths, "/v1/models/{model}/evaluate");
-        var infer = Examples(paths, "/v2/models/{model}/infer");
+        var evaluate = Examples(document, "/v1/models/{model}/evaluate");
+        var infer = Examples(document, "/v2/models/{model}/infer");
         foreach (var model in models)
         {
             var body = evaluate.Single(e => e.GetProperty("x-model").GetString() == model).GetProperty("value");
@@ -84,11 +84,55 @@ public sealed class OpenApiContractTests
         // The 200 example of predict is what the service answered: it names the model and every served head.
         var answers = paths.GetProperty("/v1/models/{model}/predict").GetProperty("post").GetProperty("responses").GetProperty("200")
             .GetProperty("content").GetProperty("application/json").GetProperty("examples");
-        var shapes = answers.GetProperty("shapes-image").GetProperty("value");
+        var shapes = answers.GetProperty("shapes-image").Resolved(document).GetProperty("value");
         Assert.Equal("shapes", shapes.GetProperty("model").GetString());
         Assert.Equal("classification", shapes.GetProperty("heads").GetProperty("class").GetProperty("kind").GetString());
         Assert.Equal("bbox", shapes.GetProperty("heads").GetProperty("bbox").GetProperty("kind").GetString());
         Assert.True(shapes.GetProperty("timings").GetProperty("batchRows").GetInt32() >= 1);
+    }
+
+    [Fact]
+    public async Task EveryExampleBodyIsWrittenOnceAndReferencedWhereverItIsShown()
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        var text = await client.GetStringAsync("/swagger/v1/swagger.json");
+        using var json = JsonDocument.Parse(text);
+        var document = json.RootElement;
+        var shared = document.GetProperty("components").GetProperty("examples");
+
+        var references = new List<string>();
+        foreach (var path in document.GetProperty("paths").EnumerateObject())
+        {
+            foreach (var operation in path.Value.EnumerateObject())
+            {
+                var bodies = operation.Value.TryGetProperty("requestBody", out var request) ? [request] : new List<JsonElement>();
+                bodies.AddRange(operation.Value.GetProperty("responses").EnumerateObject().Select(r => r.Value));
+                foreach (var media in bodies.Where(b => b.TryGetProperty("content", out _)).SelectMany(b => b.GetProperty("content").EnumerateObject()))
+                {
+                    foreach (var example in media.Value.TryGetProperty("examples", out var examples) ? examples.EnumerateObject() : default)
+                    {
+                        var reference = example.Value.GetProperty("$ref").GetString()!;
+                        Assert.StartsWith("#/components/examples/", reference, StringComparison.Ordinal);
+                        references.Add(reference["#/components/examples/".Length..]);
+                    }
+                }
+            }
+        }
+
+        // Every shared example is used, each is a different body, and the demo image shown on the four predict routes
+        // (plain, one head, versioned, versioned head) is in the text once for each body that holds it (its predict
+        // example, and its evaluate example beside labels).
+        Assert.Equal(shared.EnumerateObject().Select(e => e.Name).Order(StringComparer.Ordinal), references.Distinct().Order(StringComparer.Ordinal));
+        var contents = shared.EnumerateObject().Select(e => e.Value.GetRawText()).ToList();
+        Assert.Equal(contents.Count, contents.Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal(4, references.Count(r => r == "shapes-image"));
+        var image = shared.GetProperty("shapes-image").GetProperty("value").GetProperty("image").GetString()!;
+        Assert.Equal(contents.Count(c => c.Contains(image, StringComparison.Ordinal)), text.Split(image).Length - 1);
+        Assert.Equal(2, contents.Count(c => c.Contains(image, StringComparison.Ordinal)));
+        Assert.Equal("shapes", shared.GetProperty("shapes-image").GetProperty("x-model").GetString());
+        // Written without indentation: the examples' numbers are not one per line.
+        Assert.DoesNotContain('\n', text);
     }
 
     [Fact]
@@ -108,7 +152,7 @@ public sealed class OpenApiContractTests
 
         Assert.Equal(["gzip"], response.Content.Headers.ContentEncoding);
         Assert.Equal(plain, inflated.ToArray());
-        Assert.True(compressed.Length * 4 < plain.Length, $"{compressed.Length} compressed bytes for a {plain.Length}-byte document");
+        Assert.True(compressed.Length * 2 < plain.Length, $"{compressed.Length} compressed bytes for a {plain.Length}-byte document");
 
         // The API's own answers are not compressed: their bodies are small and their CPU is the product.
         using var models = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
@@ -125,7 +169,7 @@ public sealed class OpenApiContractTests
         return await (await client.GetAsync("/swagger/v1/swagger.json")).JsonAsync();
     }
 
-    private static List<JsonElement> Examples(JsonElement paths, string path) =>
-        [.. paths.GetProperty(path).GetProperty("post").GetProperty("requestBody").GetProperty("content").GetProperty("application/json")
-            .GetProperty("examples").EnumerateObject().Select(e => e.Value)];
+    private static List<JsonElement> Examples(JsonElement document, string path) =>
+        [.. document.GetProperty("paths").GetProperty(path).GetProperty("post").GetProperty("requestBody").GetProperty("content")
+            .GetProperty("application/json").GetProperty("examples").EnumerateObject().Select(e => e.Value.Resolved(document))];
 }

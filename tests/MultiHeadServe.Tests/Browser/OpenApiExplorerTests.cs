@@ -86,7 +86,7 @@ public sealed class OpenApiExplorerTests
                 await operation.Locator("button.try-out__btn").ClickAsync();
                 foreach (var example in examples.EnumerateObject())
                 {
-                    var model = example.Value.GetProperty("x-model").GetString()!;
+                    var model = example.Value.Resolved(document).GetProperty("x-model").GetString()!;
                     await operation.Locator("tr[data-param-name='model'] select").SelectOptionAsync(model);
                     if (await operation.Locator("tr[data-param-name='head'] select").CountAsync() > 0)
                     {
