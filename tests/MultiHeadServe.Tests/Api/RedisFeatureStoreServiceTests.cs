@@ -226,7 +226,7 @@ public sealed class RedisFeatureStoreServiceTests(RedisServer server, ITestOutpu
 /// The outage tests time every answer of a service that runs in this test host, so they run alone, not beside another
 /// class loading the host's thread pool: started beside different classes, one answer of 6,952 took 1.19 s. As its
 /// own process instead, the service met its first outage with its failure path never run before (in a debug build,
-/// under the suite's load), and the slowest answer took 1.1 to 1.2 s in four runs of four.
+/// under the suite's load), and the slowest answer took over a second in four suite runs of four.
 /// </summary>
 [CollectionDefinition(nameof(RedisOutages), DisableParallelization = true)]
 public sealed class RedisOutages;
