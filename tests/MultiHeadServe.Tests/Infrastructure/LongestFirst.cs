@@ -32,13 +32,10 @@ public sealed class LongestFirst : ITestCollectionOrderer
             .ThenBy(c => c.index)
             .Select(c => c.collection);
 
-    private static int SecondsOf(ITestCollection collection)
-    {
-        var name = collection.DisplayName.StartsWith(PerClassPrefix, StringComparison.Ordinal)
-            ? collection.DisplayName[PerClassPrefix.Length..]
-            : collection.CollectionDefinition?.Name;
-        return name is not null && typeof(LongestFirst).Assembly.GetType(name) is { } type
+    /// <summary>The hint on a class's own collection; 0 for a shared [Collection], which keeps xUnit's order.</summary>
+    private static int SecondsOf(ITestCollection collection) =>
+        collection.DisplayName.StartsWith(PerClassPrefix, StringComparison.Ordinal) &&
+        typeof(LongestFirst).Assembly.GetType(collection.DisplayName[PerClassPrefix.Length..]) is { } type
             ? type.GetCustomAttribute<TakesAboutAttribute>()?.Seconds ?? 0
             : 0;
-    }
 }
