@@ -62,14 +62,12 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
             $"{Mib(first)} MiB after cycle 1, {Mib(middle)} after cycle {Cycles / 2}, {Mib(last)} after cycle {Cycles} " +
             $"({Percent(first, last)} over the first cycle, {Percent(middle, last)} over the second half)");
         // A leaked shapes version alone (its weights, the arena of its warm-up at batch 32, a batcher) is several MiB a
-        // cycle: over the second half alone that is +25% or more. What does grow after the first cycle is the runtime
-        // warming up, and it levels off: the JIT compiling the load path's code again at its optimised tier (about 4 MiB
-        // of code by cycle 50, 8 MiB by cycle 90, then flat; with tiered compilation off the whole growth is +4%).
-        // Measured with the shared arena, the one load thread and the collection after a drain: +4% to +14% (median about +8%)
-        // at cycle 50 over 19 runs; it levels off by cycle 80. The exact check that no version is left behind is
+        // cycle: +25% or more by cycle 50. What does grow after the first cycle is the runtime warming up its HTTP path at
+        // this light load (the JIT's code, about 5 MiB by cycle 50, levels off by cycle 100). With the collection and the
+        // C allocator's trim after each drain: +1.2% to +8.8% (median about +4.5%) at cycle 50 over 23 runs of this test
+        // alone; without the trim it was +4% to +14%. The exact check that no version is left behind is
         // FiftyUnloadLoadCyclesDisposeEveryReplacedVersion.
-        Assert.True(last <= middle * 1.10, $"Resident memory grew from {Mib(middle)} MiB at cycle {Cycles / 2} to {Mib(last)} MiB at cycle {Cycles}.");
-        Assert.True(last <= first * 1.5, $"Resident memory grew from {Mib(first)} MiB to {Mib(last)} MiB over {Cycles} cycles.");
+        Assert.True(last <= first * 1.10, $"Resident memory grew from {Mib(first)} MiB after cycle 1 to {Mib(last)} MiB after cycle {Cycles}.");
     }
 
     [Fact]
