@@ -85,6 +85,19 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
     internal void MarkLoaded() => _loaded = true;
 
     /// <summary>
+    /// After the start-up load: reading, fusing and warming every model leaves far more garbage than live data (with
+    /// the demo models, 1.2 GB resident of which 0.3 GB is needed), which the collector would otherwise keep committed
+    /// for a long time. Runs before the server accepts requests.
+    /// </summary>
+    internal void ReturnStartUpMemory()
+    {
+        if (_compactAfterUnload)
+        {
+            Compact();
+        }
+    }
+
+    /// <summary>
     /// Publishes <paramref name="model"/> (null: removes <paramref name="name"/>), then retires the versions of the
     /// entry it replaces that it does not keep. Requests holding them finish on them.
     /// </summary>
@@ -146,11 +159,16 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
                 {
                     // Cleared first: a drain that ends during this collection may have garbage it does not see.
                     Volatile.Write(ref s_collectionQueued, 0);
-                    GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-                    NativeHeap.Trim();
+                    Compact();
                 },
                 null);
         }
+    }
+
+    private static void Compact()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        NativeHeap.Trim();
     }
 
     public void Dispose()

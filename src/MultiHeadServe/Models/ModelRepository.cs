@@ -78,6 +78,7 @@ public sealed class ModelRepository(
         logger.LogInformation("Model repository {Path}: {Count} model(s) ready: {Models}", _root, registry.Models.Count,
             string.Join(", ", registry.Models.Select(m => $"{m.Name} ({string.Join(", ", m.ServedVersions)})")));
         registry.MarkLoaded();
+        registry.ReturnStartUpMemory();
     }
 
     /// <summary>

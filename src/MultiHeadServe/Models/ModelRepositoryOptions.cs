@@ -33,9 +33,9 @@ public sealed class ModelRepositoryOptions
     public bool SharedCpuArena { get; set; } = true;
 
     /// <summary>
-    /// Whether one compacting garbage collection runs once the versions a reload or unload retired have drained, so the
-    /// process gives their memory back at once (default). A host that runs many services in one process (tests) turns
-    /// it off: the collection would pause all of them.
+    /// Whether one compacting garbage collection (and a trim of the C allocator) runs after the start-up load and once
+    /// the versions a reload or unload retired have drained, so the process gives that memory back at once (default).
+    /// A host that runs many services in one process (tests) turns it off: the collection would pause all of them.
     /// </summary>
     public bool CompactAfterUnload { get; set; } = true;
 
