@@ -9,16 +9,26 @@ namespace MultiHeadServe.Inference;
 /// A model's full session and, for requests that ask for some of its outputs only, sessions over the graph pruned
 /// to those outputs (so a request for one head of three runs only that head's part of the graph). A pruned session
 /// is made on the first request for its output set, warmed, and kept; at most <see cref="MaxPrunedSessions"/>
-/// of them, after which further subsets run on the full session. Still one fetch and one run per request.
-/// Thread-safe; owns every session it holds.
+/// of them, after which further subsets run on the full session. A subset that needs nearly all of the graph (one
+/// head of a backbone with small heads) runs on the full session too: pruning would skip little work and hold a
+/// second copy of the model. Still one fetch and one run per request. Thread-safe; owns every session it holds.
 /// </summary>
 public sealed class HeadSubsetSessions : IDisposable
 {
     /// <summary>Output sets beyond this many share the full session: each pruned session holds its own weights.</summary>
     public const int MaxPrunedSessions = 16;
 
-    // Read on the first subset request, not at load: most models are never asked for a subset.
-    private readonly Lazy<ModelProto>? _graph;
+    /// <summary>
+    /// The default largest share of the model's weight bytes a pruned graph may keep and still get its own session.
+    /// Weights stand for both costs: the memory a session holds and, roughly, the work a run does.
+    /// </summary>
+    public const double DefaultMaxWeightShare = 0.75;
+
+    // Read when a subset is first asked for (most models never are), and not kept: a model's graph is as large as its
+    // weights, and at most MaxPrunedSessions subsets ever need it.
+    private readonly Func<ModelProto>? _graph;
+    private readonly double _maxWeightShare;
+    private readonly string _model;
     private readonly SessionSettings _settings;
     private readonly string _input;
     private readonly IReadOnlyList<long> _rowShape;
@@ -32,7 +42,11 @@ public sealed class HeadSubsetSessions : IDisposable
     /// <param name="input">The feature input every run feeds.</param>
     /// <param name="rowShape">One row's shape, for the warm-up run.</param>
     /// <param name="logger">Where a subset that cannot be pruned is reported.</param>
-    public HeadSubsetSessions(ModelSession full, Func<ModelProto>? graph, SessionSettings settings, string input, IReadOnlyList<long> rowShape, ILogger logger)
+    /// <param name="maxWeightShare">The largest share of the weights a pruned graph may keep (see <see cref="DefaultMaxWeightShare"/>).</param>
+    /// <param name="model">The model and version the log names.</param>
+    public HeadSubsetSessions(
+        ModelSession full, Func<ModelProto>? graph, SessionSettings settings, string input, IReadOnlyList<long> rowShape, ILogger logger,
+        double maxWeightShare = DefaultMaxWeightShare, string model = "the model")
     {
         ArgumentNullException.ThrowIfNull(full);
         Full = full;
@@ -41,7 +55,9 @@ public sealed class HeadSubsetSessions : IDisposable
         _rowShape = rowShape;
         _logger = logger;
         // Pruning is keyed by a bit per output; a graph with more outputs always runs whole.
-        _graph = full.Outputs.Count <= 64 && graph is not null ? new Lazy<ModelProto>(graph, LazyThreadSafetyMode.ExecutionAndPublication) : null;
+        _graph = full.Outputs.Count <= 64 ? graph : null;
+        _maxWeightShare = maxWeightShare;
+        _model = model;
         _allOutputs = full.Outputs.Count >= 64 ? ulong.MaxValue : (1UL << full.Outputs.Count) - 1;
     }
 
@@ -97,10 +113,21 @@ public sealed class HeadSubsetSessions : IDisposable
         ModelSession? session = null;
         try
         {
-            var graph = ModelPruning.Prune(_graph!.Value, names);
+            var whole = _graph!();
+            var graph = ModelPruning.Prune(whole, names);
             if (!graph.Graph.Input.Any(i => i.Name == _input))
             {
                 // These outputs do not read the features at all: nothing to gain, run the full graph.
+                return null;
+            }
+
+            var weights = new OnnxModel(whole).InitializerBytes;
+            var kept = new OnnxModel(graph).InitializerBytes;
+            if (weights > 0 && kept > weights * _maxWeightShare)
+            {
+                _logger.LogInformation(
+                    "Outputs {Outputs} of {Model} run on the full graph: pruned to them it keeps {Share:P0} of the weights, too much to be worth a second session",
+                    string.Join(", ", names), _model, (double)kept / weights);
                 return null;
             }
 
@@ -114,7 +141,7 @@ public sealed class HeadSubsetSessions : IDisposable
 #pragma warning restore CA1031
         {
             session?.Dispose();
-            _logger.LogWarning(ex, "Outputs {Outputs} run on the full graph: pruning them failed", string.Join(", ", names));
+            _logger.LogWarning(ex, "Outputs {Outputs} of {Model} run on the full graph: pruning them failed", string.Join(", ", names), _model);
             return null;
         }
     }

@@ -76,7 +76,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             var decoders = CreateDecoders(manifest, session, labels, displayPath);
             var evaluator = CreateEvaluator(manifest, labels, displayPath);
             var featureInput = session.Inputs.Single(i => i.Name == manifest.Features.Input);
-            sessions = new HeadSubsetSessions(session, graph, settings, featureInput.Name, [.. featureInput.Shape.Skip(1)], logger);
+            sessions = new HeadSubsetSessions(
+                session, graph, settings, featureInput.Name, [.. featureInput.Shape.Skip(1)], logger, model: $"{name} version {version}");
             var model = new LoadedModel(name, version, directory, manifest, sessions, labels, versions, decoders, evaluator) { Fingerprint = fingerprint };
             try
             {

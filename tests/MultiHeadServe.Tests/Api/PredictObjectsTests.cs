@@ -14,7 +14,7 @@ public sealed class PredictObjectsTests
     private const double Tolerance = 1e-4;
 
     [Fact]
-    public async Task EveryHeadFromOneFusedRunEqualsTheKitsOutputsAndASubsetRunsItsPrunedGraph()
+    public async Task EveryHeadFromOneFusedRunEqualsTheKitsOutputsAndOneHeadRunsTheFullGraph()
     {
         var reference = ReferenceData.Load("objects");
         await using var app = new ServeFactory(new Dictionary<string, string?>
@@ -59,7 +59,8 @@ public sealed class PredictObjectsTests
         }
 
         var model = app.Services.GetRequiredService<ModelRegistry>().All.Single();
-        Assert.Equal(1, model.Sessions.PrunedCount);
+        // One head needs the whole backbone (nearly all of the weights): it runs on the full session, not on a copy.
+        Assert.Equal(0, model.Sessions.PrunedCount);
         // The fused graph computes the backbone once: one copy of its 22 convolutions' weights, not three.
         Assert.Equal(3, model.Manifest.Members!.Count);
     }

@@ -41,6 +41,25 @@ public sealed class HeadSubsetSessionsTests
     }
 
     [Fact]
+    public void ASubsetKeepingMoreThanTheWeightShareRunsTheFullSession()
+    {
+        // two_heads holds 35 weights: box's part 20 (57%), logits' part 15 (43%).
+        using var sessions = Create(TestModels.TwoHeads, maxWeightShare: 0.5);
+        var x = TestModels.Input(8, 4, seed: 22);
+
+        var box = sessions.For(["box"]);
+        var logits = sessions.For(["logits"]);
+
+        Assert.Same(sessions.Full, box);
+        Assert.NotSame(sessions.Full, logits);
+        Assert.Equal(["logits"], logits.Outputs.Select(o => o.Name));
+        Assert.Equal(1, sessions.PrunedCount);
+        Assert.Equal(
+            sessions.Full.Run("x", x, [8, 4], ["logits", "box"], CancellationToken.None).Data[1],
+            box.Run("x", x, [8, 4], ["box"], CancellationToken.None).Data[0]);
+    }
+
+    [Fact]
     public void WithoutAGraphEverySubsetRunsTheFullSession()
     {
         using var sessions = new HeadSubsetSessions(ModelSession.FromFile(TestModels.TwoHeads, Cpu), null, Cpu, "x", [4], NullLogger.Instance);
@@ -71,6 +90,6 @@ public sealed class HeadSubsetSessionsTests
         }
     }
 
-    private static HeadSubsetSessions Create(string path) =>
-        new(ModelSession.FromFile(path, Cpu), () => OnnxModel.Load(path).Proto, Cpu, "x", [4], NullLogger.Instance);
+    private static HeadSubsetSessions Create(string path, double maxWeightShare = HeadSubsetSessions.DefaultMaxWeightShare) =>
+        new(ModelSession.FromFile(path, Cpu), () => OnnxModel.Load(path).Proto, Cpu, "x", [4], NullLogger.Instance, maxWeightShare);
 }
