@@ -20,8 +20,8 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
     /// <summary>The extension on each example naming the model it is for.</summary>
     public const string ModelExtension = "x-model";
 
-    private readonly Lazy<IReadOnlyList<DemoExample>> _examples = new(() => Build(registry));
-    private readonly Lazy<IReadOnlyList<DemoExample>> _evaluateExamples = new(() => BuildEvaluate(registry));
+    // Built for the models served now; built again when they change (a model loaded, reloaded or unloaded).
+    private Examples? _examples;
 
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
@@ -99,7 +99,8 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             return;
         }
 
-        var examples = body.BodyType == typeof(EvaluateRequest) ? _evaluateExamples.Value : _examples.Value;
+        var current = Current();
+        var examples = body.BodyType == typeof(EvaluateRequest) ? current.Evaluate : current.Predict;
         foreach (var example in examples)
         {
             media.Examples![example.Name] = example.ToOpenApi();
@@ -151,6 +152,20 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
 
     private static IEnumerable<string> RouteParameters(string? template) =>
         System.Text.RegularExpressions.Regex.Matches(template ?? "", @"\{([A-Za-z_][A-Za-z0-9_]*)\}").Select(m => m.Groups[1].Value);
+
+    /// <summary>The examples of the models served now.</summary>
+    private Examples Current()
+    {
+        var generation = registry.Generation;
+        var examples = Volatile.Read(ref _examples);
+        if (examples is null || examples.Generation != generation)
+        {
+            examples = new Examples(generation, Build(registry), BuildEvaluate(registry));
+            Volatile.Write(ref _examples, examples);
+        }
+
+        return examples;
+    }
 
     /// <summary>Each served model's predict bodies: its first reference row as an image, entity keys, three instances or inline features.</summary>
     internal static List<DemoExample> Build(ModelRegistry registry)
@@ -287,6 +302,8 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
             return null;
         }
     }
+
+    private sealed record Examples(long Generation, IReadOnlyList<DemoExample> Predict, IReadOnlyList<DemoExample> Evaluate);
 }
 
 /// <summary>A named example body for one model.</summary>

@@ -15,8 +15,8 @@ namespace MultiHeadServe.Api;
 /// Response examples that are real responses: the first time the document is asked for, each served model's demo
 /// body goes through the real feature fetch, the real run and the real handlers (predict, one head, evaluate) and the
 /// answers become the 200 examples; the fetched tensor of the same row becomes the model's /v2 infer example, and
-/// its real answer the /v2 response example. Built once and kept (only timings would differ); a failure is not kept,
-/// so the next request for the document tries again.
+/// its real answer the /v2 response example. Built once per set of served models and kept (only timings would
+/// differ); a failure is not kept, so the next request for the document tries again.
 /// </summary>
 public sealed class DemoResponseExamples(
     ModelRegistry registry, FeatureFetcher fetcher, InferenceService inference, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,
@@ -24,6 +24,7 @@ public sealed class DemoResponseExamples(
 {
     private readonly Lock _gate = new();
     private Task<Recorded>? _recorded;
+    private long _recordedGeneration;
 
     public async Task ApplyAsync(OpenApiDocument swaggerDoc, DocumentFilterContext context, CancellationToken cancellationToken)
     {
@@ -90,11 +91,15 @@ public sealed class DemoResponseExamples(
     {
         lock (_gate)
         {
-            // Recorded once per app (the filter lives as long as the app's options); an incomplete recording (a model
-            // not answering, the feature store down) serves this document and is tried again for the next.
-            if (_recorded is null || _recorded.IsFaulted || _recorded.IsCanceled || (_recorded.IsCompletedSuccessfully && !_recorded.Result.Complete))
+            // Recorded once per set of served models (the filter lives as long as the app's options): again when a
+            // model is loaded, reloaded or unloaded. An incomplete recording (a model not answering, the feature store
+            // down) serves this document and is tried again for the next.
+            var generation = registry.Generation;
+            if (_recorded is null || _recordedGeneration != generation || _recorded.IsFaulted || _recorded.IsCanceled ||
+                (_recorded.IsCompletedSuccessfully && !_recorded.Result.Complete))
             {
                 _recorded = RecordAsync(CancellationToken.None);
+                _recordedGeneration = generation;
             }
 
             return _recorded;

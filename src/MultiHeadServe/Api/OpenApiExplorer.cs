@@ -17,6 +17,7 @@ public static class OpenApiExplorer
         configuration.GetSection(ApiKeyOptions.Section).Bind(options);
         var keysConfigured = options.ApiKeys.Any(k => !string.IsNullOrWhiteSpace(k)) || !string.IsNullOrEmpty(options.ApiKeyFile);
         services.AddEndpointsApiExplorer();
+        services.AddSingleton<OpenApiDocumentCache>();
         // The document carries real example bodies (an image model's picture and tensor are hundreds of kilobytes):
         // compressed, it is a fraction of the bytes. Only the explorer's branch compresses; the API answers as it is.
         services.AddResponseCompression(compression =>
@@ -77,6 +78,9 @@ public static class OpenApiExplorer
         app.UseWhen(context => context.Request.Path.StartsWithSegments("/swagger"), explorer =>
         {
             explorer.UseResponseCompression();
+            // Built once per served-model set and server, not per request.
+            var cache = explorer.ApplicationServices.GetRequiredService<OpenApiDocumentCache>();
+            explorer.Use(next => context => cache.InvokeAsync(context, next));
             // The document names the server it was fetched from, so generated clients and the explorer call the same place.
             explorer.UseSwagger(options =>
             {

@@ -17,12 +17,16 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
     private volatile Snapshot _snapshot = new(new Dictionary<string, ServedModel>(StringComparer.Ordinal));
     private static int s_collectionQueued;
     private volatile bool _loaded;
+    private long _generation;
 
     /// <summary>Every served model's default version (its highest served one).</summary>
     public IReadOnlyCollection<LoadedModel> All => _snapshot.Defaults;
 
     /// <summary>Every served model with all its served versions.</summary>
     public IReadOnlyCollection<ServedModel> Models => (IReadOnlyCollection<ServedModel>)_snapshot.Models.Values;
+
+    /// <summary>Counts the changes to what is served (a model loaded, reloaded or unloaded): what describes the served models is current while it stays the same.</summary>
+    public long Generation => Interlocked.Read(ref _generation);
 
     /// <summary>True once start-up loading has finished.</summary>
     public bool Loaded => _loaded;
@@ -118,6 +122,7 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
             }
 
             _snapshot = new Snapshot(models);
+            Interlocked.Increment(ref _generation);
         }
 
         if (previous is null)
