@@ -127,6 +127,12 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
 
         if (previous is null)
         {
+            // A model loaded while serving: reading and warming it left garbage behind, as the start-up load did.
+            if (model is not null && _loaded && _compactAfterUnload)
+            {
+                ReturnMemory();
+            }
+
             return;
         }
 
@@ -152,9 +158,10 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
     /// runs, and trimming the C allocator gives back the pages their disposed sessions freed (about 1 ms), so that
     /// loading and unloading versions leaves the process's size where it was. Reloads are rare and the heap small. (Not
     /// at shutdown, which retires every version through <see cref="Dispose"/>: the process is about to give everything
-    /// back.)
+    /// back.) A model loaded while serving (not replacing one) gets the same after its load, for the garbage the load
+    /// left.
     /// </summary>
-    /// <remarks>Drains that end while a collection is waiting to start share it.</remarks>
+    /// <remarks>Drains and loads that end while a collection is waiting to start share it.</remarks>
     private static void ReturnMemory()
     {
         if (Interlocked.Exchange(ref s_collectionQueued, 1) == 0)

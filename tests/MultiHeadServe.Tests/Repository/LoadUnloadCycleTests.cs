@@ -62,12 +62,16 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
             $"{Mib(first)} MiB after cycle 1, {Mib(middle)} after cycle {Cycles / 2}, {Mib(last)} after cycle {Cycles} " +
             $"({Percent(first, last)} over the first cycle, {Percent(middle, last)} over the second half)");
         // A leaked shapes version alone (its weights, the arena of its warm-up at batch 32, a batcher) is several MiB a
-        // cycle: +25% or more by cycle 50. What does grow after the first cycle is the runtime warming up its HTTP path at
-        // this light load (the JIT's code, about 5 MiB by cycle 50, levels off by cycle 100). With the collection and the
-        // C allocator's trim after each drain: +1.2% to +8.8% (median about +4.5%) at cycle 50 over 23 runs of this test
-        // alone; without the trim it was +4% to +14%. The exact check that no version is left behind is
+        // cycle: +25% or more by cycle 50, +10% or more over the second half alone. What does grow after the first cycle
+        // is the runtime warming up its HTTP and load paths (the JIT's code: about 5 MiB by cycle 50 at this test's pace,
+        // more at a slower one, flat after a few minutes) and where the C allocator placed what it kept (a few MiB either
+        // way, the first cycle's figure included). With the collection and the C allocator's trim after each load and
+        // drain: +1% to +10% at cycle 50 (median about +5%) over 35 runs of this test alone; without the trim it was
+        // +4% to +14%. So the bar here is the leak's signature, not the 10% over the first cycle that the runtime's
+        // warm-up alone can reach. The exact check that no version is left behind is
         // FiftyUnloadLoadCyclesDisposeEveryReplacedVersion.
-        Assert.True(last <= first * 1.10, $"Resident memory grew from {Mib(first)} MiB after cycle 1 to {Mib(last)} MiB after cycle {Cycles}.");
+        Assert.True(last <= middle * 1.10, $"Resident memory grew from {Mib(middle)} MiB at cycle {Cycles / 2} to {Mib(last)} MiB at cycle {Cycles}.");
+        Assert.True(last <= first * 1.25, $"Resident memory grew from {Mib(first)} MiB after cycle 1 to {Mib(last)} MiB after cycle {Cycles}.");
     }
 
     [Fact]
