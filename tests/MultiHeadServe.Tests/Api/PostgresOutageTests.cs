@@ -67,11 +67,16 @@ public sealed class PostgresOutageTests(PostgresServer server, ITestOutputHelper
         });
         var client = service.Client;
         // Warm: eight pooled connections open, as in steady service, so their opening is not counted as the outage's.
-        for (var round = 0; round < 3; round++)
+        // Under the suite's load the first round can meet the store's 200 ms budget while PostgreSQL starts eight
+        // backends at once (a 503, as designed): warm until three rounds in a row all succeed.
+        var good = 0;
+        for (var round = 0; round < 20 && good < 3; round++)
         {
             var warm = await Task.WhenAll(Enumerable.Range(0, Clients).Select(i => client.PostJsonAsync(Predict, new { instances = Instances(4, seed: i) })));
-            Assert.All(warm, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+            good = warm.All(r => r.StatusCode == HttpStatusCode.OK) ? good + 1 : 0;
         }
+
+        Assert.True(good == 3, "The service never answered three rounds of eight requests in a row before the outage.");
 
         var answers = new ConcurrentQueue<Answer>();
         var leaks = new ConcurrentQueue<string>();
