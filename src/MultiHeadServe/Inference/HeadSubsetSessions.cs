@@ -115,6 +115,7 @@ public sealed class HeadSubsetSessions : IDisposable
         {
             var whole = _graph!();
             var graph = ModelPruning.Prune(whole, names);
+            var pruned = new OnnxModel(graph);
             if (!graph.Graph.Input.Any(i => i.Name == _input))
             {
                 // These outputs do not read the features at all: nothing to gain, run the full graph.
@@ -122,7 +123,7 @@ public sealed class HeadSubsetSessions : IDisposable
             }
 
             var weights = new OnnxModel(whole).InitializerBytes;
-            var kept = new OnnxModel(graph).InitializerBytes;
+            var kept = pruned.InitializerBytes;
             if (weights > 0 && kept > weights * _maxWeightShare)
             {
                 _logger.LogInformation(
@@ -131,7 +132,7 @@ public sealed class HeadSubsetSessions : IDisposable
                 return null;
             }
 
-            session = ModelSession.FromBytes(new OnnxModel(graph).ToBytes(), _settings);
+            session = ModelSession.FromBytes(pruned.ToBytes(), _settings);
             long[] shape = [1, .. _rowShape];
             _ = session.Run(_input, new float[_rowShape.Aggregate(1L, (a, d) => a * d)], shape, names, CancellationToken.None);
             return session;

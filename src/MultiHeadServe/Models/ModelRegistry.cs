@@ -14,10 +14,9 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
 {
     private readonly bool _compactAfterUnload = options.Value.CompactAfterUnload;
     private readonly object _writeGate = new();
-    private volatile Snapshot _snapshot = new(new Dictionary<string, ServedModel>(StringComparer.Ordinal));
+    private volatile Snapshot _snapshot = new(new Dictionary<string, ServedModel>(StringComparer.Ordinal), 0);
     private static int s_collectionQueued;
     private volatile bool _loaded;
-    private long _generation;
 
     /// <summary>Every served model's default version (its highest served one).</summary>
     public IReadOnlyCollection<LoadedModel> All => _snapshot.Defaults;
@@ -26,7 +25,7 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
     public IReadOnlyCollection<ServedModel> Models => (IReadOnlyCollection<ServedModel>)_snapshot.Models.Values;
 
     /// <summary>Counts the changes to what is served (a model loaded, reloaded or unloaded): what describes the served models is current while it stays the same.</summary>
-    public long Generation => Interlocked.Read(ref _generation);
+    public long Generation => _snapshot.Generation;
 
     /// <summary>True once start-up loading has finished.</summary>
     public bool Loaded => _loaded;
@@ -121,8 +120,7 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
                 models[name] = model;
             }
 
-            _snapshot = new Snapshot(models);
-            Interlocked.Increment(ref _generation);
+            _snapshot = new Snapshot(models, _snapshot.Generation + 1);
         }
 
         if (previous is null)
@@ -194,9 +192,12 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
         }
     }
 
-    private sealed class Snapshot(Dictionary<string, ServedModel> models)
+    private sealed class Snapshot(Dictionary<string, ServedModel> models, long generation)
     {
         public IReadOnlyDictionary<string, ServedModel> Models { get; } = models;
+
+        /// <summary>How many snapshots came before this one.</summary>
+        public long Generation { get; } = generation;
 
         public IReadOnlyCollection<LoadedModel> Defaults { get; } = [.. models.Values.Select(m => m.Default)];
     }
