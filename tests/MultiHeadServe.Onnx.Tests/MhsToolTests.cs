@@ -18,8 +18,11 @@ public sealed class MhsToolTests : IDisposable
     {
         var root = PretrainedBackbone.RepositoryRoot();
         var packages = Path.Combine(folder.FullName, "packages");
+        // Built and restored in a folder of its own: the checkout's obj folders are shared with the container test's
+        // publish for linux-x64, which runs at the same time, and a restore without a runtime would replace its assets.
         var (packed, packOutput) = await RunAsync("dotnet", root, ownCache: false,
-            "pack", Path.Combine(root, "src", "MultiHeadServe.Cli"), "-c", "Release", "-o", packages, "-p:BuildObjectsMembers=false", "-nologo");
+            "pack", Path.Combine(root, "src", "MultiHeadServe.Cli"), "-c", "Release", "-o", packages, "-p:BuildObjectsMembers=false", "-nologo",
+            "--artifacts-path", Path.Combine(folder.FullName, "build"));
         Assert.True(packed == 0, packOutput);
         var config = Path.Combine(folder.FullName, "nuget.config");
         await File.WriteAllTextAsync(config, $"""
