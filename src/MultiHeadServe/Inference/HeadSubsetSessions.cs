@@ -37,7 +37,10 @@ public sealed class HeadSubsetSessions : IDisposable
     private readonly ulong _allOutputs;
 
     /// <param name="full">The session over the whole graph; owned from now on.</param>
-    /// <param name="graph">Gives the graph <paramref name="full"/> was created from, to prune (called once, on the first subset); null: no pruning.</param>
+    /// <param name="graph">
+    /// Gives the graph <paramref name="full"/> was created from, to prune: called when a subset is first asked for, and
+    /// when it throws (the graph is no longer available as it was) that subset runs on the full session. Null: no pruning.
+    /// </param>
     /// <param name="settings">How pruned sessions are created (as the full one was).</param>
     /// <param name="input">The feature input every run feeds.</param>
     /// <param name="rowShape">One row's shape, for the warm-up run.</param>

@@ -67,7 +67,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         string directory, string name, ModelManifest manifest, string displayPath, IReadOnlyList<int> versions, int version, string fingerprint)
     {
         var versionDirectory = Path.Combine(directory, version.ToString(CultureInfo.InvariantCulture));
-        var (session, graph, settings) = CreateSession(manifest, versionDirectory, displayPath);
+        var (session, graph, settings) = CreateSession(manifest, versionDirectory, displayPath, () => fingerprint == ModelFolderFingerprint.Of(directory).Version(version));
         HeadSubsetSessions? sessions = null;
         try
         {
@@ -142,8 +142,14 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         }
     }
 
-    /// <summary>The model's session, the graph it was made from (for pruned head subsets) and the settings used.</summary>
-    private (ModelSession Session, Func<Onnx.Proto.ModelProto> Graph, SessionSettings Settings) CreateSession(ModelManifest manifest, string versionDirectory, string displayPath)
+    /// <summary>
+    /// The model's session, the graph it was made from (for pruned head subsets) and the settings used. The graph is
+    /// read again, and fused again, when a subset first asks for it, not kept: it is as large as the model's weights
+    /// (about 65 MB for a ResNet-18 backbone with its heads) and most models are never asked for a subset. It is read
+    /// only while <paramref name="unchanged"/> holds: a pruned session must compute what the version's full one does.
+    /// </summary>
+    private (ModelSession Session, Func<Onnx.Proto.ModelProto> Graph, SessionSettings Settings) CreateSession(
+        ModelManifest manifest, string versionDirectory, string displayPath, Func<bool> unchanged)
     {
         if (manifest.IntraOpThreads is < 0 or > MaxIntraOpThreads)
         {
@@ -162,19 +168,21 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         {
             if (manifest.Members is { Count: > 0 } members)
             {
-                var parts = members.Select((file, i) =>
-                {
-                    var path = Path.Combine(versionDirectory, file);
-                    if (!File.Exists(path))
-                    {
-                        throw new ManifestException(displayPath, $"members[{i}]", $"'{file}' does not exist in {Path.GetFileName(versionDirectory)}/.");
-                    }
-
-                    return (Path.GetFileNameWithoutExtension(file), OnnxModel.Load(path).Proto);
-                }).ToList();
                 // Members that embed the same frozen backbone compute it once in the fused graph.
-                var fused = new OnnxModel(ModelFusion.Fuse(parts, new FuseOptions { DeduplicateComputation = true }));
-                return (ModelSession.FromBytes(fused.ToBytes(), settings), () => fused.Proto, settings);
+                Onnx.Proto.ModelProto Fuse() => ModelFusion.Fuse(
+                    members.Select((file, i) =>
+                    {
+                        var path = Path.Combine(versionDirectory, file);
+                        if (!File.Exists(path))
+                        {
+                            throw new ManifestException(displayPath, $"members[{i}]", $"'{file}' does not exist in {Path.GetFileName(versionDirectory)}/.");
+                        }
+
+                        return (Path.GetFileNameWithoutExtension(file), OnnxModel.Load(path).Proto);
+                    }).ToList(),
+                    new FuseOptions { DeduplicateComputation = true });
+
+                return (ModelSession.FromBytes(new OnnxModel(Fuse()).ToBytes(), settings), () => Unchanged(Fuse), settings);
             }
 
             var modelPath = Path.Combine(versionDirectory, "model.onnx");
@@ -183,9 +191,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                 throw new ManifestException(displayPath, "members", $"no model.onnx in {Path.GetFileName(versionDirectory)}/ and no members listed.");
             }
 
-            // The session from the file (the runtime resolves external weights beside it); the graph, for pruning, only
-            // when a head subset is first asked for.
-            return (ModelSession.FromFile(modelPath, settings), () => OnnxModel.Load(modelPath).Proto, settings);
+            // The session from the file (the runtime resolves external weights beside it).
+            return (ModelSession.FromFile(modelPath, settings), () => Unchanged(() => OnnxModel.Load(modelPath).Proto), settings);
         }
         catch (OnnxModelException ex)
         {
@@ -199,6 +206,10 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         {
             throw new ManifestException(displayPath, "provider", ex.Message);
         }
+
+        Onnx.Proto.ModelProto Unchanged(Func<Onnx.Proto.ModelProto> read) => unchanged()
+            ? read()
+            : throw new InvalidOperationException($"the files of {Path.GetFileName(versionDirectory)}/ changed since it was loaded (the next reload serves them)");
     }
 
     private ExecutionProvider ProviderFor(ModelManifest manifest, string displayPath) => manifest.Provider?.ToLowerInvariant() switch

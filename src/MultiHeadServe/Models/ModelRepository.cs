@@ -171,7 +171,7 @@ public sealed class ModelRepository(
         {
             cancellationToken.ThrowIfCancellationRequested();
             var record = Record(name);
-            if (record.Unloaded || Fingerprints.Of(Path.Combine(Root, name)).Whole == record.LastScan)
+            if (record.Unloaded || ModelFolderFingerprint.Of(Path.Combine(Root, name)).Whole == record.LastScan)
             {
                 continue;
             }
@@ -250,7 +250,7 @@ public sealed class ModelRepository(
         var displayPath = ModelLoader.DisplayPath(directory);
         var record = Record(name);
         registry.TryGetServed(name, out var current);
-        var scan = Fingerprints.Of(directory);
+        var scan = ModelFolderFingerprint.Of(directory);
         record.LastScan = scan.Whole;
 
         ModelManifest manifest;
@@ -441,60 +441,6 @@ public sealed class ModelRepository(
     }
 
     private sealed record RecordView(bool Unloaded, string? Failure, IReadOnlyList<VersionFailure> VersionFailures);
-
-    /// <summary>
-    /// Names, sizes and modification times of a model folder's files, hashed: per version folder (with the files
-    /// outside version folders, which every version reads: the manifest, labels) and for the whole folder.
-    /// </summary>
-    private sealed class Fingerprints
-    {
-        private readonly string _common;
-        private readonly Dictionary<int, string> _versions;
-
-        private Fingerprints(string common, Dictionary<int, string> versions, string whole)
-        {
-            _common = common;
-            _versions = versions;
-            Whole = whole;
-        }
-
-        public string Whole { get; }
-
-        public string Version(int version) => _common + ":" + _versions.GetValueOrDefault(version, "");
-
-        public static Fingerprints Of(string directory)
-        {
-            var common = new StringBuilder();
-            var versions = new Dictionary<int, StringBuilder>();
-            if (System.IO.Directory.Exists(directory))
-            {
-                foreach (var file in new DirectoryInfo(directory).EnumerateFiles("*", SearchOption.AllDirectories).OrderBy(f => f.FullName, StringComparer.Ordinal))
-                {
-                    var relative = Path.GetRelativePath(directory, file.FullName);
-                    var first = relative.Split(Path.DirectorySeparatorChar)[0];
-                    var target = common;
-                    if (relative.Contains(Path.DirectorySeparatorChar, StringComparison.Ordinal) &&
-                        int.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var version))
-                    {
-                        if (!versions.TryGetValue(version, out target))
-                        {
-                            target = new StringBuilder();
-                            versions[version] = target;
-                        }
-                    }
-
-                    target.Append(relative).Append('|').Append(file.Length).Append('|').Append(file.LastWriteTimeUtc.Ticks).Append('\n');
-                }
-            }
-
-            var commonHash = Hash(common.ToString());
-            var perVersion = versions.ToDictionary(v => v.Key, v => Hash(v.Value.ToString()));
-            var whole = commonHash + "/" + string.Join(",", perVersion.OrderBy(v => v.Key).Select(v => $"{v.Key}={v.Value}"));
-            return new Fingerprints(commonHash, perVersion, whole);
-        }
-
-        private static string Hash(string text) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
-    }
 }
 
 /// <summary>The protocol's model states, as Triton writes them.</summary>

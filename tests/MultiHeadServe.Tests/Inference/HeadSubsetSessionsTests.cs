@@ -90,6 +90,33 @@ public sealed class HeadSubsetSessionsTests
         }
     }
 
+    [Fact]
+    public async Task AMemberFileChangedSinceTheLoadIsNotPrunedUntilTheReloadServesIt()
+    {
+        using var repository = new TempRepository().With("ranking");
+        await using var service = new Repository.ReloadingService(repository);
+        var reference = ReferenceData.Load("ranking");
+        var body = new { instances = reference.Entities.Take(4) };
+        var member = Path.Combine(service.VersionPath("ranking", 1), "click.onnx");
+        File.SetLastWriteTimeUtc(member, File.GetLastWriteTimeUtc(member).AddMinutes(1));
+
+        // The graph a pruned session would be made from is read when a subset is first asked for: the files no longer
+        // are the ones the served version was made from, so the subset runs on the version's full session.
+        using var stale = await service.Client.PostJsonAsync("/v1/models/ranking/predict?heads=click", body);
+        Assert.True(service.Registry.TryGetServed("ranking", out var served));
+        var before = served.Versions[1];
+        await service.PollAsync();
+        Assert.True(service.Registry.TryGetServed("ranking", out served));
+        using var fresh = await service.Client.PostJsonAsync("/v1/models/ranking/predict?heads=click", body);
+
+        Assert.Equal(HttpStatusCode.OK, stale.StatusCode);
+        Assert.Equal(0, before.Sessions.PrunedCount);
+        Assert.NotSame(before, served.Versions[1]);
+        Assert.Equal(HttpStatusCode.OK, fresh.StatusCode);
+        Assert.Equal(1, served.Versions[1].Sessions.PrunedCount);
+        JsonAssert.SameNumbers((await stale.JsonAsync()).GetProperty("predictions"), (await fresh.JsonAsync()).GetProperty("predictions"), 1e-6);
+    }
+
     private static HeadSubsetSessions Create(string path, double maxWeightShare = HeadSubsetSessions.DefaultMaxWeightShare) =>
         new(ModelSession.FromFile(path, Cpu), () => OnnxModel.Load(path).Proto, Cpu, "x", [4], NullLogger.Instance, maxWeightShare);
 }
