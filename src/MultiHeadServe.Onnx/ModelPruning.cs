@@ -120,7 +120,7 @@ public static class ModelPruning
     }
 
     /// <summary>The nodes the outputs depend on (by index) and every value name they read.</summary>
-    private static (bool[] Nodes, HashSet<string> Values) Reachable(GraphProto graph, IEnumerable<string> outputs)
+    internal static (bool[] Nodes, HashSet<string> Values) Reachable(GraphProto graph, IEnumerable<string> outputs)
     {
         var producer = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var index = 0; index < graph.Node.Count; index++)

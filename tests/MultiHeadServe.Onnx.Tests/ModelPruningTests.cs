@@ -141,6 +141,38 @@ public sealed class ModelPruningTests
     }
 
     [Fact]
+    public void APlanGivesWhatPruningKeepsForEverySubsetOfOutputs()
+    {
+        var fused = ModelFusion.Fuse(RankingMembers.All(), new FuseOptions { DeduplicateComputation = true });
+        foreach (var model in new[] { TwoHeads(), fused })
+        {
+            var plan = PruningPlan.Of(model);
+            var outputs = model.Graph.Output.Select(output => output.Name).ToList();
+            Assert.Equal(outputs, plan.Outputs);
+            Assert.Equal(new OnnxModel(model).InitializerBytes, plan.TotalWeightBytes);
+            for (ulong mask = 1; mask < 1UL << outputs.Count; mask++)
+            {
+                var names = outputs.Where((_, i) => (mask & (1UL << i)) != 0).ToList();
+                var pruned = new OnnxModel(ModelPruning.Prune(model, names));
+
+                Assert.Equal(mask, plan.Mask(names));
+                Assert.Equal(pruned.InitializerBytes, plan.WeightBytes(mask));
+                foreach (var input in model.Graph.Input)
+                {
+                    Assert.Equal(pruned.Inputs.Any(i => i.Name == input.Name), plan.Reads(input.Name, mask));
+                }
+            }
+        }
+
+        // two_heads: the backbone (8x5) and class (5x3) against the backbone, bbox (5x4) and the anchors.
+        var twoHeads = PruningPlan.Of(TwoHeads());
+        Assert.Equal((40 + 15) * 4, twoHeads.WeightBytes(0b01));
+        Assert.False(twoHeads.Reads("anchors", 0b01));
+        Assert.True(twoHeads.Reads("anchors", 0b10));
+        Assert.Null(twoHeads.Mask(["class_logits", "nope"]));
+    }
+
+    [Fact]
     public void UnknownOutputIsRejectedListingTheOutputs()
     {
         var error = Assert.Throws<OnnxModelException>(() => ModelPruning.Prune(TwoHeads(), ["class_logits", "boxes"]));

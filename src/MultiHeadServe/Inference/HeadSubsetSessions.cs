@@ -25,8 +25,10 @@ public sealed class HeadSubsetSessions : IDisposable
     public const double DefaultMaxWeightShare = 0.75;
 
     // Read when a subset is first asked for (most models never are), and not kept: a model's graph is as large as its
-    // weights, and at most MaxPrunedSessions subsets ever need it.
-    private readonly Func<ModelProto>? _graph;
+    // weights. What pruning keeps of it for any subset is kept (a few bytes per weight), so the graph is read again only
+    // for a subset that gets its own session: at most MaxPrunedSessions times.
+    private readonly PrunableGraph? _graph;
+    private PruningPlan? _plan;
     private readonly double _maxWeightShare;
     private readonly string _model;
     private readonly SessionSettings _settings;
@@ -38,8 +40,8 @@ public sealed class HeadSubsetSessions : IDisposable
 
     /// <param name="full">The session over the whole graph; owned from now on.</param>
     /// <param name="graph">
-    /// Gives the graph <paramref name="full"/> was created from, to prune: called when a subset is first asked for, and
-    /// when it throws (the graph is no longer available as it was) that subset runs on the full session. Null: no pruning.
+    /// Gives the graph <paramref name="full"/> was created from, to prune: read when a subset is first asked for (and
+    /// when that throws, the subset runs on the full session). Null: no pruning.
     /// </param>
     /// <param name="settings">How pruned sessions are created (as the full one was).</param>
     /// <param name="input">The feature input every run feeds.</param>
@@ -48,7 +50,7 @@ public sealed class HeadSubsetSessions : IDisposable
     /// <param name="maxWeightShare">The largest share of the weights a pruned graph may keep (see <see cref="DefaultMaxWeightShare"/>).</param>
     /// <param name="model">The model and version the log names.</param>
     public HeadSubsetSessions(
-        ModelSession full, Func<ModelProto>? graph, SessionSettings settings, string input, IReadOnlyList<long> rowShape, ILogger logger,
+        ModelSession full, PrunableGraph? graph, SessionSettings settings, string input, IReadOnlyList<long> rowShape, ILogger logger,
         double maxWeightShare = DefaultMaxWeightShare, string model = "the model")
     {
         ArgumentNullException.ThrowIfNull(full);
@@ -62,6 +64,7 @@ public sealed class HeadSubsetSessions : IDisposable
         _maxWeightShare = maxWeightShare;
         _model = model;
         _allOutputs = full.Outputs.Count >= 64 ? ulong.MaxValue : (1UL << full.Outputs.Count) - 1;
+        _plan = graph?.Plan;
     }
 
     /// <summary>The session over the whole graph: its metadata describes the model.</summary>
@@ -114,19 +117,26 @@ public sealed class HeadSubsetSessions : IDisposable
     {
         var names = Full.Outputs.Where((_, i) => (mask & (1UL << i)) != 0).Select(o => o.Name).ToList();
         ModelSession? session = null;
+        ModelProto? whole = null;
         try
         {
-            var whole = _graph!();
-            var graph = ModelPruning.Prune(whole, names);
-            var pruned = new OnnxModel(graph);
-            if (!graph.Graph.Input.Any(i => i.Name == _input))
+            var plan = Volatile.Read(ref _plan);
+            if (plan is null)
+            {
+                whole = _graph!.Read();
+                plan = PruningPlan.Of(whole);
+                Volatile.Write(ref _plan, plan);
+            }
+
+            var planned = plan.Mask(names) ?? throw new InvalidOperationException("the graph's outputs are not the session's");
+            if (!plan.Reads(_input, planned))
             {
                 // These outputs do not read the features at all: nothing to gain, run the full graph.
                 return null;
             }
 
-            var weights = new OnnxModel(whole).InitializerBytes;
-            var kept = pruned.InitializerBytes;
+            var weights = plan.TotalWeightBytes;
+            var kept = plan.WeightBytes(planned);
             if (weights > 0 && kept > weights * _maxWeightShare)
             {
                 _logger.LogInformation(
@@ -135,7 +145,8 @@ public sealed class HeadSubsetSessions : IDisposable
                 return null;
             }
 
-            session = ModelSession.FromBytes(pruned.ToBytes(), _settings);
+            whole ??= _graph!.Read();
+            session = ModelSession.FromBytes(new OnnxModel(ModelPruning.Prune(whole, names)).ToBytes(), _settings);
             long[] shape = [1, .. _rowShape];
             _ = session.Run(_input, new float[_rowShape.Aggregate(1L, (a, d) => a * d)], shape, names, CancellationToken.None);
             return session;
@@ -147,6 +158,14 @@ public sealed class HeadSubsetSessions : IDisposable
             session?.Dispose();
             _logger.LogWarning(ex, "Outputs {Outputs} of {Model} run on the full graph: pruning them failed", string.Join(", ", names), _model);
             return null;
+        }
+        finally
+        {
+            if (whole is not null)
+            {
+                // Reading the graph left garbage as large as the model; the caller may give it back.
+                _graph!.AfterRead?.Invoke();
+            }
         }
     }
 

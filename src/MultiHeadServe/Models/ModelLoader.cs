@@ -148,7 +148,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
     /// (about 65 MB for a ResNet-18 backbone with its heads) and most models are never asked for a subset. It is read
     /// only while <paramref name="unchanged"/> holds: a pruned session must compute what the version's full one does.
     /// </summary>
-    private (ModelSession Session, Func<Onnx.Proto.ModelProto> Graph, SessionSettings Settings) CreateSession(
+    private (ModelSession Session, PrunableGraph Graph, SessionSettings Settings) CreateSession(
         ModelManifest manifest, string versionDirectory, string displayPath, Func<bool> unchanged)
     {
         if (manifest.IntraOpThreads is < 0 or > MaxIntraOpThreads)
@@ -156,6 +156,8 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             throw new ManifestException(displayPath, "intraOpThreads", $"{manifest.IntraOpThreads} is not between 0 (one per core) and {MaxIntraOpThreads}.");
         }
 
+        // Reading a graph again to prune it is as rare as a load, and leaves as much garbage.
+        Action? afterRead = options.CompactAfterUnload ? ProcessMemory.ReturnSoon : null;
         var settings = new SessionSettings
         {
             Provider = ProviderFor(manifest, displayPath),
@@ -182,7 +184,9 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
                     }).ToList(),
                     new FuseOptions { DeduplicateComputation = true });
 
-                return (ModelSession.FromBytes(new OnnxModel(Fuse()).ToBytes(), settings), () => Unchanged(Fuse), settings);
+                var fused = Fuse();
+                var plan = fused.Graph.Output.Count <= PruningPlan.MaxOutputs ? PruningPlan.Of(fused) : null;
+                return (ModelSession.FromBytes(new OnnxModel(fused).ToBytes(), settings), new PrunableGraph(() => Unchanged(Fuse), plan, afterRead), settings);
             }
 
             var modelPath = Path.Combine(versionDirectory, "model.onnx");
@@ -192,7 +196,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
             }
 
             // The session from the file (the runtime resolves external weights beside it).
-            return (ModelSession.FromFile(modelPath, settings), () => Unchanged(() => OnnxModel.Load(modelPath).Proto), settings);
+            return (ModelSession.FromFile(modelPath, settings), new PrunableGraph(() => Unchanged(() => OnnxModel.Load(modelPath).Proto), AfterRead: afterRead), settings);
         }
         catch (OnnxModelException ex)
         {

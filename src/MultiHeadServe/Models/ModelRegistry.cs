@@ -15,7 +15,6 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
     private readonly bool _compactAfterUnload = options.Value.CompactAfterUnload;
     private readonly object _writeGate = new();
     private volatile Snapshot _snapshot = new(new Dictionary<string, ServedModel>(StringComparer.Ordinal), 0);
-    private static int s_collectionQueued;
     private volatile bool _loaded;
 
     /// <summary>Every served model's default version (its highest served one).</summary>
@@ -89,14 +88,14 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
 
     /// <summary>
     /// After the start-up load: reading, fusing and warming every model leaves far more garbage than live data (with
-    /// the demo models, 1.2 GB resident of which 0.3 GB is needed), which the collector would otherwise keep committed
+    /// the demo models, 1.2 GB resident of which 0.2 GB is needed), which the collector would otherwise keep committed
     /// for a long time. Runs before the server accepts requests.
     /// </summary>
     internal void ReturnStartUpMemory()
     {
         if (_compactAfterUnload)
         {
-            Compact();
+            ProcessMemory.Return();
         }
     }
 
@@ -123,12 +122,15 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
             _snapshot = new Snapshot(models, _snapshot.Generation + 1);
         }
 
+        // Loads and unloads are rare, and each leaves the process larger than it needs to be unless memory is given back:
+        // so that loading and unloading versions leaves the process's size where it was. (Not at shutdown, which
+        // retires every version through Dispose: the process is about to give everything back.)
         if (previous is null)
         {
             // A model loaded while serving: reading and warming it left garbage behind, as the start-up load did.
             if (model is not null && _loaded && _compactAfterUnload)
             {
-                ReturnMemory();
+                ProcessMemory.ReturnSoon();
             }
 
             return;
@@ -146,39 +148,9 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
 
         if (drains is not null && _compactAfterUnload)
         {
-            _ = Task.WhenAll(drains).ContinueWith(static _ => ReturnMemory(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            // Their request buffers, decoders and metadata are garbage now, and their sessions freed native memory.
+            _ = Task.WhenAll(drains).ContinueWith(static _ => ProcessMemory.ReturnSoon(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
-    }
-
-    /// <summary>
-    /// Once versions replaced or unloaded while serving have drained, their request buffers, decoders and metadata are
-    /// garbage: a full, compacting collection gives that memory back to the system now, instead of whenever the next one
-    /// runs, and trimming the C allocator gives back the pages their disposed sessions freed (about 1 ms), so that
-    /// loading and unloading versions leaves the process's size where it was. Reloads are rare and the heap small. (Not
-    /// at shutdown, which retires every version through <see cref="Dispose"/>: the process is about to give everything
-    /// back.) A model loaded while serving (not replacing one) gets the same after its load, for the garbage the load
-    /// left.
-    /// </summary>
-    /// <remarks>Drains and loads that end while a collection is waiting to start share it.</remarks>
-    private static void ReturnMemory()
-    {
-        if (Interlocked.Exchange(ref s_collectionQueued, 1) == 0)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(
-                static _ =>
-                {
-                    // Cleared first: a drain that ends during this collection may have garbage it does not see.
-                    Volatile.Write(ref s_collectionQueued, 0);
-                    Compact();
-                },
-                null);
-        }
-    }
-
-    private static void Compact()
-    {
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        NativeHeap.Trim();
     }
 
     public void Dispose()

@@ -60,6 +60,26 @@ public sealed class HeadSubsetSessionsTests
     }
 
     [Fact]
+    public void TheGraphIsReadAgainOnlyForASubsetThatGetsASessionOfItsOwn()
+    {
+        var (reads, returns) = (0, 0);
+        var graph = new PrunableGraph(() => { reads++; return OnnxModel.Load(TestModels.TwoHeads).Proto; }, AfterRead: () => returns++);
+        using var sessions = new HeadSubsetSessions(ModelSession.FromFile(TestModels.TwoHeads, Cpu), graph, Cpu, "x", [4], NullLogger.Instance, maxWeightShare: 0.5);
+
+        // box keeps 57% of the weights: one read, for the plan, and given back.
+        Assert.Same(sessions.Full, sessions.For(["box"]));
+        Assert.Equal((1, 1), (reads, returns));
+        // logits keeps 43%: the plan says so without the graph, which is read again to prune.
+        Assert.NotSame(sessions.Full, sessions.For(["logits"]));
+        Assert.Equal((2, 2), (reads, returns));
+
+        // With a plan from the caller, a subset that is not worth a session reads nothing.
+        var planned = new PrunableGraph(() => throw new InvalidOperationException("read"), PruningPlan.Of(OnnxModel.Load(TestModels.TwoHeads).Proto));
+        using var withPlan = new HeadSubsetSessions(ModelSession.FromFile(TestModels.TwoHeads, Cpu), planned, Cpu, "x", [4], NullLogger.Instance, maxWeightShare: 0.5);
+        Assert.Same(withPlan.Full, withPlan.For(["box"]));
+    }
+
+    [Fact]
     public void WithoutAGraphEverySubsetRunsTheFullSession()
     {
         using var sessions = new HeadSubsetSessions(ModelSession.FromFile(TestModels.TwoHeads, Cpu), null, Cpu, "x", [4], NullLogger.Instance);
@@ -118,5 +138,5 @@ public sealed class HeadSubsetSessionsTests
     }
 
     private static HeadSubsetSessions Create(string path, double maxWeightShare = HeadSubsetSessions.DefaultMaxWeightShare) =>
-        new(ModelSession.FromFile(path, Cpu), () => OnnxModel.Load(path).Proto, Cpu, "x", [4], NullLogger.Instance, maxWeightShare);
+        new(ModelSession.FromFile(path, Cpu), new PrunableGraph(() => OnnxModel.Load(path).Proto), Cpu, "x", [4], NullLogger.Instance, maxWeightShare);
 }
