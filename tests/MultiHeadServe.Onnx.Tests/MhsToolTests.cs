@@ -24,6 +24,13 @@ public sealed class MhsToolTests : IDisposable
             "pack", Path.Combine(root, "src", "MultiHeadServe.Cli"), "-c", "Release", "-o", packages, "-p:BuildObjectsMembers=false", "-nologo",
             "--artifacts-path", Path.Combine(folder.FullName, "build"));
         Assert.True(packed == 0, packOutput);
+        // What a package browser shows: the tool's readme, naming its commands.
+        using (var package = System.IO.Compression.ZipFile.OpenRead(Directory.GetFiles(packages, "MultiHeadServe.Cli.*.nupkg").Single()))
+        using (var readme = new StreamReader(package.GetEntry("README.md")!.Open()))
+        {
+            Assert.Contains("mhs models list", await readme.ReadToEndAsync(), StringComparison.Ordinal);
+        }
+
         var config = Path.Combine(folder.FullName, "nuget.config");
         await File.WriteAllTextAsync(config, $"""
             <?xml version="1.0" encoding="utf-8"?>
