@@ -109,13 +109,14 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Serves the predictions the cycles serve, in rounds, until a round leaves the runtime's JIT (almost) nothing to
-    /// compile: the request path tiered up, as in a service that has been serving for a while. Returns the rounds and the
-    /// methods compiled in the last one.
+    /// Serves the predictions the cycles serve, in rounds, until two rounds in a row leave the runtime's JIT (almost)
+    /// nothing to compile: the request path tiered up, as in a service that has been serving for a while. (One quiet
+    /// round can come before tiering up has begun.) Returns the rounds and the methods compiled in the last one.
     /// </summary>
     private static async Task<(int Rounds, long LastRound)> WarmUpAsync(ServiceProcess service, string image)
     {
         var compiled = await JitCompiledMethodsAsync(service);
+        var quiet = 0;
         for (var round = 1; ; round++)
         {
             for (var i = 0; i < 16; i++)
@@ -129,7 +130,8 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
             // Tiering up waits for a pause in new compilations (0.1 s by default).
             await Task.Delay(300);
             var now = await JitCompiledMethodsAsync(service);
-            if (now - compiled <= WarmRound || round == MaxWarmUpRounds)
+            quiet = now - compiled <= WarmRound ? quiet + 1 : 0;
+            if (quiet == 2 || round == MaxWarmUpRounds)
             {
                 return (round, now - compiled);
             }
