@@ -68,11 +68,11 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
             $"{Mib(first)} MiB after cycle 1, {Mib(middle)} after cycle {Cycles / 2}, {Mib(last)} after cycle {Cycles} " +
             $"({Percent(first, last)} over the first cycle, {Percent(middle, last)} over the second half)");
         // Versions kept and never disposed (sessions, arenas of their warm-up at batch 32, batchers) grow it by about
-        // 1.6 MiB a cycle: +49% by cycle 50 (measured with that leak put in). Measured from a service whose request path has been warmed up (what a reload
-        // meets in production), the cycles leave resident memory within -5% to +5% of the first cycle's (the C
-        // allocator's and the runtime's placement, either way); from a cold start the runtime's own warm-up of the HTTP
-        // path adds up to 10% more, cycles or not. The exact check that no version is left behind is
-        // FiftyUnloadLoadCyclesDisposeEveryReplacedVersion.
+        // 1.6 MiB a cycle: +49% by cycle 50 (measured with that leak put in). From a service whose request path has been
+        // warmed up (what a reload meets in production), the cycles leave resident memory within -5% to +5% of the first
+        // cycle's (the C allocator's and the runtime's placement, either way); from a cold start the runtime's own
+        // warm-up of the HTTP path adds up to 10% more, cycles or not. The exact check that no version is left behind
+        // is FiftyUnloadLoadCyclesDisposeEveryReplacedVersion.
         Assert.True(last <= first * 1.10, $"Resident memory grew from {Mib(first)} MiB after cycle 1 to {Mib(last)} MiB after cycle {Cycles}.");
     }
 
