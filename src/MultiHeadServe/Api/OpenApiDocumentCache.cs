@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.IO.Hashing;
+using Microsoft.Extensions.Options;
 using MultiHeadServe.Models;
 
 namespace MultiHeadServe.Api;
@@ -13,7 +14,9 @@ namespace MultiHeadServe.Api;
 /// bytes, with an entity tag that lets a browser revalidate without downloading it again. At most
 /// <see cref="MaxEntries"/> servers are kept (the Host header is the client's to choose). Thread-safe.
 /// </summary>
-public sealed class OpenApiDocumentCache(ModelRegistry registry)
+/// <param name="registry">Whose change count says when a kept document is stale.</param>
+/// <param name="options">Whether building a document (rare, and as wasteful as a load) is followed by giving memory back.</param>
+public sealed class OpenApiDocumentCache(ModelRegistry registry, IOptions<ModelRepositoryOptions> options)
 {
     /// <summary>How many (scheme, host, path base, document) answers are kept; beyond it the cache starts again.</summary>
     public const int MaxEntries = 8;
@@ -85,6 +88,12 @@ public sealed class OpenApiDocumentCache(ModelRegistry registry)
         }
 
         _entries[key] = entry;
+        if (options.Value.CompactAfterUnload)
+        {
+            // Building it ran every model and serialised every example: far more garbage than the bytes kept.
+            ProcessMemory.ReturnSoon();
+        }
+
         await WriteAsync(context, entry);
     }
 
