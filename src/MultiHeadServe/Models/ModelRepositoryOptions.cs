@@ -33,8 +33,10 @@ public sealed class ModelRepositoryOptions
     public bool SharedCpuArena { get; set; } = true;
 
     /// <summary>
-    /// Whether one compacting garbage collection (and a trim of the C allocator) runs after the start-up load and once
-    /// the versions a reload or unload retired have drained, so the process gives that memory back at once (default).
+    /// Whether one compacting garbage collection (and a trim of the C allocator) runs after the start-up load, after a
+    /// model loaded while serving, once the versions a reload or unload retired have drained, and after the rare
+    /// rebuilds that leave as much garbage (the OpenAPI document, a graph read again to prune it), so the process gives
+    /// that memory back at once (default).
     /// A host that runs many services in one process (tests) turns it off: the collection would pause all of them.
     /// </summary>
     public bool CompactAfterUnload { get; set; } = true;
