@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.IO.Hashing;
-using Microsoft.Extensions.Options;
 using MultiHeadServe.Models;
 
 namespace MultiHeadServe.Api;
@@ -15,8 +14,8 @@ namespace MultiHeadServe.Api;
 /// <see cref="MaxEntries"/> servers are kept (the Host header is the client's to choose). Thread-safe.
 /// </summary>
 /// <param name="registry">Whose change count says when a kept document is stale.</param>
-/// <param name="options">Whether building a document (rare, and as wasteful as a load) is followed by giving memory back.</param>
-public sealed class OpenApiDocumentCache(ModelRegistry registry, IOptions<ModelRepositoryOptions> options)
+/// <param name="memory">Gives back what building a document (rare, and as wasteful as a load) left.</param>
+public sealed class OpenApiDocumentCache(ModelRegistry registry, ProcessMemory memory)
 {
     /// <summary>How many (scheme, host, path base, document) answers are kept; beyond it the cache starts again.</summary>
     public const int MaxEntries = 8;
@@ -88,11 +87,8 @@ public sealed class OpenApiDocumentCache(ModelRegistry registry, IOptions<ModelR
         }
 
         _entries[key] = entry;
-        if (options.Value.CompactAfterUnload)
-        {
-            // Building it ran every model and serialised every example: far more garbage than the bytes kept.
-            ProcessMemory.ReturnSoon();
-        }
+        // Building it ran every model and serialised every example: far more garbage than the bytes kept.
+        memory.ReturnSoon();
 
         await WriteAsync(context, entry);
     }

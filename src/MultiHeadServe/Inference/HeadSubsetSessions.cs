@@ -60,7 +60,7 @@ public sealed class HeadSubsetSessions : IDisposable
         _rowShape = rowShape;
         _logger = logger;
         // Pruning is keyed by a bit per output; a graph with more outputs always runs whole.
-        _graph = full.Outputs.Count <= 64 ? graph : null;
+        _graph = full.Outputs.Count <= PruningPlan.MaxOutputs ? graph : null;
         _maxWeightShare = maxWeightShare;
         _model = model;
         _allOutputs = full.Outputs.Count >= 64 ? ulong.MaxValue : (1UL << full.Outputs.Count) - 1;

@@ -13,7 +13,7 @@ namespace MultiHeadServe.Models;
 /// its one session, validates the manifest against the session's real metadata and warms it up. Which versions are
 /// loaded, and when, is <see cref="ModelRepository"/>'s decision. Not thread-safe: the repository calls it under its lock.
 /// </summary>
-public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoader> logger)
+public sealed class ModelLoader(ModelRepositoryOptions options, ProcessMemory memory, ILogger<ModelLoader> logger)
 {
     private bool _fallbackReported;
 
@@ -157,7 +157,7 @@ public sealed class ModelLoader(ModelRepositoryOptions options, ILogger<ModelLoa
         }
 
         // Reading a graph again to prune it is as rare as a load, and leaves as much garbage.
-        Action? afterRead = options.CompactAfterUnload ? ProcessMemory.ReturnSoon : null;
+        Action afterRead = memory.ReturnSoon;
         var settings = new SessionSettings
         {
             Provider = ProviderFor(manifest, displayPath),

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Microsoft.Extensions.Options;
 
 namespace MultiHeadServe.Models;
 
@@ -9,10 +8,9 @@ namespace MultiHeadServe.Models;
 /// retires the versions the new entry no longer holds, so a lookup never finds a retired version for long: it looks
 /// again and finds the replacement. Thread-safe.
 /// </summary>
-/// <param name="options">Whether a compacting collection follows the drain of unloaded or replaced versions.</param>
-public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : IDisposable
+/// <param name="memory">Gives memory back after loads and drains.</param>
+public sealed class ModelRegistry(ProcessMemory memory) : IDisposable
 {
-    private readonly bool _compactAfterUnload = options.Value.CompactAfterUnload;
     private readonly object _writeGate = new();
     private volatile Snapshot _snapshot = new(new Dictionary<string, ServedModel>(StringComparer.Ordinal), 0);
     private volatile bool _loaded;
@@ -91,13 +89,7 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
     /// the demo models, 1.2 GB resident of which 0.2 GB is needed), which the collector would otherwise keep committed
     /// for a long time. Runs before the server accepts requests.
     /// </summary>
-    internal void ReturnStartUpMemory()
-    {
-        if (_compactAfterUnload)
-        {
-            ProcessMemory.Return();
-        }
-    }
+    internal void ReturnStartUpMemory() => memory.Return();
 
     /// <summary>
     /// Publishes <paramref name="model"/> (null: removes <paramref name="name"/>), then retires the versions of the
@@ -128,9 +120,9 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
         if (previous is null)
         {
             // A model loaded while serving: reading and warming it left garbage behind, as the start-up load did.
-            if (model is not null && _loaded && _compactAfterUnload)
+            if (model is not null && _loaded)
             {
-                ProcessMemory.ReturnSoon();
+                memory.ReturnSoon();
             }
 
             return;
@@ -146,10 +138,10 @@ public sealed class ModelRegistry(IOptions<ModelRepositoryOptions> options) : ID
             }
         }
 
-        if (drains is not null && _compactAfterUnload)
+        if (drains is not null)
         {
             // Their request buffers, decoders and metadata are garbage now, and their sessions freed native memory.
-            _ = Task.WhenAll(drains).ContinueWith(static _ => ProcessMemory.ReturnSoon(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            _ = Task.WhenAll(drains).ContinueWith(_ => memory.ReturnSoon(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
     }
 

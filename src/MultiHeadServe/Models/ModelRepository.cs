@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Options;
 using MultiHeadServe.Inference.Engine;
 using MultiHeadServe.Observability;
@@ -25,13 +23,14 @@ public sealed class ModelRepository(
     IOptions<ModelRepositoryOptions> options,
     IHostEnvironment environment,
     ServeMetrics metrics,
+    ProcessMemory memory,
     ILogger<ModelLoader> loaderLogger,
     ILogger<ModelRepository> logger) : IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly LoadThread _loadThread = new();
     private readonly Dictionary<string, ModelRecord> _records = new(StringComparer.Ordinal);
-    private readonly ModelLoader _loader = new(options.Value, loaderLogger);
+    private readonly ModelLoader _loader = new(options.Value, memory, loaderLogger);
     private volatile IReadOnlyDictionary<string, RecordView> _views = new Dictionary<string, RecordView>(StringComparer.Ordinal);
     private string? _root;
     private long _polls;

@@ -8,6 +8,7 @@ public static class ModelServices
     public static IServiceCollection AddModelRepository(this IServiceCollection services)
     {
         services.AddOptions<ModelRepositoryOptions>().BindConfiguration(ModelRepositoryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<ProcessMemory>();
         services.AddSingleton<ModelRegistry>();
         services.AddSingleton<ModelRepository>();
         services.TryAddSingleton(TimeProvider.System);
