@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using MultiHeadServe.Tests.Infrastructure;
 
@@ -31,7 +30,7 @@ public sealed partial class MetricsExpositionTests
         Assert.Equal(HttpStatusCode.OK, (await client.PostJsonAsync("/v1/models/shapes/heads/class/predict", new { image = shapes.Images[0] })).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await client.PostJsonAsync("/v1/models/no-such-model/predict", new { })).StatusCode);
 
-        var metrics = Exposition.Parse(await client.GetStringAsync("/metrics"));
+        var metrics = MetricsExposition.Parse(await client.GetStringAsync("/metrics"));
 
         // Requests by model, route, head set and status; a name the repository does not serve is never a label.
         Assert.Equal(2, metrics["mhs_requests_total{heads=\"click+dwell+revenue\",model=\"ranking\",route=\"Predict\",status=\"200\"}"]);
@@ -69,42 +68,6 @@ public sealed partial class MetricsExpositionTests
         Assert.Contains(metrics.Keys, key => key.StartsWith("http_server_request_duration_seconds_count{", StringComparison.Ordinal) && key.Contains("http_route=\"/v1/models/{model}/predict\"", StringComparison.Ordinal));
         Assert.True(metrics["dotnet_gc_heap_total_allocated_bytes_total"] > 0);
         Assert.True(metrics["process_memory_usage_bytes"] > 0);
-    }
-
-    /// <summary>The text exposition as sample → value, labels sorted and OpenTelemetry's scope label left out.</summary>
-    private static partial class Exposition
-    {
-        [System.Text.RegularExpressions.GeneratedRegex(@"\w+=""(?:[^""\\]|\\.)*""")]
-        private static partial System.Text.RegularExpressions.Regex Label();
-
-        public static Dictionary<string, double> Parse(string text)
-        {
-            var samples = new Dictionary<string, double>(StringComparer.Ordinal);
-            foreach (var line in text.Split('\n'))
-            {
-                if (line.Length == 0 || line[0] == '#')
-                {
-                    continue;
-                }
-
-                var valueStart = line.LastIndexOf(' ');
-                var series = line[..valueStart];
-                var brace = series.IndexOf('{', StringComparison.Ordinal);
-                var key = series;
-                if (brace >= 0)
-                {
-                    var labels = Label().Matches(series[(brace + 1)..^1]).Select(m => m.Value)
-                        .Where(l => !l.StartsWith("otel_scope_", StringComparison.Ordinal))
-                        .Order(StringComparer.Ordinal)
-                        .ToList();
-                    key = labels.Count == 0 ? series[..brace] : $"{series[..brace]}{{{string.Join(',', labels)}}}";
-                }
-
-                samples[key] = double.Parse(line[(valueStart + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture);
-            }
-
-            return samples;
-        }
     }
 }
 

@@ -51,15 +51,15 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
 
             if (cycle == 1)
             {
-                first = ResidentBytes(service.ProcessId);
+                first = service.ResidentBytes;
             }
             else if (cycle == Cycles / 2)
             {
-                middle = ResidentBytes(service.ProcessId);
+                middle = service.ResidentBytes;
             }
             else if (cycle == Cycles)
             {
-                last = ResidentBytes(service.ProcessId);
+                last = service.ResidentBytes;
             }
         }
 
@@ -140,12 +140,8 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task<long> JitCompiledMethodsAsync(ServiceProcess service)
-    {
-        var metrics = await service.Client.GetStringAsync("/metrics");
-        var line = metrics.Split('\n').Single(l => l.StartsWith("dotnet_jit_compiled_methods_total{", StringComparison.Ordinal));
-        return (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-    }
+    private static async Task<long> JitCompiledMethodsAsync(ServiceProcess service) =>
+        (long)MetricsExposition.Parse(await service.Client.GetStringAsync("/metrics"))["dotnet_jit_compiled_methods_total"];
 
     private static string Mib(long bytes) => (bytes / 1048576.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
 
@@ -198,13 +194,6 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
             started.Result.Client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
             return started.Result;
         }, TaskScheduler.Default);
-
-    /// <summary>VmRSS of a process, from /proc.</summary>
-    private static long ResidentBytes(int processId)
-    {
-        var line = File.ReadLines($"/proc/{processId}/status").Single(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
-    }
 
     /// <summary>Runs the built mhs tool, as a user would, without MHS_URL or MHS_API_KEY from this environment.</summary>
     private static async Task<(int Code, string Output, string Error)> MhsAsync(params string[] args)

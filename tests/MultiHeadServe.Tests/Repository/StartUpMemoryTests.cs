@@ -41,10 +41,9 @@ public sealed class StartUpMemoryTests(ITestOutputHelper output)
         });
         var resident = service.ResidentBytes;
         // Every generation's size after the last collection (the one before ready), as the service exports it.
-        var metrics = await service.Client.GetStringAsync("/metrics");
-        var managed = metrics.Split('\n')
-            .Where(l => l.StartsWith("dotnet_gc_last_collection_heap_size_bytes{", StringComparison.Ordinal))
-            .Sum(l => (long)double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        var managed = (long)MetricsExposition.Parse(await service.Client.GetStringAsync("/metrics"))
+            .Where(sample => sample.Key.StartsWith("dotnet_gc_last_collection_heap_size_bytes{", StringComparison.Ordinal))
+            .Sum(sample => sample.Value);
         Assert.True(managed > 0, "no dotnet_gc_last_collection_heap_size_bytes in /metrics");
 
         var image = ReferenceData.Load("objects").Images[0];
