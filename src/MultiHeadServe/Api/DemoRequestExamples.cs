@@ -167,6 +167,45 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
         return examples;
     }
 
+    /// <summary>
+    /// The most base64 text an image example carries as it is. Swagger UI highlights every example it shows: a
+    /// 160 KB one takes it seconds, and the explorer is for trying things, so a larger image is shown as a JPEG.
+    /// </summary>
+    internal const int MaxImageExampleChars = 32 * 1024;
+
+    /// <summary>A reference image as an example carries it, and its format's name: as it is when small, otherwise as a JPEG of quality 90 (same size in pixels).</summary>
+    internal static (string Base64, string Format) ExplorerImage(string base64)
+    {
+        byte[] encoded;
+        try
+        {
+            encoded = Convert.FromBase64String(base64);
+        }
+        catch (FormatException)
+        {
+            // Not plain base64 (a data URL, say): shown as the reference has it.
+            return (base64, "encoded");
+        }
+
+        var format = Features.Images.EncodedImageFormat.Detect(encoded)?.Name ?? "encoded";
+        if (base64.Length <= MaxImageExampleChars)
+        {
+            return (base64, format);
+        }
+
+        try
+        {
+            using var image = Features.Images.ImageDecoder.Decode(encoded, Features.Images.ImageDecodeLimits.Default);
+            var jpeg = Convert.ToBase64String(Features.Images.SkiaImageCodec.EncodeJpeg(image, quality: 90));
+            return jpeg.Length < base64.Length ? (jpeg, "JPEG") : (base64, format);
+        }
+        catch (Features.Images.ImageDecodeException)
+        {
+            // Not an image the service reads: the example shows it as the reference has it (and its answer says why).
+            return (base64, format);
+        }
+    }
+
     /// <summary>Each served model's predict bodies: its first reference row as an image, entity keys, three instances or inline features.</summary>
     internal static List<DemoExample> Build(ModelRegistry registry)
     {
@@ -180,7 +219,8 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
                 var image = reference?["images"]?[0]?.GetValue<string>();
                 if (image is not null)
                 {
-                    examples.Add(new($"{model.Name}-image", $"{model.Name}: one PNG image (model = {model.Name})", model.Name, new JsonObject { ["image"] = image }));
+                    var (text, format) = ExplorerImage(image);
+                    examples.Add(new($"{model.Name}-image", $"{model.Name}: one {format} image (model = {model.Name})", model.Name, new JsonObject { ["image"] = text }));
                 }
 
                 continue;

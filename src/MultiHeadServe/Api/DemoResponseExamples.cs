@@ -65,6 +65,13 @@ public sealed class DemoResponseExamples(
 
                 if (path.EndsWith("/infer", StringComparison.Ordinal) && operation.RequestBody?.Content?.TryGetValue("application/json", out var request) == true)
                 {
+                    if (recorded.WithoutTensor.Count > 0)
+                    {
+                        operation.Description = (operation.Description is { Length: > 0 } description ? description + "\n\n" : "") +
+                            $"No example here for {string.Join(", ", recorded.WithoutTensor)}: a tensor that large is better sent with the " +
+                            "binary tensor extension (the README shows how) or to /v1 as an image, and too large for this page to show.";
+                    }
+
                     request.Examples ??= new Dictionary<string, IOpenApiExample>();
                     foreach (var example in recorded.InferRequests)
                     {
@@ -86,6 +93,12 @@ public sealed class DemoResponseExamples(
             }
         }
     }
+
+    /// <summary>
+    /// The largest row given as a /v2 example: Swagger UI takes seconds to show a tensor of 12,288 numbers (shapes', 145 KB
+    /// of JSON) and stops responding for more than 30 s on 150,528 (a 224x224 image's): such a model's operation says so instead.
+    /// </summary>
+    internal const int MaxTensorExampleValues = 16_384;
 
     private Task<Recorded> RecordedAsync()
     {
@@ -187,7 +200,14 @@ public sealed class DemoResponseExamples(
             recorded.Evaluate.Add(evaluate with { Summary = $"{model.Name}: the answer to the {evaluate.Name} example", Body = await EvaluateAsync(model, features, evaluate.Body, cancellationToken) });
         }
 
-        // The same row as the protocol's tensor, exactly as the feature fetch produced it.
+        // The same row as the protocol's tensor, exactly as the feature fetch produced it, when the explorer can show it.
+        if (model.RowLength > MaxTensorExampleValues)
+        {
+            recorded.WithoutTensor.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{model.Name} (1x{string.Join("x", model.RowShape)}: {model.RowLength:N0} numbers)"));
+            return;
+        }
+
         var row = features.Tensor[..model.RowLength];
         var input = new JsonObject
         {
@@ -255,5 +275,6 @@ public sealed class DemoResponseExamples(
         public List<DemoExample> Evaluate { get; } = [];
         public List<DemoExample> Infer { get; } = [];
         public List<DemoExample> InferRequests { get; } = [];
+        public List<string> WithoutTensor { get; } = [];
     }
 }

@@ -125,6 +125,28 @@ internal static unsafe class SkiaImageCodec
         }
     }
 
+    /// <summary>The image as a baseline JPEG of the given quality (1-100): what the OpenAPI explorer's examples carry of a large image.</summary>
+    public static byte[] EncodeJpeg(DecodedImage image, int quality)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentOutOfRangeException.ThrowIfLessThan(quality, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(quality, 100);
+        using var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var rgbx = bitmap.GetPixelSpan();
+        var rgb = image.Pixels;
+        for (int pixel = 0, pixels = image.Width * image.Height; pixel < pixels; pixel++)
+        {
+            rgbx[pixel * 4] = rgb[pixel * 3];
+            rgbx[(pixel * 4) + 1] = rgb[(pixel * 3) + 1];
+            rgbx[(pixel * 4) + 2] = rgb[(pixel * 3) + 2];
+            rgbx[(pixel * 4) + 3] = 0xFF;
+        }
+
+        using var jpeg = bitmap.Encode(SKEncodedImageFormat.Jpeg, quality)
+            ?? throw new InvalidOperationException($"Skia could not encode a {image.Width}x{image.Height} image as JPEG.");
+        return jpeg.ToArray();
+    }
+
     /// <summary>Loads Skia's native library and round-trips one pixel through its PNG codec.</summary>
     /// <exception cref="InvalidOperationException">The library is missing, of another version, or does not decode.</exception>
     public static void EnsureLoaded()
