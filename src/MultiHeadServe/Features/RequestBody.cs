@@ -73,6 +73,13 @@ internal static class RequestBody
             throw new FeatureRequestException(ex.StatusCode, ex.StatusCode == StatusCodes.Status408RequestTimeout ? "Request body too slow" : "Invalid request body",
                 "$", $"The request body could not be read: {ex.Message}");
         }
+        catch (IOException ex) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            // Framing the server could not parse that it reports as an I/O error rather than a bad request (a chunk size
+            // too large for its counter: "Bad chunk size data"). The connection is still there: the client's mistake.
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw new FeatureRequestException(StatusCodes.Status400BadRequest, "Invalid request body", "$", $"The request body could not be read: {ex.Message}");
+        }
         catch
         {
             ArrayPool<byte>.Shared.Return(buffer);
