@@ -12,7 +12,7 @@ internal static class BatchFormation
 {
     /// <summary>How many requests, from the front of the queue, to dispatch now; 0 means wait.</summary>
     /// <param name="queuedRows">The rows of each queued request, oldest first (at least one request).</param>
-    /// <param name="maxBatchSize">The most rows one run takes; a larger request still runs, alone.</param>
+    /// <param name="maxBatchSize">The most rows one run takes; a larger request is dispatched alone (and run in slices of this many rows).</param>
     /// <param name="preferred">Preferred batch sizes (rows); may be empty.</param>
     /// <param name="delayExpired">The oldest request has waited the maximum queue delay (or the batcher is stopping).</param>
     public static int Take(IEnumerable<int> queuedRows, int maxBatchSize, IReadOnlySet<int> preferred, bool delayExpired)

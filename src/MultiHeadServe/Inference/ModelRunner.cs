@@ -62,8 +62,15 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
                 shape[d + 1] = model.RowShape[d];
             }
 
+            var session = model.Sessions.For(outputNames);
+            var maxRows = Math.Max(1, model.Manifest.Batching.MaxBatchSize);
+            if (totalRows > maxRows && RowsAreOutputBatch(session, outputNames))
+            {
+                return RunInSlices(session, tensor, shape, totalRows, maxRows, outputNames, rowsPerPart, cancellationToken);
+            }
+
             var start = Stopwatch.GetTimestamp();
-            var result = model.Sessions.For(outputNames).Run(model.FeatureInput.Name, tensor, shape, outputNames, cancellationToken);
+            var result = session.Run(model.FeatureInput.Name, tensor, shape, outputNames, cancellationToken);
             var runMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             metrics.RecordRun(model.Name, totalRows, runMs);
             return (Split(result, outputNames, rowsPerPart), runMs);
@@ -83,6 +90,76 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
         var (perPart, runMs) = Run([rows], outputNames, cancellationToken);
         metrics.RecordQueueWait(model.Name, 0);
         return new InferenceResult(perPart[0].Outputs, 0, runMs, rows.Length / model.RowLength);
+    }
+
+    /// <summary>Every output asked for has the batch as its first dimension, so runs over slices of the rows can be stacked again.</summary>
+    private static bool RowsAreOutputBatch(ModelSession session, IReadOnlyList<string> outputNames)
+    {
+        foreach (var name in outputNames)
+        {
+            if (session.Outputs.FirstOrDefault(o => o.Name == name) is not { HasDynamicBatch: true })
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// A request of more rows than the model's maxBatchSize, in runs of at most that many rows, one after another:
+    /// the runtime's memory for activations grows to the largest run it has seen and keeps it, so one request of 256
+    /// images in one run would hold hundreds of MB for the life of the version. The outputs are stacked again.
+    /// </summary>
+    private (InferenceOutputs[] PerPart, double RunMilliseconds) RunInSlices(
+        ModelSession session, ReadOnlyMemory<float> tensor, long[] shape, int totalRows, int maxRows, IReadOnlyList<string> outputNames,
+        int[] rowsPerPart, CancellationToken cancellationToken)
+    {
+        var rowLength = model.RowLength;
+        var slices = new List<SessionOutputs>((totalRows + maxRows - 1) / maxRows);
+        var runMs = 0.0;
+        for (var first = 0; first < totalRows; first += maxRows)
+        {
+            var rows = Math.Min(maxRows, totalRows - first);
+            var sliceShape = (long[])shape.Clone();
+            sliceShape[0] = rows;
+            var start = Stopwatch.GetTimestamp();
+            slices.Add(session.Run(model.FeatureInput.Name, tensor.Slice(first * rowLength, rows * rowLength), sliceShape, outputNames, cancellationToken));
+            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            metrics.RecordRun(model.Name, rows, ms);
+            runMs += ms;
+        }
+
+        var data = new float[outputNames.Count][];
+        var shapes = new long[outputNames.Count][];
+        var raw = slices[0].RawData is null ? null : new byte[]?[outputNames.Count];
+        for (var o = 0; o < outputNames.Count; o++)
+        {
+            shapes[o] = (long[])slices[0].Shapes[o].Clone();
+            shapes[o][0] = totalRows;
+            data[o] = Stack(slices.Select(s => s.Data[o]));
+            if (raw is not null && slices[0].RawData![o] is not null)
+            {
+                raw[o] = Stack(slices.Select(s => s.RawData![o]!));
+            }
+        }
+
+        var stacked = new SessionOutputs(data, shapes) { ElementTypes = slices[0].ElementTypes, RawData = raw };
+        return (Split(stacked, outputNames, rowsPerPart), runMs);
+    }
+
+    private static T[] Stack<T>(IEnumerable<T[]> parts)
+    {
+        var all = parts.ToList();
+        var stacked = new T[all.Sum(p => p.Length)];
+        var offset = 0;
+        foreach (var part in all)
+        {
+            part.CopyTo(stacked, offset);
+            offset += part.Length;
+        }
+
+        return stacked;
     }
 
     /// <summary>Each part's rows of each output: slices of the run's own arrays, not copies.</summary>

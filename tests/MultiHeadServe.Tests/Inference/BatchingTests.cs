@@ -52,6 +52,43 @@ public sealed class BatchingTests
         }
     }
 
+    /// <summary>
+    /// A request of more rows than maxBatchSize runs in runs of at most that many rows (the runtime keeps the memory of
+    /// its largest run), and every row's answer is what the model gives that row alone.
+    /// </summary>
+    [Fact]
+    public async Task ARequestLargerThanMaxBatchSizeRunsInSlicesAndEveryRowGetsItsOwnAnswer()
+    {
+        const int Rows = 30;
+        var columns = ReferenceData.Load("ranking").Manifest.GetProperty("features").GetProperty("columns").GetArrayLength();
+        var random = new Random(7);
+        var inputs = Enumerable.Range(0, Rows).Select(_ => Enumerable.Range(0, columns).Select(_ => (float)(random.NextDouble() * 2)).ToArray()).ToArray();
+        var expected = ExpectedRevenue(inputs, columns);
+        using var repository = new TempRepository().With("ranking", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 8, ["maxQueueDelayMicroseconds"] = 0, ["instances"] = 1,
+        });
+        await using var app = new ServeFactory(repository.Settings());
+        using var client = app.CreateClient();
+        var metrics = app.Service<ServeMetrics>();
+        var runsBefore = metrics.SessionRuns;
+
+        var response = await client.PostJsonAsync("/v1/models/ranking/predict?heads=revenue", new { instances = inputs.Select(values => new { features = values }) });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(4, metrics.SessionRuns - runsBefore); // 8 + 8 + 8 + 6 rows
+        var predictions = (await response.JsonAsync()).GetProperty("predictions").EnumerateArray().ToList();
+        Assert.Equal(Rows, predictions.Count);
+        var scale = ReferenceData.Load("ranking").HeadNumber("revenue", "scale", 1);
+        var offset = ReferenceData.Load("ranking").HeadNumber("revenue", "offset", 0);
+        for (var i = 0; i < Rows; i++)
+        {
+            var value = predictions[i].GetProperty("heads").GetProperty("revenue").GetProperty("value").GetDouble();
+            var want = (expected[i] * scale) + offset;
+            Assert.True(Math.Abs(value - want) <= 1e-4 * Math.Max(1, Math.Abs(want)), $"row {i}: {value}, expected {want}");
+        }
+    }
+
     [Fact]
     public async Task AFullQueueAnswersAtOnceWith429AndRetryAfter()
     {
