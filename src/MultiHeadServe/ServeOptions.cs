@@ -27,6 +27,14 @@ public sealed class ServeOptions
     public int MaxPixelsPerRequest { get; set; } = 64 * 1024 * 1024;
 
     /// <summary>
+    /// The memory the feature tensors of all requests in flight may hold together (see <see cref="Features.TensorBudget"/>):
+    /// a request past what is left gets 429 with Retry-After, one larger than all of it 413. 512 MiB: about 870 rows of a
+    /// 224x224 image model at once, 2.7 million of a 12-feature one.
+    /// </summary>
+    [Range(1L << 20, 1L << 40)]
+    public long MaxTensorBytesInFlight { get; set; } = 512L << 20;
+
+    /// <summary>
     /// On SIGTERM, how long the service keeps serving with readiness 503 and <c>Connection: close</c> before it stops
     /// (see <see cref="Api.ShutdownDrain"/>). Keep it below the orchestrator's grace period less the preStop delay.
     /// </summary>

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
@@ -14,7 +13,7 @@ namespace MultiHeadServe.Features;
 /// store (every entity of every row in one lookup: one round trip), or images decoded
 /// once. Every problem with the client's input becomes a <see cref="FeatureRequestException"/> naming the field.
 /// </summary>
-public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> options)
+public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> options, TensorBudget tensors)
 {
     /// <summary>Fields every feature-carrying body may have beside its rows.</summary>
     private static readonly string[] ImageRowFields = ["image"];
@@ -31,9 +30,10 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
         }
 
         var (rows, prefix) = Rows(root, options.Value.MaxInstances, envelope);
-        var buffer = ArrayPool<float>.Shared.Rent(Math.Max(1, rows.Count * model.RowLength));
+        var tensor = tensors.Rent(rows.Count, model.RowLength, prefix.Length == 0 ? "$" : "instances");
         try
         {
+            var buffer = tensor.Buffer;
             var start = System.Diagnostics.Stopwatch.GetTimestamp();
             var imageSizes = new ImageSize?[rows.Count];
             string source;
@@ -48,11 +48,11 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
             }
 
             var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            return new FetchedFeatures(model, rows.Count, prefix.Length == 0, buffer, imageSizes, source, heads, document, elapsed);
+            return new FetchedFeatures(model, rows.Count, prefix.Length == 0, tensor, imageSizes, source, heads, document, elapsed);
         }
         catch
         {
-            ArrayPool<float>.Shared.Return(buffer);
+            tensor.Dispose();
             throw;
         }
     }
@@ -67,9 +67,10 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
     /// <param name="heads">Heads from the query, or null.</param>
     internal FetchedFeatures FetchUploads(LoadedModel model, IReadOnlyList<UploadedImage> images, bool singleRow, IReadOnlyList<string>? heads)
     {
-        var buffer = ArrayPool<float>.Shared.Rent(Math.Max(1, images.Count * model.RowLength));
+        var tensor = tensors.Rent(images.Count, model.RowLength, "image");
         try
         {
+            var buffer = tensor.Buffer;
             var start = System.Diagnostics.Stopwatch.GetTimestamp();
             var (preprocessing, limits) = ImageInput(model);
             var imageSizes = new ImageSize?[images.Count];
@@ -86,11 +87,11 @@ public sealed class FeatureFetcher(IFeatureStore store, IOptions<ServeOptions> o
             }
 
             var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            return new FetchedFeatures(model, images.Count, singleRow, buffer, imageSizes, "image", heads, document: null, elapsed);
+            return new FetchedFeatures(model, images.Count, singleRow, tensor, imageSizes, "image", heads, document: null, elapsed);
         }
         catch
         {
-            ArrayPool<float>.Shared.Return(buffer);
+            tensor.Dispose();
             throw;
         }
     }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using MultiHeadServe.Heads;
 using MultiHeadServe.Models;
@@ -7,21 +6,21 @@ namespace MultiHeadServe.Features;
 
 /// <summary>
 /// The features of one request, fetched once by <see cref="FeatureFetchMiddleware"/> and handed to the
-/// endpoint as a typed request feature (endpoints never touch the feature store). Owns a pooled tensor
-/// buffer, returned when the request ends.
+/// endpoint as a typed request feature (endpoints never touch the feature store). Owns its tensor and its share of the
+/// <see cref="TensorBudget"/>, returned when the request ends.
 /// </summary>
 public sealed class FetchedFeatures : IDisposable
 {
-    private float[]? _buffer;
+    private readonly TensorLease _tensor;
     private IDisposable? _body;
 
-    internal FetchedFeatures(LoadedModel model, int rows, bool isSingleRow, float[] buffer, IReadOnlyList<ImageSize?> imageSizes,
+    internal FetchedFeatures(LoadedModel model, int rows, bool isSingleRow, TensorLease tensor, IReadOnlyList<ImageSize?> imageSizes,
         string source, IReadOnlyList<string>? requestedHeads, JsonDocument? document, double fetchMilliseconds)
     {
         Model = model;
         Rows = rows;
         IsSingleRow = isSingleRow;
-        _buffer = buffer;
+        _tensor = tensor;
         ImageSizes = imageSizes;
         Source = source;
         RequestedHeads = requestedHeads;
@@ -41,7 +40,7 @@ public sealed class FetchedFeatures : IDisposable
     public bool IsSingleRow { get; }
 
     /// <summary>The feature tensor, row-major: <see cref="Rows"/> × <see cref="LoadedModel.RowLength"/> floats.</summary>
-    public ReadOnlyMemory<float> Tensor => _buffer.AsMemory(0, Rows * Model.RowLength);
+    public ReadOnlyMemory<float> Tensor => _tensor.Buffer.AsMemory(0, Rows * Model.RowLength);
 
     /// <summary>Per row, the size of the image the client sent (image models), for pixel coordinates.</summary>
     public IReadOnlyList<ImageSize?> ImageSizes { get; }
@@ -68,12 +67,7 @@ public sealed class FetchedFeatures : IDisposable
 
     public void Dispose()
     {
-        var buffer = Interlocked.Exchange(ref _buffer, null);
-        if (buffer is not null)
-        {
-            ArrayPool<float>.Shared.Return(buffer);
-        }
-
+        _tensor.Dispose();
         Document?.Dispose();
         Interlocked.Exchange(ref _body, null)?.Dispose();
     }
