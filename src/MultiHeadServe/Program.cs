@@ -40,6 +40,7 @@ builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails 
         context.ProblemDetails.Extensions["error"] = context.ProblemDetails.Detail ?? context.ProblemDetails.Title;
     }
 });
+builder.Services.AddApiProblemDetailsWriter();
 builder.Services.AddExceptionHandler<ServeExceptionHandler>();
 builder.Services.AddOpenApiExplorer(builder.Configuration);
 // The Open Inference Protocol over gRPC, with reflection; Serve:GrpcPort opens a plain-text HTTP/2 port for it.

@@ -181,6 +181,36 @@ public sealed class PredictErrorTests
         Assert.Contains("between 1 and 4", Detail(problem), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The API's routes have no representation but JSON: a client that accepts only something else still gets the whole
+    /// problem, with traceId (and the protocol's error on /v2), where it got a bare body or text/plain.
+    /// </summary>
+    [Theory]
+    [InlineData("text/html")]
+    [InlineData("application/xml")]
+    [InlineData("image/png")]
+    public async Task AClientThatAcceptsNoJsonStillGetsTheWholeProblem(string accept)
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        client.DefaultRequestHeaders.Accept.ParseAdd(accept);
+
+        var unknownEntity = await client.PostRawAsync("/v1/models/ranking/predict", """{"user_id":"u9999","item_id":"i0001"}""", "application/json");
+        var notTensor = await client.PostRawAsync("/v2/models/ranking/infer", """{"inputs":[1]}""", "application/json");
+        var noSuchMethod = await client.DeleteAsync("/v1/models");
+
+        foreach (var (response, status) in new[] { (unknownEntity, 404), (notTensor, 400), (noSuchMethod, 404) })
+        {
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True((int)response.StatusCode == status, $"{response.RequestMessage!.RequestUri}: {(int)response.StatusCode} {text}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Matches("^[0-9a-f]{32}$", JsonDocument.Parse(text).RootElement.GetProperty("traceId").GetString());
+        }
+
+        Assert.Equal("user_id", (await unknownEntity.JsonAsync()).GetProperty("field").GetString());
+        Assert.Contains("input tensor", (await notTensor.JsonAsync()).GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
     private static string Detail(JsonElement problem) => problem.GetProperty("detail").GetString()!;
 
     private static async Task<JsonElement> ProblemAsync(HttpStatusCode status, string url, string body,
