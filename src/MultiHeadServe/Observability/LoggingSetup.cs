@@ -33,6 +33,9 @@ public static class LoggingSetup
                 .MinimumLevel.Override("Microsoft.AspNetCore.Hosting.Diagnostics", HostingDiagnosticsOff)
                 .ReadFrom.Configuration(builder.Configuration)
                 .ReadFrom.Services(services)
+                // Readiness turned off on purpose while the service drains ("Stopping: draining …" says so once): the
+                // health-check service would log an error for every probe of every shutdown.
+                .Filter.ByExcluding(IsDrainingReadinessCheck)
                 .Enrich.FromLogContext()
                 .Enrich.With<ControlCharacterEscaper>();
             if (json)
@@ -72,6 +75,11 @@ public static class LoggingSetup
             };
         });
     }
+
+    private static bool IsDrainingReadinessCheck(LogEvent logEvent) =>
+        logEvent.Properties.TryGetValue("HealthCheckName", out var name) && name is ScalarValue { Value: "shutdown" } &&
+        logEvent.Properties.TryGetValue("SourceContext", out var source) && source is ScalarValue { Value: string context } &&
+        context.StartsWith("Microsoft.Extensions.Diagnostics.HealthChecks", StringComparison.Ordinal);
 
     /// <summary>Requests an orchestrator or a scraper makes many times a minute.</summary>
     internal static bool IsOperational(PathString path) =>
