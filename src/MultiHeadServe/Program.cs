@@ -45,8 +45,10 @@ builder.Services.AddExceptionHandler<ServeExceptionHandler>();
 builder.Services.AddOpenApiExplorer(builder.Configuration);
 // The Open Inference Protocol over gRPC, with reflection; Serve:GrpcPort opens a plain-text HTTP/2 port for it.
 builder.AddOpenInferenceGrpc();
-// Bodies are read by the feature-fetch middleware, which enforces Serve:MaxRequestBytes with a 413 problem.
+// Bodies are read by the feature-fetch middleware, which enforces Serve:MaxRequestBytes with a 413 problem (counted
+// after decompression: a gzip, deflate or Brotli body, as Triton's clients send with request compression on).
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+builder.Services.AddRequestDecompression();
 
 var app = builder.Build();
 
@@ -62,6 +64,7 @@ app.UseMiddleware<ApiKeyMiddleware>();
 app.UseStatusCodePages();
 app.UseOpenApiExplorer();
 app.UseMiddleware<RequestTelemetryMiddleware>();
+app.UseRequestDecompression();
 app.UseMiddleware<FeatureFetchMiddleware>();
 
 app.MapHealthApi();

@@ -460,7 +460,7 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         "400" => "The request is not valid: the problem names the field at fault.",
         "404" => NotFoundDescription,
         "413" => "The body is larger than Serve:MaxRequestBytes, or its images or rows larger than one request may be (Serve:MaxPixelsPerRequest, Serve:MaxTensorBytesInFlight).",
-        "415" => "The body's content type is not one this route takes.",
+        "415" => "The body's content type is not one this route takes, or its Content-Encoding not gzip, deflate or br.",
         "429" => "The model's queue is full or would not reach this request in time, or the requests in flight hold the service's memory for input tensors: retry after Retry-After seconds.",
         "503" => path is "/readyz" ? "Not ready: a model is not loaded or warm, or the service is stopping." : "The feature store does not answer, or the service is stopping: retry after Retry-After seconds.",
         _ => null,

@@ -27,6 +27,14 @@ internal static class RequestBody
     public static async Task<PooledBody> ReadAsync(HttpContext context, long limit)
     {
         var request = context.Request;
+        // The decompression middleware takes away the Content-Encoding it undoes (gzip, deflate, br); one left is not known.
+        if (request.Headers.ContentEncoding is { Count: > 0 } encoding &&
+            !(encoding.Count == 1 && string.Equals(encoding[0], "identity", StringComparison.OrdinalIgnoreCase)))
+        {
+            throw new FeatureRequestException(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Content-Encoding",
+                $"The body's Content-Encoding '{encoding}' is not one the service undoes: send the body as it is, or as gzip, deflate or br.");
+        }
+
         if (request.ContentLength > limit)
         {
             throw TooLarge(limit);
@@ -72,6 +80,13 @@ internal static class RequestBody
             ArrayPool<byte>.Shared.Return(buffer);
             throw new FeatureRequestException(ex.StatusCode, ex.StatusCode == StatusCodes.Status408RequestTimeout ? "Request body too slow" : "Invalid request body",
                 "$", $"The request body could not be read: {ex.Message}");
+        }
+        catch (Exception ex) when (ex is InvalidDataException || (ex is InvalidOperationException && ex.TargetSite?.DeclaringType?.Namespace == "System.IO.Compression"))
+        {
+            // A compressed body (Content-Encoding gzip, deflate or br) whose data is not what it says: the gzip and deflate
+            // readers say so with InvalidDataException, Brotli's with an InvalidOperationException of its own.
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw new FeatureRequestException(StatusCodes.Status400BadRequest, "Invalid request body", "Content-Encoding", $"The body could not be decompressed: {ex.Message}");
         }
         catch (IOException ex) when (!context.RequestAborted.IsCancellationRequested)
         {
