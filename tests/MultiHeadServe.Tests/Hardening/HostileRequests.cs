@@ -194,13 +194,16 @@ internal sealed class HostileRequests(int seed, byte[] png)
         var (path, body) = Seed();
         var bytes = Encoding.UTF8.GetBytes(body);
         var head = $"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\n";
-        string frame = _random.Next(6) switch
+        string frame = _random.Next(8) switch
         {
             0 => head + "Transfer-Encoding: chunked\r\n\r\n" + "zz\r\n" + body + "\r\n0\r\n\r\n",
             1 => head + "Transfer-Encoding: chunked\r\n\r\n" + $"{bytes.Length:x}\r\n" + body + "XX0\r\n\r\n",
             2 => head + "Transfer-Encoding: chunked\r\n\r\n" + "-5\r\n" + body + "\r\n0\r\n\r\n",
             3 => head + "Content-Length: 10\r\nContent-Length: 20\r\n\r\n" + body,
             4 => head + "Transfer-Encoding: chunked\r\n\r\n" + "ffffffffffffffffff\r\n" + body + "\r\n0\r\n\r\n",
+            // The body as it is, declared compressed: the decompressor finds it is not.
+            5 => head + $"Content-Encoding: {Pick(["gzip", "deflate", "br"])}\r\nContent-Length: {bytes.Length}\r\n\r\n" + body,
+            6 => head + $"Content-Encoding: {Pick(["zstd", "gzip, br", "compress"])}\r\nContent-Length: {bytes.Length}\r\n\r\n" + body,
             _ => head + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" + $"{bytes.Length:x}\r\n" + body + "\r\n0\r\n\r\n",
         };
         return new HostileRequest("POST", path, "application/json", bytes, "raw framing", Encoding.UTF8.GetBytes(frame));
