@@ -29,6 +29,7 @@ public sealed class DynamicBatcher : IDisposable
     private readonly ILogger _logger;
     private readonly int _smallestPreferred;
     private readonly long _queueTimeoutTicks;
+    private readonly Timer? _expiry;
     private double _runMillisecondsEstimate;
     private int _queuedRows;
     private int _busyInstances;
@@ -43,6 +44,7 @@ public sealed class DynamicBatcher : IDisposable
         _smallestPreferred = _preferred.Count > 0 ? _preferred.Min() : int.MaxValue;
         _maxDelay = TimeSpan.FromTicks(_spec.MaxQueueDelayMicroseconds * TimeSpan.TicksPerMicrosecond);
         _queueTimeoutTicks = _spec.QueueTimeoutMicroseconds <= 0 ? long.MaxValue : _spec.QueueTimeoutMicroseconds * Stopwatch.Frequency / 1_000_000;
+        _expiry = _queueTimeoutTicks == long.MaxValue ? null : new Timer(static state => ((DynamicBatcher)state!).ExpireOnTime(), this, Timeout.Infinite, Timeout.Infinite);
         _workers = Enumerable.Range(0, _spec.Instances).Select(i => new Thread(Work)
         {
             IsBackground = true,
@@ -117,6 +119,10 @@ public sealed class DynamicBatcher : IDisposable
                 item = new WorkItem(rows, requestRows, outputs);
                 item.Node = _queue.AddLast(item);
                 _queuedRows += item.Rows;
+                if (_queue.Count == 1)
+                {
+                    ArmExpiry();
+                }
 
                 // Wake a worker only when it may have something to do now: an instance is free and there is a
                 // first request to start the delay clock for, or enough rows for a preferred or a full batch.
@@ -284,6 +290,32 @@ public sealed class DynamicBatcher : IDisposable
         return (long)(rounds * _runMillisecondsEstimate * Stopwatch.Frequency / 1000);
     }
 
+    /// <summary>
+    /// Arms the timer for the moment the oldest queued request reaches its queue timeout. The workers expire requests
+    /// too, but only when an instance is free to take the next batch: behind runs of several seconds (a request of
+    /// hundreds of images) a queued request waited for them, past its timeout. Called under the gate.
+    /// </summary>
+    private void ArmExpiry()
+    {
+        if (_expiry is null || _queue.First is not { } first)
+        {
+            return;
+        }
+
+        var ticks = first.Value.EnqueuedTimestamp + _queueTimeoutTicks - Stopwatch.GetTimestamp();
+        // A millisecond late at most: the request is then strictly past its timeout, as ExpireOverdue asks.
+        _expiry.Change(Math.Max(1, (long)Math.Ceiling(ticks * 1000.0 / Stopwatch.Frequency) + 1), Timeout.Infinite);
+    }
+
+    private void ExpireOnTime()
+    {
+        lock (_gate)
+        {
+            ExpireOverdue(Stopwatch.GetTimestamp());
+            ArmExpiry();
+        }
+    }
+
     /// <summary>Requests queued past the timeout leave unrun, answered with 429. Called under the gate.</summary>
     private void ExpireOverdue(long now)
     {
@@ -350,6 +382,8 @@ public sealed class DynamicBatcher : IDisposable
         {
             worker.Join(TimeSpan.FromSeconds(10));
         }
+
+        _expiry?.Dispose();
     }
 
     private sealed class WorkItem(ReadOnlyMemory<float> rows, int rowCount, IReadOnlyList<string> outputs)

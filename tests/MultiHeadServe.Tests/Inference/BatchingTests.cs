@@ -227,6 +227,42 @@ public sealed class BatchingTests
         }
     }
 
+    /// <summary>
+    /// A request queued behind a long run leaves the queue at its timeout, not when the run ends: the workers only look
+    /// at the queue when an instance frees, so behind a run of seconds (hundreds of images) it waited for all of it.
+    /// </summary>
+    [Fact]
+    public async Task ARequestQueuedBehindALongRunLeavesAtItsTimeoutNotWhenTheRunEnds()
+    {
+        const int Rows = 100_000;
+        using var repository = new TempRepository().With("ranking", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 2, ["maxQueueDelayMicroseconds"] = 0, ["instances"] = 1, ["queueTimeoutMicroseconds"] = 10_000,
+        });
+        var settings = repository.Settings();
+        settings["Serve:MaxInstances"] = Rows.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using var app = new ServeFactory(settings);
+        using var client = app.CreateClient();
+        var metrics = app.Service<ServeMetrics>();
+        var columns = ReferenceData.Load("ranking").Manifest.GetProperty("features").GetProperty("columns").GetArrayLength();
+        var row = new { features = Enumerable.Repeat(0.5f, columns).ToArray() };
+        // Warm first: the warm-up's own runs must not count as the long run's.
+        Assert.Equal(HttpStatusCode.OK, (await client.PostJsonAsync("/v1/models/ranking/predict?heads=revenue", row)).StatusCode);
+        var runsBefore = metrics.SessionRuns;
+
+        // 100,000 rows in 50,000 runs of two on the one instance: far longer than the 10 ms a queued request may wait.
+        var longRun = client.PostJsonAsync("/v1/models/ranking/predict?heads=revenue", new { instances = Enumerable.Repeat(row, Rows) });
+        await WaitUntilAsync(() => metrics.SessionRuns > runsBefore);
+        var queued = await client.PostJsonAsync("/v1/models/ranking/predict?heads=revenue", row);
+        var runsWhenRefused = metrics.SessionRuns - runsBefore;
+
+        var refusal = await queued.JsonAsync();
+        Assert.True(queued.StatusCode == HttpStatusCode.TooManyRequests, refusal.GetRawText());
+        Assert.Contains("queue timeout", refusal.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.True(runsWhenRefused < Rows / 2, $"The queued request was answered only after the long request's {runsWhenRefused} runs.");
+        Assert.Equal(HttpStatusCode.OK, (await longRun).StatusCode);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -237,10 +273,6 @@ public sealed class BatchingTests
         }
     }
 
-    /// <summary>
-    /// Each input run alone through the fused members' revenue file, by ONNX Runtime's own API rather than the
-    /// service's: the answer a batch must not change.
-    /// </summary>
     /// <summary>Each answer's revenue head is the independent session's output, scaled as the manifest says.</summary>
     private static void AssertRevenues(float[] expected, IReadOnlyList<System.Text.Json.JsonElement> answers, string what)
     {
@@ -255,6 +287,10 @@ public sealed class BatchingTests
         }
     }
 
+    /// <summary>
+    /// Each input run alone through the fused members' revenue file, by ONNX Runtime's own API rather than the
+    /// service's: the answer a batch must not change.
+    /// </summary>
     private static float[] ExpectedRevenue(float[][] inputs, int columns)
     {
         var path = Path.Combine(RepositoryPaths.Model("ranking"), "1", "revenue.onnx");
