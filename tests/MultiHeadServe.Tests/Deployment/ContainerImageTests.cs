@@ -27,9 +27,7 @@ public sealed class ContainerImageTests(ITestOutputHelper output)
         // The Dockerfile's HEALTHCHECK survived the build (an OCI-format image would have dropped it).
         Assert.Contains("/healthz", await PodmanAsync("image", "inspect", "--format", "{{.Config.Healthcheck}}", image), StringComparison.Ordinal);
 
-        var port = FreePort();
-        var name = "mhs-test-" + Guid.NewGuid().ToString("N")[..12];
-        await PodmanAsync("run", "--detach", "--name", name, "--network", "host", "--env", $"ASPNETCORE_HTTP_PORTS={port}", image);
+        var (name, port) = await StartAsync(image);
         try
         {
             // The process the image starts (PID 1: the exec form of ENTRYPOINT) runs as the image's user, not root.
@@ -42,7 +40,8 @@ public sealed class ContainerImageTests(ITestOutputHelper output)
             while ((await RunAsync(Podman, ["healthcheck", "run", name])).ExitCode != 0)
             {
                 Assert.True(DateTime.UtcNow < deadline, "the HEALTHCHECK did not pass within 120 s:\n" + await PodmanAsync("logs", name));
-                Assert.Equal("running", (await PodmanAsync("inspect", "--format", "{{.State.Status}}", name)).Trim());
+                var state = (await PodmanAsync("inspect", "--format", "{{.State.Status}}", name)).Trim();
+                Assert.True(state == "running", $"the container is {state}:\n" + await PodmanAsync("logs", name));
                 await Task.Delay(500);
             }
 
@@ -163,6 +162,30 @@ public sealed class ContainerImageTests(ITestOutputHelper output)
         }
 
         return (process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>
+    /// Runs the image on a port that was free a moment before. With host networking, a connection another test opens
+    /// meanwhile can take that port, and the service then exits at start saying so: that start is made again on
+    /// another port (any other exit fails the test with the container's log).
+    /// </summary>
+    private static async Task<(string Name, int Port)> StartAsync(string image)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = FreePort();
+            var name = "mhs-test-" + Guid.NewGuid().ToString("N")[..12];
+            await PodmanAsync("run", "--detach", "--name", name, "--network", "host", "--env", $"ASPNETCORE_HTTP_PORTS={port}", image);
+            await Task.Delay(1000);
+            if ((await PodmanAsync("inspect", "--format", "{{.State.Status}}", name)).Trim() != "exited")
+            {
+                return (name, port);
+            }
+
+            var log = await PodmanAsync("logs", name);
+            await RunAsync(Podman, ["rm", "--force", "--time", "0", name]);
+            Assert.True(attempt < 3 && log.Contains("address already in use", StringComparison.OrdinalIgnoreCase), "the container exited at start:\n" + log);
+        }
     }
 
     private static int FreePort()
