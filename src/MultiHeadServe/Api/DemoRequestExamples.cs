@@ -160,7 +160,8 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
         var examples = Volatile.Read(ref _examples);
         if (examples is null || examples.Generation != generation)
         {
-            examples = new Examples(generation, Build(registry), BuildEvaluate(registry));
+            var predict = Build(registry);
+            examples = new Examples(generation, predict, BuildEvaluate(registry, predict));
             Volatile.Write(ref _examples, examples);
         }
 
@@ -256,10 +257,10 @@ public sealed class DemoRequestExamples(ModelRegistry registry) : IOperationFilt
     /// scored (from the reference: the true class and box of an image; for tabular heads the reference run's own
     /// outputs, a binary head's as the decision), and for two or more heads α weighting the first two.
     /// </summary>
-    internal static List<DemoExample> BuildEvaluate(ModelRegistry registry)
+    internal static List<DemoExample> BuildEvaluate(ModelRegistry registry, IReadOnlyList<DemoExample> predict)
     {
         var examples = new List<DemoExample>();
-        foreach (var row in Build(registry).GroupBy(e => e.Model).Select(g => g.First()))
+        foreach (var row in predict.GroupBy(e => e.Model).Select(g => g.First()))
         {
             var model = registry.All.First(m => m.Name == row.Model);
             var reference = ReadReference(model);

@@ -123,8 +123,9 @@ public sealed class DemoResponseExamples(
     {
         var options = json.Value.SerializerOptions;
         var recorded = new Recorded();
-        var evaluateBodies = DemoRequestExamples.BuildEvaluate(registry).ToDictionary(e => e.Model, StringComparer.Ordinal);
-        foreach (var example in DemoRequestExamples.Build(registry).GroupBy(e => e.Model).Select(g => g.First()))
+        var predict = DemoRequestExamples.Build(registry);
+        var evaluateBodies = DemoRequestExamples.BuildEvaluate(registry, predict).ToDictionary(e => e.Model, StringComparer.Ordinal);
+        foreach (var example in predict.GroupBy(e => e.Model).Select(g => g.First()))
         {
             try
             {
