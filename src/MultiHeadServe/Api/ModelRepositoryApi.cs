@@ -74,20 +74,35 @@ public static class ModelRepositoryApi
         }
 
         if (parameters is { } root && root.TryGetProperty("parameters", out var given) && given.ValueKind == JsonValueKind.Object &&
-            given.EnumerateObject().FirstOrDefault(p => p.Name == "config" || p.Name.StartsWith("file:", StringComparison.Ordinal)) is { Name.Length: > 0 } unsupported)
+            UnsupportedLoadParameter(given.EnumerateObject().Select(p => p.Name)) is { } unsupported)
         {
-            return Error(StatusCodes.Status400BadRequest,
-                $"The load parameter '{unsupported.Name}' is not supported: models are loaded from their folder in the repository (model.json and version folders).");
+            return Error(StatusCodes.Status400BadRequest, unsupported);
         }
 
+        var (status, message) = await LoadAsync(model, repository, cancellationToken);
+        return status == StatusCodes.Status200OK ? TypedResults.Ok() : Error(status, message!);
+    }
+
+    /// <summary>Why a load with these parameter names is refused, or null: a model loads from its folder only.</summary>
+    internal static string? UnsupportedLoadParameter(IEnumerable<string> names) =>
+        names.FirstOrDefault(name => name == "config" || name.StartsWith("file:", StringComparison.Ordinal)) is { } unsupported
+            ? $"The load parameter '{unsupported}' is not supported: models are loaded from their folder in the repository (model.json and version folders)."
+            : null;
+
+    /// <summary>Loads or reloads the model; the HTTP status of the outcome (200, 404 or 400) and the error message.</summary>
+    internal static async Task<(int Status, string? Message)> LoadAsync(string model, ModelRepository repository, CancellationToken cancellationToken)
+    {
         var outcome = await repository.LoadAsync(model, cancellationToken);
         return outcome.Status switch
         {
-            ModelLoadStatus.Loaded => TypedResults.Ok(),
-            ModelLoadStatus.NotFound => Error(StatusCodes.Status404NotFound, outcome.Reason!),
-            _ => Error(StatusCodes.Status400BadRequest, $"failed to load '{model}': {outcome.Reason}"),
+            ModelLoadStatus.Loaded => (StatusCodes.Status200OK, null),
+            ModelLoadStatus.NotFound => (StatusCodes.Status404NotFound, outcome.Reason!),
+            _ => (StatusCodes.Status400BadRequest, $"failed to load '{model}': {outcome.Reason}"),
         };
     }
+
+    /// <summary>The message of an unload of a model that is neither served nor in the repository (404).</summary>
+    internal static string UnknownModel(string model) => $"No model named '{model}' is served or in the model repository.";
 
     internal static async Task<Results<Ok, JsonHttpResult<V2Error>>> Unload(
         string model, HttpContext context, ModelRepository repository, ApiKeys keys, CancellationToken cancellationToken)
@@ -105,13 +120,14 @@ public static class ModelRepositoryApi
 
         return await repository.UnloadAsync(model, cancellationToken)
             ? TypedResults.Ok()
-            : Error(StatusCodes.Status404NotFound, $"No model named '{model}' is served or in the model repository.");
+            : Error(StatusCodes.Status404NotFound, UnknownModel(model));
     }
 
-    private static JsonHttpResult<V2Error>? Off(ApiKeys keys) => keys.Enabled
-        ? null
-        : Error(StatusCodes.Status404NotFound,
-            "The model repository API is off: it changes what is served, so it needs API keys (Security:ApiKeys or Security:ApiKeyFile).");
+    /// <summary>Why the repository API answers 404 without API keys.</summary>
+    internal const string OffMessage =
+        "The model repository API is off: it changes what is served, so it needs API keys (Security:ApiKeys or Security:ApiKeyFile).";
+
+    private static JsonHttpResult<V2Error>? Off(ApiKeys keys) => keys.Enabled ? null : Error(StatusCodes.Status404NotFound, OffMessage);
 
     /// <summary>The optional JSON body (an object); null when there is none.</summary>
     private static async Task<(JsonElement? Root, JsonHttpResult<V2Error>? Error)> ReadBodyAsync(HttpContext context)

@@ -68,6 +68,11 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         ["V2ModelReady"] = "200 when the model is ready; 400 when not (a store-backed model while the feature store does not answer).",
         ["V2Infer"] = "One FP32 input tensor named as the model's input (FP64 and FP16 are converted), data flat row-major or nested; \"outputs\" picks outputs by name (all when absent). Runs through the same batcher as /v1.",
         ["V2InferVersion"] = "As infer, for the version served (another version is a 404).",
+        ["V2Statistics"] = "Triton's statistics extension: per model version since it was loaded, requests that succeeded and failed (time in the engine), time queued, and the run's input, infer and output phases per request and per batch size; inference_count counts rows, execution_count session runs. Sample twice and divide the differences for averages.",
+        ["V2ModelStatistics"] = "As all statistics, for every served version of the model (a model not served is a 404).",
+        ["V2ModelVersionStatistics"] = "As all statistics, for one served version (another version is a 404).",
+        ["V2ModelConfig"] = "Triton's model configuration extension, derived from the manifest and the session: max_batch_size is the rows one request may carry (Serve:MaxInstances) and dims leave out the batch dimension; dynamic_batching, instance_group and version_policy come from the manifest; the parameters heads and max_batch_rows give the served heads and the batcher's largest run.",
+        ["V2ModelVersionConfig"] = "As the model configuration, for one served version (another version is a 404).",
     };
 
     private static readonly Dictionary<string, string> TagDescriptions = new(StringComparer.Ordinal)

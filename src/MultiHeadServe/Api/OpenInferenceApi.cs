@@ -31,6 +31,8 @@ public static class OpenInferenceApi
             .WithMetadata(new JsonBodyMetadata(typeof(V2InferRequest))).ProducesProblem(400).ProducesProblem(404).ProducesProblem(413).ProducesProblem(415).ProducesProblem(429);
         group.MapPost("/models/{model}/versions/{version}/infer", Infer).WithName("V2InferVersion")
             .WithMetadata(new JsonBodyMetadata(typeof(V2InferRequest))).ProducesProblem(400).ProducesProblem(404).ProducesProblem(413).ProducesProblem(415).ProducesProblem(429);
+        group.MapModelStatisticsApi();
+        group.MapModelConfigurationApi();
         return group;
     }
 

@@ -17,8 +17,11 @@ namespace MultiHeadServe.Api;
 /// </summary>
 internal static class OpenInferenceCall
 {
-    /// <summary>Extensions the server metadata announces: Triton's binary tensor data extension on REST.</summary>
-    public static readonly IReadOnlyList<string> Extensions = ["binary_tensor_data"];
+    /// <summary>
+    /// Extensions the server metadata announces: Triton's binary tensor data extension on REST, and its statistics and
+    /// model configuration extensions on REST and gRPC.
+    /// </summary>
+    public static readonly IReadOnlyList<string> Extensions = ["binary_tensor_data", "statistics", "model_configuration"];
 
     /// <summary>
     /// Checks a declared input tensor against the model and the budgets before anything is allocated, and returns the

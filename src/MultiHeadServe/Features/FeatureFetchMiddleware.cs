@@ -66,6 +66,7 @@ public sealed class FeatureFetchMiddleware(
         // refusing it): the batcher knows now whether even one row would wait past the model's queue timeout.
         if (inference.RefusalFor(model) is { } refusal)
         {
+            model.Statistics.RecordFailure(0);
             await Api.Problems.QueueFull(context, model.Name, refusal).ExecuteAsync(context);
             return;
         }

@@ -352,6 +352,7 @@ public sealed class DynamicBatcher : IDisposable
                 var item = batch[i];
                 var queueMs = Stopwatch.GetElapsedTime(item.EnqueuedTimestamp, item.DequeuedTimestamp).TotalMilliseconds;
                 _runner.Metrics.RecordQueueWait(_runner.Model.Name, queueMs);
+                _runner.Model.Statistics.RecordQueue(ModelStatistics.Nanoseconds(item.EnqueuedTimestamp, item.DequeuedTimestamp));
                 item.Registration.Dispose();
                 item.Completion.TrySetResult(new InferenceResult(perPart[i].Outputs, queueMs, runMs, totalRows));
             }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using MultiHeadServe.Features;
 using MultiHeadServe.Models;
 using MultiHeadServe.Observability;
@@ -33,15 +34,20 @@ public sealed class InferenceService(ServeMetrics metrics, ILoggerFactory logger
                 $"Model '{model.Name}' version {model.Version} was unloaded before this request could run; retry.", TimeSpan.FromSeconds(1));
         }
 
+        var start = Stopwatch.GetTimestamp();
         try
         {
             var executor = _executors.GetOrAdd(model, m => new Lazy<Executor>(() => Create(m))).Value;
-            if (executor.Batcher is { } batcher)
-            {
-                return await batcher.SubmitAsync(rows, outputs, cancellationToken);
-            }
-
-            return executor.Runner.RunAlone(rows, outputs, cancellationToken);
+            var result = executor.Batcher is { } batcher
+                ? await batcher.SubmitAsync(rows, outputs, cancellationToken)
+                : executor.Runner.RunAlone(rows, outputs, cancellationToken);
+            model.Statistics.RecordSuccess(rows.Length / model.RowLength, ModelStatistics.Nanoseconds(start, Stopwatch.GetTimestamp()));
+            return result;
+        }
+        catch (Exception)
+        {
+            model.Statistics.RecordFailure(ModelStatistics.Nanoseconds(start, Stopwatch.GetTimestamp()));
+            throw;
         }
         finally
         {

@@ -24,6 +24,7 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
     /// </summary>
     public (InferenceOutputs[] PerPart, double RunMilliseconds) Run(IReadOnlyList<ReadOnlyMemory<float>> parts, IReadOnlyList<string> outputNames, CancellationToken cancellationToken)
     {
+        var inputStart = Stopwatch.GetTimestamp();
         var rowLength = model.RowLength;
         var rowsPerPart = new int[parts.Count];
         var totalRows = 0;
@@ -66,14 +67,21 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
             var maxRows = Math.Max(1, model.Manifest.Batching.MaxBatchSize);
             if (totalRows > maxRows && RowsAreOutputBatch(session, outputNames))
             {
-                return RunInSlices(session, tensor, shape, totalRows, maxRows, outputNames, rowsPerPart, cancellationToken);
+                return RunInSlices(session, tensor, shape, totalRows, maxRows, outputNames, rowsPerPart, inputStart, cancellationToken);
             }
 
             var start = Stopwatch.GetTimestamp();
             var result = session.Run(model.FeatureInput.Name, tensor, shape, outputNames, cancellationToken);
-            var runMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            var end = Stopwatch.GetTimestamp();
+            var runMs = Stopwatch.GetElapsedTime(start, end).TotalMilliseconds;
             metrics.RecordRun(model.Name, totalRows, runMs);
-            return (Split(result, outputNames, rowsPerPart), runMs);
+            var split = Split(result, outputNames, rowsPerPart);
+            var input = ModelStatistics.Nanoseconds(inputStart, start);
+            var infer = ModelStatistics.Nanoseconds(start, end);
+            var output = ModelStatistics.Nanoseconds(end, Stopwatch.GetTimestamp());
+            model.Statistics.RecordExecution(totalRows, input, infer, output);
+            model.Statistics.RecordCompute(parts.Count, input, infer, output);
+            return (split, runMs);
         }
         finally
         {
@@ -89,6 +97,7 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
     {
         var (perPart, runMs) = Run([rows], outputNames, cancellationToken);
         metrics.RecordQueueWait(model.Name, 0);
+        model.Statistics.RecordQueue(0);
         return new InferenceResult(perPart[0].Outputs, 0, runMs, rows.Length / model.RowLength);
     }
 
@@ -113,11 +122,13 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
     /// </summary>
     private (InferenceOutputs[] PerPart, double RunMilliseconds) RunInSlices(
         ModelSession session, ReadOnlyMemory<float> tensor, long[] shape, int totalRows, int maxRows, IReadOnlyList<string> outputNames,
-        int[] rowsPerPart, CancellationToken cancellationToken)
+        int[] rowsPerPart, long inputStart, CancellationToken cancellationToken)
     {
         var rowLength = model.RowLength;
         var slices = new List<SessionOutputs>((totalRows + maxRows - 1) / maxRows);
         var runMs = 0.0;
+        var input = ModelStatistics.Nanoseconds(inputStart, Stopwatch.GetTimestamp());
+        var infer = 0L;
         for (var first = 0; first < totalRows; first += maxRows)
         {
             var rows = Math.Min(maxRows, totalRows - first);
@@ -125,10 +136,16 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
             sliceShape[0] = rows;
             var start = Stopwatch.GetTimestamp();
             slices.Add(session.Run(model.FeatureInput.Name, tensor.Slice(first * rowLength, rows * rowLength), sliceShape, outputNames, cancellationToken));
-            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            var end = Stopwatch.GetTimestamp();
+            var ms = Stopwatch.GetElapsedTime(start, end).TotalMilliseconds;
             metrics.RecordRun(model.Name, rows, ms);
+            // Each slice is a run of its own size; stacking the outputs again is the request's output time, below.
+            model.Statistics.RecordExecution(rows, first == 0 ? input : 0, ModelStatistics.Nanoseconds(start, end), 0);
+            infer += ModelStatistics.Nanoseconds(start, end);
             runMs += ms;
         }
+
+        var outputStart = Stopwatch.GetTimestamp();
 
         var data = new float[outputNames.Count][];
         var shapes = new long[outputNames.Count][];
@@ -145,7 +162,9 @@ public sealed class ModelRunner(LoadedModel model, ServeMetrics metrics)
         }
 
         var stacked = new SessionOutputs(data, shapes) { ElementTypes = slices[0].ElementTypes, RawData = raw };
-        return (Split(stacked, outputNames, rowsPerPart), runMs);
+        var split = Split(stacked, outputNames, rowsPerPart);
+        model.Statistics.RecordCompute(rowsPerPart.Length, input, infer, ModelStatistics.Nanoseconds(outputStart, Stopwatch.GetTimestamp()));
+        return (split, runMs);
     }
 
     private static T[] Stack<T>(IEnumerable<T[]> parts)

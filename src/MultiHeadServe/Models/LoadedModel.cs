@@ -99,6 +99,9 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The model's input image size (image models), for boxes the model emits in pixels.</summary>
     public ImageSize? InputImageSize => Manifest.Features.Image is { } image ? new ImageSize(image.Width, image.Height) : null;
 
+    /// <summary>What this version has served since it was loaded (Triton's statistics extension).</summary>
+    public ModelStatistics Statistics { get; } = new();
+
     /// <summary>Set once the warm-up run succeeded.</summary>
     public bool Warm { get; internal set; }
 

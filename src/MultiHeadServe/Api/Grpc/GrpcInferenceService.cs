@@ -29,6 +29,7 @@ internal sealed class GrpcInferenceService(
     ServeMetrics metrics,
     IDiagnosticContext diagnostics,
     Security.ApiKeys keys,
+    ModelRepository repository,
     IOptions<ServeOptions> options) : GRPCInferenceService.GRPCInferenceServiceBase
 {
     /// <summary>The route label of gRPC infer calls in the request metrics (REST's are the endpoint names).</summary>
@@ -242,13 +243,77 @@ internal sealed class GrpcInferenceService(
 
     /// <summary>The REST handler's metadata, or its problem as a gRPC status.</summary>
     private V2ModelMetadata Metadata(string name, string version) =>
-        OpenInferenceApi.ModelMetadata(name, version.Length == 0 ? null : version, registry).Result switch
+        ValueOrStatus<V2ModelMetadata>(OpenInferenceApi.ModelMetadata(name, version.Length == 0 ? null : version, registry).Result);
+
+    public override Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context)
+    {
+        var config = ValueOrStatus<V2ModelConfig>(
+            ModelConfigurationApi.Configuration(request.Name, request.Version.Length == 0 ? null : request.Version, registry, options).Result);
+        return Task.FromResult(new ModelConfigResponse { Config = GrpcModelConfig.From(config) });
+    }
+
+    public override Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context)
+    {
+        var statistics = ValueOrStatus<V2StatisticsResponse>(ModelStatisticsApi.Statistics(
+            request.Name.Length == 0 ? null : request.Name, request.Version.Length == 0 ? null : request.Version, registry).Result);
+        var response = new ModelStatisticsResponse();
+        response.ModelStats.AddRange(statistics.ModelStats.Select(GrpcModelConfig.From));
+        return Task.FromResult(response);
+    }
+
+    public override Task<RepositoryIndexResponse> RepositoryIndex(RepositoryIndexRequest request, ServerCallContext context)
+    {
+        RepositoryServed();
+        var response = new RepositoryIndexResponse();
+        response.Models.AddRange(repository.Index(request.Ready).Select(entry => new RepositoryIndexResponse.Types.ModelIndex
         {
-            Ok<V2ModelMetadata> ok => ok.Value!,
-            ProblemHttpResult problem => throw GrpcStatuses.Exception(problem.StatusCode, problem.ProblemDetails.Detail ?? "",
-                problem.ProblemDetails.Extensions.TryGetValue("field", out var field) ? field as string : null),
-            var other => throw new InvalidOperationException($"Unexpected metadata result {other.GetType().Name}."),
-        };
+            Name = entry.Name,
+            Version = entry.Version ?? "",
+            State = entry.State ?? "",
+            Reason = entry.Reason ?? "",
+        }));
+        return Task.FromResult(response);
+    }
+
+    public override async Task<RepositoryModelLoadResponse> RepositoryModelLoad(RepositoryModelLoadRequest request, ServerCallContext context)
+    {
+        RepositoryServed();
+        if (ModelRepositoryApi.UnsupportedLoadParameter(request.Parameters.Keys) is { } unsupported)
+        {
+            throw GrpcStatuses.Exception(StatusCodes.Status400BadRequest, unsupported, "parameters");
+        }
+
+        var (status, message) = await ModelRepositoryApi.LoadAsync(request.ModelName, repository, context.CancellationToken);
+        return status == StatusCodes.Status200OK
+            ? new RepositoryModelLoadResponse()
+            : throw GrpcStatuses.Exception(status, message!, "model_name");
+    }
+
+    public override async Task<RepositoryModelUnloadResponse> RepositoryModelUnload(RepositoryModelUnloadRequest request, ServerCallContext context)
+    {
+        RepositoryServed();
+        return await repository.UnloadAsync(request.ModelName, context.CancellationToken)
+            ? new RepositoryModelUnloadResponse()
+            : throw GrpcStatuses.Exception(StatusCodes.Status404NotFound, ModelRepositoryApi.UnknownModel(request.ModelName), "model_name");
+    }
+
+    /// <summary>The repository calls change what is served: as on REST, they exist only with API keys (UNIMPLEMENTED otherwise).</summary>
+    private void RepositoryServed()
+    {
+        if (!keys.Enabled)
+        {
+            throw new RpcException(new Status(StatusCode.Unimplemented, ModelRepositoryApi.OffMessage));
+        }
+    }
+
+    /// <summary>A REST handler's value, or its problem as a gRPC status with the field at fault.</summary>
+    private static T ValueOrStatus<T>(IResult result) => result switch
+    {
+        Ok<T> ok => ok.Value!,
+        ProblemHttpResult problem => throw GrpcStatuses.Exception(problem.StatusCode, problem.ProblemDetails.Detail ?? "",
+            problem.ProblemDetails.Extensions.TryGetValue("field", out var field) ? field as string : null),
+        var other => throw new InvalidOperationException($"Unexpected result {other.GetType().Name}."),
+    };
 
     private static ModelMetadataResponse.Types.TensorMetadata Describe(V2Tensor tensor) =>
         new() { Name = tensor.Name, Datatype = tensor.Datatype, Shape = { tensor.Shape } };

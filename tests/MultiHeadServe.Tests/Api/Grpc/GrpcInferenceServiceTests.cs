@@ -231,7 +231,10 @@ public sealed class GrpcInferenceServiceTests
 
         Assert.Equal("inference", file.Package);
         var service = file.Service.Single(s => s.Name == "GRPCInferenceService");
-        Assert.Equal(["ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"], service.Method.Select(m => m.Name));
+        Assert.Equal(
+            ["ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
+                "ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"],
+            service.Method.Select(m => m.Name));
         Assert.Contains(await ListServicesAsync(channel), s => s == "inference.GRPCInferenceService");
     }
 
