@@ -194,6 +194,7 @@ public static class OpenInferenceApi
         TensorElementType.UInt32 => "UINT32",
         TensorElementType.UInt64 => "UINT64",
         TensorElementType.BFloat16 => "BF16",
+        TensorElementType.String => "BYTES",
         _ => type.ToName().ToUpperInvariant(),
     };
 

@@ -18,10 +18,10 @@ namespace MultiHeadServe.Api;
 internal static class OpenInferenceCall
 {
     /// <summary>
-    /// Extensions the server metadata announces: Triton's binary tensor data extension on REST, and its statistics and
-    /// model configuration extensions on REST and gRPC.
+    /// Extensions the server metadata announces: Triton's binary tensor data extension on REST, and its classification,
+    /// statistics and model configuration extensions on REST and gRPC.
     /// </summary>
-    public static readonly IReadOnlyList<string> Extensions = ["binary_tensor_data", "statistics", "model_configuration"];
+    public static readonly IReadOnlyList<string> Extensions = ["binary_tensor_data", "classification", "statistics", "model_configuration"];
 
     /// <summary>
     /// Checks a declared input tensor against the model and the budgets before anything is allocated, and returns the
@@ -162,6 +162,22 @@ internal static class OpenInferenceCall
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// The tensors a response carries, in <paramref name="outputs"/>' order: each output as the run wrote it, or its top
+    /// classes where <paramref name="classifications"/> asks for them (<see cref="OpenInferenceClassification"/>).
+    /// </summary>
+    public static OutputTensor[] Tensors(LoadedModel model, IReadOnlyList<string> outputs, IReadOnlyList<int> classifications, InferenceResult result)
+    {
+        var tensors = new OutputTensor[outputs.Count];
+        for (var o = 0; o < tensors.Length; o++)
+        {
+            var tensor = result.Outputs[outputs[o]];
+            tensors[o] = classifications[o] > 0 ? OpenInferenceClassification.Classify(model, tensor, classifications[o]) : tensor;
+        }
+
+        return tensors;
     }
 
     /// <summary>The protocol's name of an output's datatype.</summary>

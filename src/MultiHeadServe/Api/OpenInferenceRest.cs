@@ -119,10 +119,12 @@ internal static class OpenInferenceRest
 
         List<string>? requested = null;
         List<bool>? binaryFlags = null;
+        List<long?>? classifications = null;
         if (root.TryGetProperty("outputs", out var outputs) && outputs.ValueKind == JsonValueKind.Array && outputs.GetArrayLength() > 0)
         {
             requested = [];
             binaryFlags = [];
+            classifications = [];
             var i = 0;
             foreach (var output in outputs.EnumerateArray())
             {
@@ -130,12 +132,26 @@ internal static class OpenInferenceRest
                 binaryFlags.Add(output.ValueKind == JsonValueKind.Object
                     ? BoolParameter(output, "binary_data", $"outputs[{i}].parameters.binary_data") ?? binaryOutput
                     : binaryOutput);
+                classifications.Add(output.ValueKind == JsonValueKind.Object && Parameter(output, OpenInferenceClassification.Parameter, out var classes)
+                    ? classes.ValueKind == JsonValueKind.Number && classes.TryGetInt64(out var classCount)
+                        ? classCount
+                        : throw FeatureRequestException.BadField($"outputs[{i}].parameters.classification",
+                            $"classification is a whole number of classes; got {classes.GetRawText()}.")
+                    : null);
                 i++;
             }
         }
 
         var names = OpenInferenceCall.Outputs(model, requested);
-        return new RestInferRequest(id, values, names, binaryFlags ?? [.. names.Select(_ => binaryOutput)]);
+        var counts = new int[names.Count];
+        for (var o = 0; o < counts.Length; o++)
+        {
+            counts[o] = classifications?[o] is { } classes
+                ? OpenInferenceClassification.Check(model, names[o], classes, $"outputs[{o}].parameters.classification")
+                : 0;
+        }
+
+        return new RestInferRequest(id, values, names, binaryFlags ?? [.. names.Select(_ => binaryOutput)], counts);
     }
 
     private static long[]? Shape(JsonElement input)
@@ -235,7 +251,8 @@ internal static class OpenInferenceRest
 }
 
 /// <summary>A REST infer request once read: the input rows, the outputs to compute and which of them go back as binary data.</summary>
-internal sealed record RestInferRequest(string? Id, float[] Rows, IReadOnlyList<string> Outputs, IReadOnlyList<bool> BinaryOutputs);
+/// <remarks><paramref name="Classifications"/>: per output, the classes asked for with the classification extension (0: the tensor itself).</remarks>
+internal sealed record RestInferRequest(string? Id, float[] Rows, IReadOnlyList<string> Outputs, IReadOnlyList<bool> BinaryOutputs, IReadOnlyList<int> Classifications);
 
 /// <summary>
 /// The infer response, written straight to the body: JSON, with each output asked for as binary data described by its
@@ -250,7 +267,7 @@ public sealed class OpenInferenceResult : IResult, IEndpointMetadataProvider
     private readonly string? _id;
     private readonly IReadOnlyList<string> _outputs;
     private readonly IReadOnlyList<bool> _binary;
-    private readonly InferenceResult _result;
+    private readonly OutputTensor[] _tensors;
 
     internal OpenInferenceResult(LoadedModel model, RestInferRequest request, InferenceResult result)
     {
@@ -259,7 +276,7 @@ public sealed class OpenInferenceResult : IResult, IEndpointMetadataProvider
         _id = request.Id;
         _outputs = request.Outputs;
         _binary = request.BinaryOutputs;
-        _result = result;
+        _tensors = OpenInferenceCall.Tensors(model, request.Outputs, request.Classifications, result);
     }
 
     public async Task ExecuteAsync(HttpContext httpContext)
@@ -280,7 +297,7 @@ public sealed class OpenInferenceResult : IResult, IEndpointMetadataProvider
             writer.WriteStartArray("outputs");
             for (var o = 0; o < _outputs.Count; o++)
             {
-                var tensor = _result.Outputs[_outputs[o]];
+                var tensor = _tensors[o];
                 writer.WriteStartObject();
                 writer.WriteString("name", tensor.Name);
                 writer.WriteString("datatype", OpenInferenceCall.Datatype(tensor));
@@ -332,7 +349,7 @@ public sealed class OpenInferenceResult : IResult, IEndpointMetadataProvider
         {
             if (_binary[o])
             {
-                body.Write(OpenInferenceCall.RawBytes(_result.Outputs[_outputs[o]]));
+                body.Write(OpenInferenceCall.RawBytes(_tensors[o]));
             }
         }
 
@@ -425,6 +442,13 @@ public sealed class OpenInferenceResult : IResult, IEndpointMetadataProvider
                 foreach (var value in MemoryMarshal.Cast<byte, Half>(raw))
                 {
                     writer.WriteNumberValue((float)value);
+                }
+
+                break;
+            case TensorElementType.String:
+                foreach (var element in OpenInferenceClassification.Elements(tensor.RawData))
+                {
+                    writer.WriteStringValue(element.Span);
                 }
 
                 break;

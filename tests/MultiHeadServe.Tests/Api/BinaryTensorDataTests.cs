@@ -127,7 +127,7 @@ public sealed class BinaryTensorDataTests
     }
 
     /// <summary>The first reference images as the model's input: RGB bytes scaled to [0, 1], normalised by mean and std 0.5, NCHW.</summary>
-    private static float[] ReferencePixels(int count)
+    internal static float[] ReferencePixels(int count)
     {
         var pixels = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryPaths.Model("shapes"), "1", "reference.json"))).RootElement.GetProperty("pixels").GetProperty("data");
         var tensor = new float[count * 3 * 64 * 64];

@@ -283,6 +283,146 @@ public sealed class TritonExtensionsTests
         Assert.Equal(StatusCode.Unauthenticated, unauthenticated.StatusCode);
     }
 
+    [Fact]
+    public async Task AClassificationParameterAnswersTheTopClassesWithTheirLabelsOnEveryWire()
+    {
+        int[] shape = [2, 3, 64, 64];
+        var data = BinaryTensorDataTests.ReferencePixels(2);
+        var labels = File.ReadAllLines(Path.Combine(RepositoryPaths.Model("shapes"), "labels.txt")).Where(l => l.Length > 0).ToList();
+        await using var app = new ServeFactory();
+        using var http = app.CreateClient();
+        using var channel = Channel(app);
+        var grpc = Client(channel);
+        object Request(object classification, bool binary = false) => new
+        {
+            inputs = new[] { new { name = "image", datatype = "FP32", shape, data } },
+            outputs = new object[]
+            {
+                new { name = "class_logits", parameters = new Dictionary<string, object> { ["classification"] = classification, ["binary_data"] = binary } },
+                new { name = "bbox" },
+            },
+        };
+
+        var plain = await (await http.PostJsonAsync("/v2/models/shapes/infer", new { inputs = new[] { new { name = "image", datatype = "FP32", shape, data } } })).JsonAsync();
+        var logits = plain.GetProperty("outputs").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "class_logits");
+        var rows = shape[0];
+        var width = logits.GetProperty("shape")[1].GetInt32();
+        var values = logits.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        // Independently: highest value first, "value:index:label". Each request is a run of its own, and the runtime's
+        // float sums may differ in the last bits from one run to the next (it vectorises by the buffers' alignment), so
+        // values are compared within 1e-5; indices and labels exactly (the demo's logits are far apart).
+        void AssertClasses(int count, IEnumerable<string?> actual)
+        {
+            var expected = Enumerable.Range(0, rows).SelectMany(r => Enumerable.Range(0, width)
+                .OrderByDescending(i => values[(r * width) + i]).Take(count).Select(i => (Value: values[(r * width) + i], Index: i))).ToList();
+            var parsed = actual.Select(a => a!.Split(':')).ToList();
+            Assert.Equal(expected.Count, parsed.Count);
+            for (var k = 0; k < parsed.Count; k++)
+            {
+                Assert.Equal(3, parsed[k].Length);
+                Assert.Equal(expected[k].Value, float.Parse(parsed[k][0], System.Globalization.CultureInfo.InvariantCulture), 1e-5f * Math.Max(1, Math.Abs(expected[k].Value)));
+                Assert.Equal(expected[k].Index.ToString(System.Globalization.CultureInfo.InvariantCulture), parsed[k][1]);
+                Assert.Equal(labels[expected[k].Index], parsed[k][2]);
+            }
+        }
+
+        var json = await (await http.PostJsonAsync("/v2/models/shapes/infer", Request(2))).JsonAsync();
+        var classes = json.GetProperty("outputs")[0];
+        Assert.Equal("BYTES", classes.GetProperty("datatype").GetString());
+        Assert.Equal([rows, 2], classes.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()));
+        AssertClasses(2, classes.GetProperty("data").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal("FP32", json.GetProperty("outputs")[1].GetProperty("datatype").GetString()); // other outputs as they are
+        var all = await (await http.PostJsonAsync("/v2/models/shapes/infer", Request(99))).JsonAsync();
+        AssertClasses(width, all.GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(e => e.GetString()));
+
+        // Binary: the BYTES tensor's own serialisation, each element's length (4 bytes, little-endian) then its bytes.
+        var (header, binary) = await ReadBinaryAsync(await http.PostAsync("/v2/models/shapes/infer", new StringContent(JsonSerializer.Serialize(Request(2, binary: true)), System.Text.Encoding.UTF8, "application/json")));
+        Assert.Equal("BYTES", header.GetProperty("outputs")[0].GetProperty("datatype").GetString());
+        AssertClasses(2, Strings(binary["class_logits"]!));
+
+        // gRPC: typed contents as bytes_contents; raw contents as the same bytes as REST's binary output.
+        var parameter = new InferParameter { Int64Param = 2 };
+        ModelInferRequest GrpcRequest(bool raw)
+        {
+            var request = new ModelInferRequest
+            {
+                ModelName = "shapes",
+                Outputs = { new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "class_logits", Parameters = { ["classification"] = parameter } } },
+            };
+            var input = new ModelInferRequest.Types.InferInputTensor { Name = "image", Datatype = "FP32", Shape = { shape.Select(d => (long)d) } };
+            if (raw)
+            {
+                request.RawInputContents.Add(Google.Protobuf.ByteString.CopyFrom(Bytes(data)));
+            }
+            else
+            {
+                input.Contents = new InferTensorContents { Fp32Contents = { data } };
+            }
+
+            request.Inputs.Add(input);
+            return request;
+        }
+
+        var typed = (await grpc.ModelInferAsync(GrpcRequest(raw: false))).Outputs.Single();
+        Assert.Equal("BYTES", typed.Datatype);
+        Assert.Equal([(long)rows, 2], typed.Shape);
+        AssertClasses(2, typed.Contents.BytesContents.Select(b => b.ToStringUtf8()));
+        var rawResponse = await grpc.ModelInferAsync(GrpcRequest(raw: true));
+        Assert.Equal("BYTES", rawResponse.Outputs.Single().Datatype);
+        AssertClasses(2, Strings(rawResponse.RawOutputContents.Single().ToByteArray()));
+
+        // Mistakes name the parameter.
+        foreach (var wrong in new object[] { 0, -2, "two", 1.5 })
+        {
+            var response = await http.PostJsonAsync("/v2/models/shapes/infer", Request(wrong));
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("outputs[0].parameters.classification", (await response.JsonAsync()).GetProperty("field").GetString());
+        }
+
+        parameter = new InferParameter { BoolParam = true };
+        var notCount = await Assert.ThrowsAsync<RpcException>(async () => await grpc.ModelInferAsync(GrpcRequest(raw: false)));
+        Assert.Equal(StatusCode.InvalidArgument, notCount.StatusCode);
+        Assert.Equal("outputs[0].parameters.classification", notCount.Trailers.GetValue("field"));
+    }
+
+    [Fact]
+    public async Task ClassificationRanksFp32OutputsAndNamesAnyOtherType()
+    {
+        using var repository = TensorTypesModel.Create();
+        await using var app = new ServeFactory(repository.Settings());
+        using var http = app.CreateClient();
+        object Request(string output) => new
+        {
+            inputs = new[] { new { name = "features", datatype = "FP32", shape = new[] { 1, 4 }, data = TensorTypesModel.Rows[0] } },
+            outputs = new[] { new { name = output, parameters = new { classification = 2 } } },
+        };
+
+        var refused = await http.PostJsonAsync($"/v2/models/{TensorTypesModel.Name}/infer", Request("class_index"));
+        var ranked = await http.PostJsonAsync($"/v2/models/{TensorTypesModel.Name}/infer", Request("logits"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        var problem = await refused.JsonAsync();
+        Assert.Equal("outputs[0].parameters.classification", problem.GetProperty("field").GetString());
+        Assert.Contains("INT64", problem.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, ranked.StatusCode);
+        var strings = (await ranked.JsonAsync()).GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(e => e.GetString()!).ToList();
+        Assert.Equal(2, strings.Count);
+        Assert.All(strings, s => Assert.Equal(1, s.Count(c => c == ':'))); // no labels file: value:index
+    }
+
+    private static List<string> Strings(byte[] bytes)
+    {
+        var strings = new List<string>();
+        for (var offset = 0; offset < bytes.Length;)
+        {
+            var length = BitConverter.ToInt32(bytes, offset);
+            strings.Add(System.Text.Encoding.UTF8.GetString(bytes, offset + 4, length));
+            offset += 4 + length;
+        }
+
+        return strings;
+    }
+
     private static async Task<JsonElement> VersionStatsAsync(HttpClient http, string model)
     {
         var response = await http.GetAsync($"/v2/models/{model}/stats");

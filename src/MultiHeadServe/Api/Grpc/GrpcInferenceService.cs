@@ -92,8 +92,9 @@ internal sealed class GrpcInferenceService(
             var raw = request.RawInputContents.Count > 0;
             var rows = ReadInput(request, model, raw);
             var outputs = OpenInferenceCall.Outputs(model, request.Outputs.Count == 0 ? null : request.Outputs.Select(o => o.Name).ToList());
+            var classifications = Classifications(request, model, outputs);
             var result = await OpenInferenceCall.RunAsync(inference, model, rows, outputs, telemetry, context.CancellationToken);
-            return Response(request, model, outputs, result, raw);
+            return Response(request, model, OpenInferenceCall.Tensors(model, outputs, classifications, result), raw);
         }
         catch (FeatureRequestException ex)
         {
@@ -160,7 +161,25 @@ internal sealed class GrpcInferenceService(
             ? " (values of another type were sent; FP32 values go in fp32_contents)"
             : "";
 
-    private static ModelInferResponse Response(ModelInferRequest request, LoadedModel model, IReadOnlyList<string> outputs, InferenceResult result, bool raw)
+    /// <summary>Per output, the classes asked for with the classification extension's <c>int64_param</c> (0: none).</summary>
+    private static int[] Classifications(ModelInferRequest request, LoadedModel model, IReadOnlyList<string> outputs)
+    {
+        var counts = new int[outputs.Count];
+        for (var o = 0; o < request.Outputs.Count; o++)
+        {
+            if (request.Outputs[o].Parameters.TryGetValue(OpenInferenceClassification.Parameter, out var parameter))
+            {
+                var field = $"outputs[{o}].parameters.classification";
+                counts[o] = parameter.ParameterChoiceCase == InferParameter.ParameterChoiceOneofCase.Int64Param
+                    ? OpenInferenceClassification.Check(model, outputs[o], parameter.Int64Param, field)
+                    : throw FeatureRequestException.BadField(field, "classification is an int64_param: the number of classes to return per row.");
+            }
+        }
+
+        return counts;
+    }
+
+    private static ModelInferResponse Response(ModelInferRequest request, LoadedModel model, OutputTensor[] tensors, bool raw)
     {
         var response = new ModelInferResponse
         {
@@ -170,11 +189,10 @@ internal sealed class GrpcInferenceService(
         };
 
         // Half floats have no typed field: when an output is one, every output goes raw (the protocol forbids mixing).
-        raw |= outputs.Any(name => result.Outputs[name].ElementType is TensorElementType.Float16 or TensorElementType.BFloat16);
-        foreach (var name in outputs)
+        raw |= tensors.Any(tensor => tensor.ElementType is TensorElementType.Float16 or TensorElementType.BFloat16);
+        foreach (var tensor in tensors)
         {
-            var tensor = result.Outputs[name];
-            var output = new ModelInferResponse.Types.InferOutputTensor { Name = name, Datatype = OpenInferenceCall.Datatype(tensor), Shape = { tensor.Shape } };
+            var output = new ModelInferResponse.Types.InferOutputTensor { Name = tensor.Name, Datatype = OpenInferenceCall.Datatype(tensor), Shape = { tensor.Shape } };
             if (raw)
             {
                 response.RawOutputContents.Add(ByteString.CopyFrom(OpenInferenceCall.RawBytes(tensor)));
@@ -233,6 +251,9 @@ internal sealed class GrpcInferenceService(
                 break;
             case TensorElementType.Float64:
                 contents.Fp64Contents.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(raw).ToArray());
+                break;
+            case TensorElementType.String:
+                contents.BytesContents.AddRange(OpenInferenceClassification.Elements(tensor.RawData).Select(element => ByteString.CopyFrom(element.Span)));
                 break;
             default:
                 throw new InvalidOperationException($"Output '{tensor.Name}' is {tensor.ElementType.ToName()}, which has no typed contents.");
