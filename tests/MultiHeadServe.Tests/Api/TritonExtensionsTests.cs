@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Grpc.Core;
+using Microsoft.Extensions.Hosting;
 using MultiHeadServe.Api.Grpc;
 using MultiHeadServe.Inference;
 using MultiHeadServe.Models;
@@ -408,6 +409,113 @@ public sealed class TritonExtensionsTests
         var strings = (await ranked.JsonAsync()).GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(e => e.GetString()!).ToList();
         Assert.Equal(2, strings.Count);
         Assert.All(strings, s => Assert.Equal(1, s.Count(c => c == ':'))); // no labels file: value:index
+    }
+
+    [Fact]
+    public async Task AStreamAnswersEveryRequestByItsIdAndAMistakeIsAnAnswerNotTheEnd()
+    {
+        await using var app = new ServeFactory();
+        using var channel = Channel(app);
+        var grpc = Client(channel);
+        var metrics = app.Service<MultiHeadServe.Observability.ServeMetrics>();
+        var requestsBefore = metrics.Requests;
+        ModelInferRequest Request(int i) => new()
+        {
+            Id = $"s-{i}",
+            ModelName = i == 7 ? "nope" : "ranking",
+            Outputs = { new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "revenue" } },
+            Inputs = { new ModelInferRequest.Types.InferInputTensor { Name = "features", Datatype = "FP32", Shape = { 1, 12 }, Contents = new InferTensorContents { Fp32Contents = { Enumerable.Repeat(0.1f * i, 12) } } } },
+        };
+
+        using var call = grpc.ModelStreamInfer();
+        for (var i = 0; i < 20; i++)
+        {
+            await call.RequestStream.WriteAsync(Request(i));
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var answers = new Dictionary<string, ModelStreamInferResponse>(StringComparer.Ordinal);
+        await foreach (var answer in call.ResponseStream.ReadAllAsync())
+        {
+            answers.Add(answer.InferResponse.Id, answer);
+        }
+
+        Assert.Equal(20, answers.Count);
+        Assert.Contains("No model named 'nope'", answers["s-7"].ErrorMessage, StringComparison.Ordinal);
+        Assert.Equal("nope", answers["s-7"].InferResponse.ModelName);
+        for (var i = 0; i < 20; i++)
+        {
+            if (i == 7)
+            {
+                continue;
+            }
+
+            // The same request as a unary call gives the same revenue.
+            var unary = await grpc.ModelInferAsync(Request(i));
+            var streamed = answers[$"s-{i}"];
+            Assert.Equal("", streamed.ErrorMessage);
+            Assert.Equal("revenue", streamed.InferResponse.Outputs.Single().Name);
+            Assert.Equal(unary.Outputs.Single().Contents.Fp32Contents.Single(), streamed.InferResponse.Outputs.Single().Contents.Fp32Contents.Single(), 1e-5f);
+        }
+
+        Assert.Equal(20 + 19, metrics.Requests - requestsBefore); // each streamed request counts, then the unary ones
+    }
+
+    [Fact]
+    public async Task RequestsOfOneStreamRunTogether()
+    {
+        // A 200 ms queue delay: requests written one after another on one stream are in the queue together.
+        using var repository = new TempRepository().With("ranking", manifest => manifest["batching"] = new JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 64, ["maxQueueDelayMicroseconds"] = 200_000, ["instances"] = 1,
+        });
+        await using var app = new ServeFactory(repository.Settings());
+        using var channel = Channel(app);
+        using var http = app.CreateClient();
+        using var call = Client(channel).ModelStreamInfer();
+
+        for (var i = 0; i < 16; i++)
+        {
+            await call.RequestStream.WriteAsync(new ModelInferRequest
+            {
+                Id = $"b-{i}",
+                ModelName = "ranking",
+                Inputs = { new ModelInferRequest.Types.InferInputTensor { Name = "features", Datatype = "FP32", Shape = { 1, 12 }, Contents = new InferTensorContents { Fp32Contents = { Enumerable.Repeat(0.05f * i, 12) } } } },
+            });
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var answers = await call.ResponseStream.ReadAllAsync().ToListAsync();
+
+        Assert.Equal(16, answers.Count);
+        Assert.All(answers, a => Assert.Equal("", a.ErrorMessage));
+        var stats = await VersionStatsAsync(http, "ranking");
+        Assert.Equal(16, Count(stats, "inference_count"));
+        Assert.True(Count(stats, "execution_count") < 16, $"16 requests of one stream took {Count(stats, "execution_count")} runs: they did not run concurrently.");
+    }
+
+    [Fact]
+    public async Task WhenTheServiceStopsAStreamAnswersWhatItReadAndEnds()
+    {
+        await using var app = new ServeFactory();
+        using var channel = Channel(app);
+        using var call = Client(channel).ModelStreamInfer();
+        var request = new ModelInferRequest
+        {
+            Id = "before-stop",
+            ModelName = "ranking",
+            Inputs = { new ModelInferRequest.Types.InferInputTensor { Name = "features", Datatype = "FP32", Shape = { 1, 12 }, Contents = new InferTensorContents { Fp32Contents = { Enumerable.Repeat(0.5f, 12) } } } },
+        };
+        await call.RequestStream.WriteAsync(request);
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal("before-stop", call.ResponseStream.Current.InferResponse.Id);
+
+        app.Service<IHostApplicationLifetime>().StopApplication();
+
+        // The client has not completed its side; the service ends the call itself, with OK.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.False(await call.ResponseStream.MoveNext(timeout.Token));
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
     }
 
     private static List<string> Strings(byte[] bytes)

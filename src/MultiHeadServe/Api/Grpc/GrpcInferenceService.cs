@@ -30,10 +30,18 @@ internal sealed class GrpcInferenceService(
     IDiagnosticContext diagnostics,
     Security.ApiKeys keys,
     ModelRepository repository,
+    IHostApplicationLifetime lifetime,
+    ILogger<GrpcInferenceService> logger,
     IOptions<ServeOptions> options) : GRPCInferenceService.GRPCInferenceServiceBase
 {
     /// <summary>The route label of gRPC infer calls in the request metrics (REST's are the endpoint names).</summary>
     public const string InferRoute = "GrpcModelInfer";
+
+    /// <summary>The route label of requests read from a ModelStreamInfer stream.</summary>
+    public const string StreamInferRoute = "GrpcModelStreamInfer";
+
+    /// <summary>Requests of one stream run at once at most; reading waits while that many are unanswered.</summary>
+    public const int StreamRequestsInFlight = 64;
 
     public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
         Task.FromResult(new ServerLiveResponse { Live = true });
@@ -64,11 +72,88 @@ internal sealed class GrpcInferenceService(
         return new ModelReadyResponse { Ready = ready.Result is Ok<V2ModelReady> };
     }
 
-    public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
+    public override Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
-        var http = context.GetHttpContext();
         var telemetry = new RequestTelemetry();
-        http.Features.Set(telemetry);
+        context.GetHttpContext().Features.Set(telemetry);
+        return InferAsync(request, telemetry, InferRoute, diagnose: true, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// Triton's streaming infer: each request read from the stream runs as a unary call would (same rules, batcher and
+    /// metrics, route <c>GrpcModelStreamInfer</c>), at most <see cref="StreamRequestsInFlight"/> at once, and its answer is
+    /// written as soon as it is ready, so concurrent requests of one stream batch together and answers may come in
+    /// another order than the requests (the request's <c>id</c> comes back with its answer). A request's mistake is an
+    /// answer with <c>error_message</c> (and the request's id and model), not the end of the stream. When the service
+    /// stops, it reads no more requests, answers those it has read, and ends the stream.
+    /// </summary>
+    public override async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requestStream, IServerStreamWriter<ModelStreamInferResponse> responseStream,
+        ServerCallContext context)
+    {
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        using var writing = new SemaphoreSlim(1, 1);
+        var inFlight = new List<Task>();
+        try
+        {
+            while (await requestStream.MoveNext(reading.Token))
+            {
+                if (inFlight.Count >= StreamRequestsInFlight)
+                {
+                    inFlight.Remove(await Task.WhenAny(inFlight));
+                }
+
+                inFlight.Add(AnswerAsync(requestStream.Current));
+            }
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            // Stopping: what was read is answered below, then the stream ends.
+        }
+        finally
+        {
+            await Task.WhenAll(inFlight);
+        }
+
+        async Task AnswerAsync(ModelInferRequest request)
+        {
+            ModelStreamInferResponse answer;
+            try
+            {
+                answer = new ModelStreamInferResponse { InferResponse = await InferAsync(request, new RequestTelemetry(), StreamInferRoute, diagnose: false, context.CancellationToken) };
+            }
+            catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled)
+            {
+                answer = Error(request, ex.Status.Detail);
+            }
+#pragma warning disable CA1031 // One request's failure is its own answer; the stream's other requests go on.
+            catch (Exception ex) when (ex is not OperationCanceledException)
+#pragma warning restore CA1031
+            {
+                logger.LogError(ex, "A streamed infer request for model {Model} failed", request.ModelName);
+                answer = Error(request, "The server could not answer this request; its log has the reason.");
+            }
+
+            await writing.WaitAsync(context.CancellationToken);
+            try
+            {
+                await responseStream.WriteAsync(answer, context.CancellationToken);
+            }
+            finally
+            {
+                writing.Release();
+            }
+        }
+    }
+
+    private static ModelStreamInferResponse Error(ModelInferRequest request, string message) => new()
+    {
+        ErrorMessage = message,
+        InferResponse = new ModelInferResponse { ModelName = request.ModelName, ModelVersion = request.ModelVersion, Id = request.Id },
+    };
+
+    /// <summary>One infer call; a client mistake is an <see cref="RpcException"/> with REST's message and the field at fault.</summary>
+    private async Task<ModelInferResponse> InferAsync(ModelInferRequest request, RequestTelemetry telemetry, string route, bool diagnose, CancellationToken cancellationToken)
+    {
         var start = Stopwatch.GetTimestamp();
         var status = StatusCodes.Status200OK;
         LoadedModel? held = null;
@@ -93,16 +178,20 @@ internal sealed class GrpcInferenceService(
             var rows = ReadInput(request, model, raw);
             var outputs = OpenInferenceCall.Outputs(model, request.Outputs.Count == 0 ? null : request.Outputs.Select(o => o.Name).ToList());
             var classifications = Classifications(request, model, outputs);
-            var result = await OpenInferenceCall.RunAsync(inference, model, rows, outputs, telemetry, context.CancellationToken);
+            var result = await OpenInferenceCall.RunAsync(inference, model, rows, outputs, telemetry, cancellationToken);
             return Response(request, model, OpenInferenceCall.Tensors(model, outputs, classifications, result), raw);
         }
         catch (FeatureRequestException ex)
         {
             status = ex.Status;
-            diagnostics.Set("GrpcStatus", GrpcStatuses.FromHttp(ex.Status));
+            if (diagnose)
+            {
+                diagnostics.Set("GrpcStatus", GrpcStatuses.FromHttp(ex.Status));
+            }
+
             throw GrpcStatuses.Exception(ex.Status, ex.Message, ex.Field);
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             status = 499;
             throw new RpcException(new Status(StatusCode.Cancelled, "The call was cancelled."));
@@ -115,7 +204,7 @@ internal sealed class GrpcInferenceService(
         finally
         {
             held?.Release();
-            metrics.RecordRequest(telemetry, telemetry.Model ?? RequestTelemetryMiddleware.UnknownModel, InferRoute, status,
+            metrics.RecordRequest(telemetry, telemetry.Model ?? RequestTelemetryMiddleware.UnknownModel, route, status,
                 Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
     }

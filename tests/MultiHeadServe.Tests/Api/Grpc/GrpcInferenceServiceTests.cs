@@ -232,7 +232,7 @@ public sealed class GrpcInferenceServiceTests
         Assert.Equal("inference", file.Package);
         var service = file.Service.Single(s => s.Name == "GRPCInferenceService");
         Assert.Equal(
-            ["ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
+            ["ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer", "ModelStreamInfer",
                 "ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"],
             service.Method.Select(m => m.Name));
         Assert.Contains(await ListServicesAsync(channel), s => s == "inference.GRPCInferenceService");
