@@ -35,6 +35,14 @@ public sealed class ServeOptions
     public long MaxTensorBytesInFlight { get; set; } = 512L << 20;
 
     /// <summary>
+    /// The memory the bodies of all requests in flight may hold together, with what parsing them costs (see
+    /// <see cref="Features.BodyBudget"/>): a body past what is left gets 429 with Retry-After. 768 MiB: three JSON bodies
+    /// of the largest size (Serve:MaxRequestBytes) at once, or 48 raw bodies of it; bodies up to 64 KiB are not counted.
+    /// </summary>
+    [Range(1L << 20, 1L << 40)]
+    public long MaxBodyBytesInFlight { get; set; } = 768L << 20;
+
+    /// <summary>
     /// On SIGTERM, how long the service keeps serving with readiness 503 and <c>Connection: close</c> before it stops
     /// (see <see cref="Api.ShutdownDrain"/>). Keep it below the orchestrator's grace period less the preStop delay.
     /// </summary>

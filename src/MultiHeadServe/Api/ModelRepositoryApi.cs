@@ -139,7 +139,7 @@ public static class ModelRepositoryApi
 
         try
         {
-            using var body = await RequestBody.ReadAsync(context, MaxBodyBytes);
+            using var body = await RequestBody.ReadAsync(context, MaxBodyBytes, json: true);
             if (body.Memory.Length == 0)
             {
                 return (null, null);

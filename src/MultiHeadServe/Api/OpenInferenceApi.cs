@@ -119,10 +119,17 @@ public static class OpenInferenceApi
         try
         {
             // With the binary extension's header the body is JSON then bytes, whatever its Content-Type says.
-            body = context.Request.Headers.ContainsKey(OpenInferenceRest.HeaderLength)
+            var binary = context.Request.Headers.ContainsKey(OpenInferenceRest.HeaderLength);
+            body = binary
                 ? await RequestBody.ReadAsync(context, options.Value.MaxRequestBytes)
                 : await RequestBody.ReadJsonAsync(context, options.Value.MaxRequestBytes);
             var jsonLength = OpenInferenceRest.JsonLength(context.Request, body.Memory.Length);
+            if (binary)
+            {
+                // Read as raw bytes: its JSON head is parsed too.
+                body.CountJsonParse(jsonLength);
+            }
+
             using var document = JsonBody.Parse(body.Memory[..jsonLength]);
             var request = OpenInferenceRest.Read(document.RootElement, body.Memory.Span[jsonLength..], loaded, options.Value.MaxInstances, jsonLength);
             var result = await OpenInferenceCall.RunAsync(inference, loaded, request.Rows, request.Outputs, telemetry, cancellationToken);
@@ -135,7 +142,7 @@ public static class OpenInferenceApi
                 context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
-            return Error(ex.Status, ex.Field, ex.Message);
+            return Problems.Create(ex.Status, ex.Title, ex.Message, ex.Field);
         }
         finally
         {

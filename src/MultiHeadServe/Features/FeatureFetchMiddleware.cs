@@ -109,7 +109,7 @@ public sealed class FeatureFetchMiddleware(
         }
 
         // The parsed document reads the pooled body in place: the body goes back to the pool with the features.
-        var body = await RequestBody.ReadAsync(context, options.Value.MaxRequestBytes);
+        var body = await RequestBody.ReadAsync(context, options.Value.MaxRequestBytes, json: true);
         System.Text.Json.JsonDocument? document = null;
         try
         {

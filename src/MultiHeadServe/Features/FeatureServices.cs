@@ -17,6 +17,7 @@ public static class FeatureServices
         services.AddFeatureStore();
         services.AddSingleton<FeatureStoreHealth>();
         services.AddSingleton<TensorBudget>();
+        services.AddSingleton<BodyBudget>();
         services.AddSingleton<FeatureFetcher>();
         services.AddHostedService<FeatureStoreStartup>();
         services.AddHostedService<ImageCodecStartupCheck>();

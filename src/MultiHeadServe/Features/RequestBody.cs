@@ -1,4 +1,5 @@
 using System.Buffers;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MultiHeadServe.Features;
 
@@ -17,14 +18,18 @@ internal static class RequestBody
             throw UnsupportedMediaType($"Send the body as application/json (got '{contentType ?? "none"}').");
         }
 
-        return ReadAsync(context, limit);
+        return ReadAsync(context, limit, json: true);
     }
 
     private const int InitialBufferLimit = 256 * 1024;
 
-    /// <summary>Reads the whole body, whatever its content type.</summary>
-    /// <exception cref="FeatureRequestException">413 past <paramref name="limit"/> bytes.</exception>
-    public static async Task<PooledBody> ReadAsync(HttpContext context, long limit)
+    /// <summary>
+    /// Reads the whole body, whatever its content type. Its buffer is counted against the <see cref="BodyBudget"/> as it
+    /// grows past <see cref="BodyBudget.Uncounted"/> bytes, <see cref="BodyBudget.JsonFactor"/> times for a body that
+    /// will be parsed as <paramref name="json"/>, until the body is disposed.
+    /// </summary>
+    /// <exception cref="FeatureRequestException">413 past <paramref name="limit"/> bytes; 429 when the bodies in flight hold the budget.</exception>
+    public static async Task<PooledBody> ReadAsync(HttpContext context, long limit, bool json = false)
     {
         var request = context.Request;
         // The decompression middleware takes away the Content-Encoding it undoes (gzip, deflate, br); one left is not known.
@@ -44,7 +49,19 @@ internal static class RequestBody
         // believed only up to 256 KiB before bytes arrive: a client that announces 16 MiB and sends nothing holds
         // no 16 MiB buffer; larger bodies grow the buffer as they come.
         var size = request.ContentLength is long length ? (int)Math.Min(Math.Min(length, limit), InitialBufferLimit) + 1 : 64 * 1024;
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1024));
+        var memory = new BodyMemory(context.RequestServices.GetRequiredService<BodyBudget>(), json ? BodyBudget.JsonFactor : 1);
+        memory.Cover(Math.Max(size, 1024));
+        byte[] buffer;
+        try
+        {
+            buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1024));
+        }
+        catch
+        {
+            memory.Dispose();
+            throw;
+        }
+
         var count = 0;
         try
         {
@@ -52,6 +69,7 @@ internal static class RequestBody
             {
                 if (count == buffer.Length)
                 {
+                    memory.Cover(buffer.Length * 2L);
                     var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
                     buffer.AsSpan(0, count).CopyTo(larger);
                     ArrayPool<byte>.Shared.Return(buffer);
@@ -71,13 +89,14 @@ internal static class RequestBody
                 }
             }
 
-            return new PooledBody(buffer, count);
+            return new PooledBody(buffer, count, memory);
         }
         catch (BadHttpRequestException ex)
         {
             // The server refused the framing (a malformed chunk, a body shorter than its Content-Length) or the client
             // sent too slowly for the minimum data rate (408): the client's mistake, with the server's status.
             ArrayPool<byte>.Shared.Return(buffer);
+            memory.Dispose();
             throw new FeatureRequestException(ex.StatusCode, ex.StatusCode == StatusCodes.Status408RequestTimeout ? "Request body too slow" : "Invalid request body",
                 "$", $"The request body could not be read: {ex.Message}");
         }
@@ -86,6 +105,7 @@ internal static class RequestBody
             // A compressed body (Content-Encoding gzip, deflate or br) whose data is not what it says: the gzip and deflate
             // readers say so with InvalidDataException, Brotli's with an InvalidOperationException of its own.
             ArrayPool<byte>.Shared.Return(buffer);
+            memory.Dispose();
             throw new FeatureRequestException(StatusCodes.Status400BadRequest, "Invalid request body", "Content-Encoding", $"The body could not be decompressed: {ex.Message}");
         }
         catch (IOException ex) when (!context.RequestAborted.IsCancellationRequested)
@@ -93,11 +113,13 @@ internal static class RequestBody
             // Framing the server could not parse that it reports as an I/O error rather than a bad request (a chunk size
             // too large for its counter: "Bad chunk size data"). The connection is still there: the client's mistake.
             ArrayPool<byte>.Shared.Return(buffer);
+            memory.Dispose();
             throw new FeatureRequestException(StatusCodes.Status400BadRequest, "Invalid request body", "$", $"The request body could not be read: {ex.Message}");
         }
         catch
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            memory.Dispose();
             throw;
         }
     }
@@ -128,12 +150,22 @@ internal static class RequestBody
         new(StatusCodes.Status413PayloadTooLarge, "Payload too large", "body", $"The body is larger than the limit of {limit} bytes (Serve:MaxRequestBytes).");
 }
 
-/// <summary>A request body in a pooled buffer; returns it to the pool once (dispose is idempotent).</summary>
-internal sealed class PooledBody(byte[] buffer, int count) : IDisposable
+/// <summary>A request body in a pooled buffer; returns it to the pool and its memory to the budget once (dispose is idempotent).</summary>
+internal sealed class PooledBody(byte[] buffer, int count, BodyMemory memory) : IDisposable
 {
     private byte[]? _buffer = buffer;
 
     public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, count);
+
+    /// <summary>Counts the parse of <paramref name="jsonBytes"/> of this body as JSON (a body read as raw bytes whose head is JSON).</summary>
+    /// <exception cref="FeatureRequestException">429 when the bodies in flight hold the budget.</exception>
+    public void CountJsonParse(int jsonBytes)
+    {
+        if (jsonBytes > BodyBudget.Uncounted)
+        {
+            memory.Add((long)jsonBytes * (BodyBudget.JsonFactor - 1));
+        }
+    }
 
     public void Dispose()
     {
@@ -141,6 +173,39 @@ internal sealed class PooledBody(byte[] buffer, int count) : IDisposable
         if (returned is not null)
         {
             ArrayPool<byte>.Shared.Return(returned);
+            memory.Dispose();
         }
+    }
+}
+
+/// <summary>What one body has counted against the <see cref="BodyBudget"/>: its buffer's size times its factor, past the uncounted size.</summary>
+internal sealed class BodyMemory(BodyBudget budget, int factor) : IDisposable
+{
+    private long _counted;
+
+    /// <summary>Counts a buffer of <paramref name="bufferBytes"/> (what was counted for a smaller one is part of it).</summary>
+    public void Cover(long bufferBytes)
+    {
+        if (bufferBytes > BodyBudget.Uncounted)
+        {
+            Add((bufferBytes * factor) - _counted);
+        }
+    }
+
+    /// <summary>Counts <paramref name="bytes"/> more.</summary>
+    /// <exception cref="FeatureRequestException">429 when they do not fit now, 413 when they never can.</exception>
+    public void Add(long bytes)
+    {
+        if (bytes > 0)
+        {
+            budget.Reserve(bytes);
+            _counted += bytes;
+        }
+    }
+
+    public void Dispose()
+    {
+        budget.Release(_counted);
+        _counted = 0;
     }
 }
