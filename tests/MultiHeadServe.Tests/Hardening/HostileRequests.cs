@@ -49,7 +49,7 @@ internal sealed class HostileRequests(int seed, byte[] png)
         var (path, body) = Seed();
         var text = body;
         var kind = "valid";
-        switch (_random.Next(16))
+        switch (_random.Next(17))
         {
             case 0:
                 kind = "duplicate member";
@@ -131,6 +131,14 @@ internal sealed class HostileRequests(int seed, byte[] png)
                 kind = "empty or whitespace";
                 text = Pick(["", " ", "\n", "{", "}", "[]", "null", "0", "\"\"", "{}"]);
                 break;
+            case 15:
+                kind = "hostile output parameters";
+                path = "/v2/models/ranking/infer";
+                text = "{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,12],\"data\":[0,1,0,1,0,1,0,1,0,1,0,1]}]," +
+                    "\"outputs\":[{\"name\":" + Pick(["\"click_logit\"", "\"revenue\"", "\"nope\"", "\"\"", "1"]) + ",\"parameters\":{\"classification\":" +
+                    Pick(["0", "-1", "1", "3", "\"2\"", "1.5", "9223372036854775807", "1e300", "null", "{}", "[]"]) +
+                    ",\"binary_data\":" + Pick(["true", "false", "\"x\""]) + "}}]}";
+                break;
             default:
                 break;
         }
@@ -164,7 +172,7 @@ internal sealed class HostileRequests(int seed, byte[] png)
     private HostileRequest WrongRoute()
     {
         var name = Pick(HostileNames);
-        return _random.Next(8) switch
+        return _random.Next(10) switch
         {
             0 => new HostileRequest("GET", $"/v1/models/{name}", null, [], "unknown model"),
             1 => new HostileRequest("GET", $"/v2/models/{name}/ready", null, [], "unknown model"),
@@ -173,7 +181,10 @@ internal sealed class HostileRequests(int seed, byte[] png)
             4 => new HostileRequest("POST", $"/v2/models/{name}/infer", "application/json", "{\"inputs\":[]}"u8.ToArray(), "unknown model"),
             5 => new HostileRequest("POST", $"/v1/models/ranking/heads/{name}/predict", "application/json", "{\"user_id\":\"u0042\",\"item_id\":\"i0007\"}"u8.ToArray(), "unknown head"),
             6 => new HostileRequest(Pick(["PUT", "DELETE", "PATCH"]), $"/v1/models/ranking/predict", "application/json", "{}"u8.ToArray(), "wrong method"),
-            _ => new HostileRequest("GET", Pick(["/v1/models", "/v2", "/v2/models/ranking", "/v2/health/ready", "/healthz", "/readyz", "/v1/models/ranking"]), null, [], "read"),
+            7 => new HostileRequest("GET", $"/v2/models/{name}/{Pick(["stats", "config", "versions/1/stats", "versions/1/config"])}", null, [], "unknown model"),
+            8 => new HostileRequest("GET", $"/v2/models/ranking/versions/{Pick(HostileNames)}/{Pick(["stats", "config"])}", null, [], "unknown version"),
+            _ => new HostileRequest("GET", Pick(["/v1/models", "/v2", "/v2/models/ranking", "/v2/health/ready", "/healthz", "/readyz", "/v1/models/ranking",
+                "/v2/models/stats", "/v2/models/ranking/stats", "/v2/models/shapes/config"]), null, [], "read"),
         };
     }
 
