@@ -64,6 +64,7 @@ app.UseMiddleware<ApiKeyMiddleware>();
 app.UseStatusCodePages();
 app.UseOpenApiExplorer();
 app.UseMiddleware<RequestTelemetryMiddleware>();
+app.UseMiddleware<MultiHeadServe.Api.Grpc.GrpcMessageBudgetMiddleware>();
 app.UseRequestDecompression();
 app.UseMiddleware<FeatureFetchMiddleware>();
 

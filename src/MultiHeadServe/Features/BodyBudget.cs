@@ -32,6 +32,11 @@ public sealed class BodyBudget(IOptions<ServeOptions> options)
     /// <exception cref="FeatureRequestException">429 with Retry-After when they do not fit now; 413 when they never can.</exception>
     public void Reserve(long bytes)
     {
+        if (bytes <= 0)
+        {
+            return;
+        }
+
         var total = Total;
         if (bytes > total)
         {

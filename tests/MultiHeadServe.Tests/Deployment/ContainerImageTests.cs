@@ -165,9 +165,9 @@ public sealed class ContainerImageTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Runs the image on a port that was free a moment before. With host networking, a connection another test opens
-    /// meanwhile can take that port, and the service then exits at start saying so: that start is made again on
-    /// another port (any other exit fails the test with the container's log).
+    /// Runs the image on ports that were free a moment before (REST and gRPC). With host networking, a connection another
+    /// test opens meanwhile can take one, and the service then exits at start saying so: that start is made again on
+    /// other ports (any other exit fails the test with the container's log).
     /// </summary>
     private static async Task<(string Name, int Port)> StartAsync(string image)
     {
@@ -175,7 +175,9 @@ public sealed class ContainerImageTests(ITestOutputHelper output)
         {
             var port = FreePort();
             var name = "mhs-test-" + Guid.NewGuid().ToString("N")[..12];
-            await PodmanAsync("run", "--detach", "--name", name, "--network", "host", "--env", $"ASPNETCORE_HTTP_PORTS={port}", image);
+            // The image's gRPC port (8001) too: on the host's network another process may hold it.
+            await PodmanAsync("run", "--detach", "--name", name, "--network", "host", "--env", $"ASPNETCORE_HTTP_PORTS={port}",
+                "--env", $"Serve__GrpcPort={FreePort()}", image);
             await Task.Delay(1000);
             if ((await PodmanAsync("inspect", "--format", "{{.State.Status}}", name)).Trim() != "exited")
             {

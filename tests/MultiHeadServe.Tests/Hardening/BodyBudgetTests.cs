@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using Grpc.Core;
 using Microsoft.Extensions.Options;
+using MultiHeadServe.Api.Grpc;
 using MultiHeadServe.Features;
 using MultiHeadServe.Tests.Infrastructure;
 
@@ -80,6 +82,48 @@ public sealed class BodyBudgetTests
 
         // Its share came back with its answer: the same body fits again.
         Assert.Equal(HttpStatusCode.BadRequest, (await client.PostRawAsync("/v2/models/ranking/infer", numbers)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AGrpcMessageIsCountedBeforeGrpcReadsItAndAStreamedOneBeforeItRuns()
+    {
+        // 4 MiB; a message counts three times its size (the framework's buffer, the parsed message, the tensor).
+        await using var app = new ServeFactory(new Dictionary<string, string?> { ["Serve:MaxBodyBytesInFlight"] = (4 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        using var channel = OpenInferenceClients.Channel(app);
+        var grpc = OpenInferenceClients.Client(channel);
+        var budget = app.Service<BodyBudget>();
+        ModelInferRequest Request(int bytes) => new()
+        {
+            Id = $"r-{bytes}",
+            ModelName = "ranking",
+            Inputs = { new ModelInferRequest.Types.InferInputTensor { Name = "features", Datatype = "FP32", Shape = { 1, 12 } } },
+            RawInputContents = { Google.Protobuf.ByteString.CopyFrom(new byte[bytes]) },
+        };
+
+        // 2 MB: 6 MB counted, more than all of it.
+        var never = await Assert.ThrowsAsync<RpcException>(async () => await grpc.ModelInferAsync(Request(2_000_000)));
+        Assert.Equal(StatusCode.ResourceExhausted, never.StatusCode);
+        // 400 KB: 1.2 MB counted; it fits, and gRPC then reads it and finds its size wrong for the shape.
+        var fits = await Assert.ThrowsAsync<RpcException>(async () => await grpc.ModelInferAsync(Request(400_000)));
+        Assert.Equal(StatusCode.InvalidArgument, fits.StatusCode);
+
+        // While the budget is held elsewhere it does not fit now: UNAVAILABLE, try again.
+        budget.Reserve(7 << 19); // 3.5 MiB: a streamed 400 KB message (0.8 MB counted once read) does not fit either
+        var notNow = await Assert.ThrowsAsync<RpcException>(async () => await grpc.ModelInferAsync(Request(400_000)));
+        Assert.Equal(StatusCode.Unavailable, notNow.StatusCode);
+        Assert.Contains("Serve:MaxBodyBytesInFlight", notNow.Status.Detail, StringComparison.Ordinal);
+        using (var call = grpc.ModelStreamInfer())
+        {
+            await call.RequestStream.WriteAsync(Request(400_000));
+            await call.RequestStream.WriteAsync(Request(48));
+            await call.RequestStream.CompleteAsync();
+            var answers = (await call.ResponseStream.ReadAllAsync().ToListAsync()).ToDictionary(a => a.InferResponse.Id, StringComparer.Ordinal);
+            Assert.Contains("Serve:MaxBodyBytesInFlight", answers["r-400000"].ErrorMessage, StringComparison.Ordinal);
+            Assert.Equal("", answers["r-48"].ErrorMessage); // a small request is not counted and runs
+        }
+
+        budget.Release(7 << 19);
+        Assert.Equal(0, budget.Held);
     }
 
     /// <summary>

@@ -32,6 +32,7 @@ internal sealed class GrpcInferenceService(
     ModelRepository repository,
     IHostApplicationLifetime lifetime,
     ILogger<GrpcInferenceService> logger,
+    BodyBudget bodies,
     IOptions<ServeOptions> options) : GRPCInferenceService.GRPCInferenceServiceBase
 {
     /// <summary>The route label of gRPC infer calls in the request metrics (REST's are the endpoint names).</summary>
@@ -102,7 +103,21 @@ internal sealed class GrpcInferenceService(
                     inFlight.Remove(await Task.WhenAny(inFlight));
                 }
 
-                inFlight.Add(AnswerAsync(requestStream.Current));
+                // Held until answered, as a unary call's message is (GrpcMessageBudgetMiddleware): the parsed message and its tensor.
+                var request = requestStream.Current;
+                var bytes = request.CalculateSize() * (GrpcMessageBudgetMiddleware.Factor - 1L);
+                bytes = bytes <= BodyBudget.Uncounted ? 0 : bytes;
+                try
+                {
+                    bodies.Reserve(bytes);
+                }
+                catch (FeatureRequestException ex)
+                {
+                    inFlight.Add(WriteAsync(Error(request, ex.Message)));
+                    continue;
+                }
+
+                inFlight.Add(AnswerAsync(request, bytes));
             }
         }
         catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
@@ -114,7 +129,7 @@ internal sealed class GrpcInferenceService(
             await Task.WhenAll(inFlight);
         }
 
-        async Task AnswerAsync(ModelInferRequest request)
+        async Task AnswerAsync(ModelInferRequest request, long bytes)
         {
             ModelStreamInferResponse answer;
             try
@@ -132,7 +147,16 @@ internal sealed class GrpcInferenceService(
                 logger.LogError(ex, "A streamed infer request for model {Model} failed", request.ModelName);
                 answer = Error(request, "The server could not answer this request; its log has the reason.");
             }
+            finally
+            {
+                bodies.Release(bytes);
+            }
 
+            await WriteAsync(answer);
+        }
+
+        async Task WriteAsync(ModelStreamInferResponse answer)
+        {
             await writing.WaitAsync(context.CancellationToken);
             try
             {
