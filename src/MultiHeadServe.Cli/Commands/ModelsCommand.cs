@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -6,8 +7,9 @@ using System.Text.Json;
 namespace MultiHeadServe.Cli.Commands;
 
 /// <summary>
-/// <c>mhs models list|load|unload --url … --api-key …</c>: the client side of a running service's model repository API
-/// (the Open Inference Protocol's <c>/v2/repository</c>, which the service offers when API keys are configured).
+/// <c>mhs models list|load|unload|stats --url … --api-key …</c>: the client side of a running service's model repository
+/// API (the Open Inference Protocol's <c>/v2/repository</c>, which the service offers when API keys are configured) and
+/// of its statistics (<c>/v2/models/stats</c>, Triton's statistics extension, served with or without keys).
 /// The URL and key may also come from <c>MHS_URL</c> and <c>MHS_API_KEY</c>, so a key stays out of shell history.
 /// </summary>
 internal static class ModelsCommand
@@ -60,7 +62,63 @@ internal static class ModelsCommand
         var unload = new Command("unload", "Stop serving a model; requests already running finish.") { model, url, apiKey };
         unload.SetAction(parsed => Control(parsed, url, apiKey, model, "unload", "Unloaded"));
 
-        return new Command("models", "List, load and unload the models of a running service (its model repository API).") { list, load, unload };
+        var statsModel = new Argument<string>("model")
+        {
+            Description = "One model's versions (default: every model).",
+            Arity = ArgumentArity.ZeroOrOne,
+            DefaultValueFactory = _ => "",
+        };
+        var stats = new Command("stats", "Each served version's requests, rows, runs and average queue and run time since it was loaded (Triton's statistics).")
+        {
+            statsModel, url, apiKey, json,
+        };
+        stats.SetAction(parsed =>
+        {
+            var name = parsed.GetValue(statsModel);
+            var path = string.IsNullOrEmpty(name) ? "models/stats" : $"models/{Uri.EscapeDataString(name)}/stats";
+            var (status, text) = Send(parsed.GetValue(url), parsed.GetValue(apiKey), path, null);
+            if (status != HttpStatusCode.OK)
+            {
+                return Fail(parsed, status, text);
+            }
+
+            if (parsed.GetValue(json))
+            {
+                parsed.InvocationConfiguration.Output.WriteLine(text);
+                return ExitCodes.Success;
+            }
+
+            var table = new TextTable("model", "version", "requests", "failed", "rows", "runs", "rows/run", "queue ms", "run ms");
+            using var document = JsonDocument.Parse(text);
+            foreach (var entry in document.RootElement.GetProperty("model_stats").EnumerateArray())
+            {
+                var inference = entry.GetProperty("inference_stats");
+                var rows = entry.GetProperty("inference_count").GetInt64();
+                var runs = entry.GetProperty("execution_count").GetInt64();
+                table.Add(Field(entry, "name"), Field(entry, "version"), Count(inference, "success"), Count(inference, "fail"),
+                    rows.ToString(CultureInfo.InvariantCulture), runs.ToString(CultureInfo.InvariantCulture),
+                    runs == 0 ? "-" : ((double)rows / runs).ToString("0.0", CultureInfo.InvariantCulture),
+                    AverageMilliseconds(inference, "queue"), AverageMilliseconds(inference, "compute_infer"));
+            }
+
+            table.WriteTo(parsed.InvocationConfiguration.Output, "");
+            return ExitCodes.Success;
+        });
+
+        return new Command("models", "List, load, unload and see the statistics of the models of a running service (its model repository API).")
+        {
+            list, load, unload, stats,
+        };
+    }
+
+    private static string Count(JsonElement inference, string name) =>
+        inference.GetProperty(name).GetProperty("count").GetInt64().ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>A duration statistic's mean per count, in milliseconds ("-" before the first).</summary>
+    private static string AverageMilliseconds(JsonElement inference, string name)
+    {
+        var count = inference.GetProperty(name).GetProperty("count").GetInt64();
+        return count == 0 ? "-" : (inference.GetProperty(name).GetProperty("ns").GetInt64() / 1e6 / count).ToString("0.000", CultureInfo.InvariantCulture);
     }
 
     private static int Control(ParseResult parsed, Option<string> url, Option<string> apiKey, Argument<string> model, string action, string done)
@@ -76,7 +134,8 @@ internal static class ModelsCommand
         return ExitCodes.Success;
     }
 
-    private static (HttpStatusCode Status, string Body) Send(string? url, string? apiKey, string path, string body)
+    /// <summary>POSTs <paramref name="body"/> to <c>/v2/</c><paramref name="path"/> (a GET when it is null).</summary>
+    private static (HttpStatusCode Status, string Body) Send(string? url, string? apiKey, string path, string? body)
     {
         if (string.IsNullOrWhiteSpace(url))
         {
@@ -89,7 +148,9 @@ internal static class ModelsCommand
         }
 
         using var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromMinutes(5) };
-        using var request = new HttpRequestMessage(HttpMethod.Post, "v2/" + path) { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
+        using var request = body is null
+            ? new HttpRequestMessage(HttpMethod.Get, "v2/" + path)
+            : new HttpRequestMessage(HttpMethod.Post, "v2/" + path) { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
         if (!string.IsNullOrEmpty(apiKey))
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);

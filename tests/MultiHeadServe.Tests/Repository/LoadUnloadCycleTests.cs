@@ -162,6 +162,14 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
         var unknown = await MhsAsync("models", "load", "nope", "--url", url, "--api-key", Key);
         var noKey = await MhsAsync("models", "list", "--url", url);
         var noUrl = await MhsAsync("models", "list");
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await service.Client.PostJsonAsync("/v1/models/ranking/predict",
+                new { instances = new[] { new { features = Enumerable.Repeat(0.5f, 12).ToArray() }, new { features = Enumerable.Repeat(0.25f, 12).ToArray() } } })).StatusCode);
+        }
+
+        var stats = await MhsAsync("models", "stats", "ranking", "--url", url, "--api-key", Key);
+        var unknownStats = await MhsAsync("models", "stats", "nope", "--url", url, "--api-key", Key);
 
         Assert.Equal((0, "Unloaded shapes."), (unload.Code, unload.Output.Trim()));
         Assert.Equal(0, list.Code);
@@ -178,6 +186,11 @@ public sealed class LoadUnloadCycleTests(ITestOutputHelper output)
         Assert.Contains("401", noKey.Error, StringComparison.Ordinal);
         Assert.Equal(2, noUrl.Code);
         Assert.Contains("--url", noUrl.Error, StringComparison.Ordinal);
+        // Three requests of two rows, each run alone: 6 rows in 3 runs, nothing failed, a run time measured.
+        Assert.Equal(0, stats.Code);
+        Assert.Matches(@"ranking\s+1\s+3\s+0\s+6\s+3\s+2\.0\s+0\.000\s+\d+\.\d{3}", stats.Output);
+        Assert.Equal(1, unknownStats.Code);
+        Assert.Contains("404", unknownStats.Error, StringComparison.Ordinal);
     }
 
     private static Task<ServiceProcess> StartAsync(TempRepository repository) =>
