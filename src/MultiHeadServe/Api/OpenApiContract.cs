@@ -66,7 +66,7 @@ public sealed class OpenApiContract(bool keysConfigured, bool protectOperational
         ["V2RepositoryUnload"] = "Unloads the model: new requests get 404 naming it, admitted ones finish on their version. Only when API keys are configured.",
         ["V2ModelVersionMetadata"] = "As model metadata, for the version served (another version is a 404).",
         ["V2ModelReady"] = "200 when the model is ready; 400 when not (a store-backed model while the feature store does not answer).",
-        ["V2Infer"] = "One FP32 input tensor named as the model's input (FP64 and FP16 are converted), data flat row-major or nested; \"outputs\" picks outputs by name (all when absent). Runs through the same batcher as /v1.",
+        ["V2Infer"] = "One FP32 input tensor named as the model's input (FP64 and FP16 are converted), data flat row-major or nested; \"outputs\" picks outputs by name (all when absent); an output's \"parameters\": {\"classification\": n} returns its n highest values per row as BYTES \"value:index:label\" (Triton's classification extension), {\"binary_data\": true} its bytes after the JSON. Runs through the same batcher as /v1.",
         ["V2InferVersion"] = "As infer, for the version served (another version is a 404).",
         ["V2Statistics"] = "Triton's statistics extension: per model version since it was loaded, requests that succeeded and failed (time in the engine), time queued, and the run's input, infer and output phases per request and per batch size; inference_count counts rows, execution_count session runs. Sample twice and divide the differences for averages.",
         ["V2ModelStatistics"] = "As all statistics, for every served version of the model (a model not served is a 404).",
