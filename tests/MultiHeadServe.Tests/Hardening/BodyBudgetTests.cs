@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
-using System.Text;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 using MultiHeadServe.Api.Grpc;
@@ -35,53 +33,37 @@ public sealed class BodyBudgetTests
     }
 
     [Fact]
-    public async Task AJsonBodyIsCountedWithItsParseAndRefusedWhileAnotherHoldsTheBudget()
+    public async Task AJsonBodyIsCountedWithItsParseAndRefusedWhileTheBudgetIsHeld()
     {
-        // A process of its own: the in-memory test server hands a body to the app only once it is complete, and this is
-        // about bodies still arriving. 2 MiB: a 100 KB JSON body counts 1.3 MB (its bytes and its parse), so one fits
-        // and two do not; a 400 KB one never does.
-        await using var service = await ServiceProcess.StartAsync(ServiceProcess.BuiltService, RepositoryPaths.Root, new Dictionary<string, string>
-        {
-            ["Serve__MaxBodyBytesInFlight"] = (2 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["ModelRepository__Only__0"] = "ranking",
-            ["FeatureStore__TimeoutMilliseconds"] = "5000",
-        });
-        var client = service.Client;
+        // 2 MiB: a 100 KB JSON body counts 1.3 MB (its bytes and its parse); a 400 KB one never fits.
+        await using var app = new ServeFactory(new Dictionary<string, string?> { ["Serve:MaxBodyBytesInFlight"] = (2 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        using var client = app.CreateClient();
+        var budget = app.Service<BodyBudget>();
         var numbers = "{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,12],\"data\":[" + string.Concat(Enumerable.Repeat("0,", 50_000)) + "0]}]}";
 
-        // A body that can never fit with its parse: 413 at once.
         var tooLarge = await client.PostRawAsync("/v2/models/ranking/infer", string.Concat(Enumerable.Repeat(numbers, 4)));
+        // 50,001 values for a shape of 12: it fits the budget, and is then refused for its own mistake.
+        var fits = await client.PostRawAsync("/v2/models/ranking/infer", numbers);
+        budget.Reserve(1 << 20); // what other requests' bodies would hold
+        var refused = await client.PostRawAsync("/v2/models/ranking/infer", numbers);
+        var small = await client.PostJsonAsync("/v1/models/ranking/predict", new { user_id = "u0042", item_id = "i0007" });
+        var raw = await client.PostRawAsync("/v1/models/ranking/predict", "{\"instances\":[" + string.Join(',', Enumerable.Repeat("{\"features\":[0,0,0,0,0,0,0,0,0,0,0,0]}", 2500)) + "]}");
+        budget.Release(1 << 20);
+
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
         Assert.Equal("body", (await tooLarge.JsonAsync()).GetProperty("field").GetString());
-
-        // A slow client holds its share while it sends: another large JSON body waits for it (429), a small one does not.
-        var slow = new SlowContent(Encoding.UTF8.GetBytes(numbers));
-        var held = client.PostAsync("/v2/models/ranking/infer", slow);
-        await slow.Started.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        HttpResponseMessage refused;
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while ((refused = await client.PostRawAsync("/v2/models/ranking/infer", numbers)).StatusCode != HttpStatusCode.TooManyRequests)
-        {
-            // Until the service has read the slow request's head, the second one fits (and is refused for its shape).
-            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
-            Assert.True(DateTime.UtcNow < deadline, "A second large body was never refused while the first held the budget.");
-            await Task.Delay(50);
-        }
-
-        var small = await client.PostJsonAsync("/v1/models/ranking/predict", new { user_id = "u0042", item_id = "i0007" });
-        slow.Finish();
-        var first = await held;
-
+        Assert.Equal(HttpStatusCode.BadRequest, fits.StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Equal("1", refused.Headers.RetryAfter?.ToString());
         var problem = await refused.JsonAsync();
         Assert.Equal("body", problem.GetProperty("field").GetString());
         Assert.Contains("Serve:MaxBodyBytesInFlight", problem.GetProperty("error").GetString(), StringComparison.Ordinal);
+        // A small body is never counted; a large /v1 JSON body is, as on /v2.
         Assert.Equal(HttpStatusCode.OK, small.StatusCode);
-        // 50,001 values for a shape of 12: the first request's own mistake, answered once its body was read.
-        Assert.Equal(HttpStatusCode.BadRequest, first.StatusCode);
-
-        // Its share came back with its answer: the same body fits again.
-        Assert.Equal(HttpStatusCode.BadRequest, (await client.PostRawAsync("/v2/models/ranking/infer", numbers)).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, raw.StatusCode);
+        Assert.Equal("application/problem+json", raw.Content.Headers.ContentType?.MediaType);
+        // Every request gave its share back, whatever its answer.
+        Assert.Equal(0, budget.Held);
     }
 
     [Fact]
@@ -124,43 +106,5 @@ public sealed class BodyBudgetTests
 
         budget.Release(7 << 19);
         Assert.Equal(0, budget.Held);
-    }
-
-    /// <summary>
-    /// A JSON body that sends its first 70,000 bytes, then waits until <see cref="Finish"/> to send the rest: past the
-    /// uncounted 64 KiB whether or not the server was told its length.
-    /// </summary>
-    private sealed class SlowContent : HttpContent
-    {
-        private const int FirstBytes = 70_000;
-
-        private readonly byte[] _bytes;
-        private readonly TaskCompletionSource _finish = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public SlowContent(byte[] bytes)
-        {
-            _bytes = bytes;
-            Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            Headers.ContentLength = bytes.Length;
-        }
-
-        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public void Finish() => _finish.TrySetResult();
-
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
-        {
-            await stream.WriteAsync(_bytes.AsMemory(0, FirstBytes));
-            await stream.FlushAsync();
-            Started.TrySetResult();
-            await _finish.Task;
-            await stream.WriteAsync(_bytes.AsMemory(FirstBytes));
-        }
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = _bytes.Length;
-            return true;
-        }
     }
 }
