@@ -34,14 +34,20 @@ public static class ModelConfigurationApi
 
     internal static Results<Ok<V2ModelConfig>, ProblemHttpResult> Configuration(string model, string? version, ModelRegistry registry, IOptions<ServeOptions> options)
     {
-        if (ModelStatisticsApi.Select(model, version, registry, out var versions) is { } problem)
+        if (string.IsNullOrEmpty(model))
+        {
+            // Only gRPC can ask without a name (statistics then mean every model; a configuration is one model's).
+            return Problems.Create(StatusCodes.Status404NotFound, "Not found", "No model named '' is served.", "model");
+        }
+
+        if (ModelStatisticsApi.Select(model, version, registry, out var versions, out var served) is { } problem)
         {
             return problem;
         }
 
-        // Without a version: the one unversioned requests go to.
-        registry.TryGetServed(model, out var served);
-        var loaded = version is null ? served.Default : versions[0];
+        // Without a version: the one unversioned requests go to, from the same lookup (a second one could find the
+        // model unloaded meanwhile).
+        var loaded = version is null ? served!.Default : versions[0];
         return TypedResults.Ok(Describe(loaded, options.Value.MaxInstances));
     }
 

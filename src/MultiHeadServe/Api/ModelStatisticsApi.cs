@@ -36,20 +36,26 @@ public static class ModelStatisticsApi
     /// The served versions a statistics request names, by model name and version number; a model or version that is not
     /// served is a 404 naming <c>model</c> or <c>version</c>, as on every /v2 route.
     /// </summary>
-    internal static ProblemHttpResult? Select(string? model, string? version, ModelRegistry registry, out IReadOnlyList<LoadedModel> versions)
+    internal static ProblemHttpResult? Select(string? model, string? version, ModelRegistry registry, out IReadOnlyList<LoadedModel> versions) =>
+        Select(model, version, registry, out versions, out _);
+
+    /// <summary>As above; <paramref name="served"/> is the model looked up (null when every model was asked for), from the same lookup.</summary>
+    internal static ProblemHttpResult? Select(string? model, string? version, ModelRegistry registry, out IReadOnlyList<LoadedModel> versions, out ServedModel? served)
     {
         versions = [];
+        served = null;
         if (string.IsNullOrEmpty(model))
         {
             versions = [.. registry.Models.OrderBy(m => m.Name, StringComparer.Ordinal).SelectMany(m => m.Versions.Values.OrderBy(v => v.Version))];
             return null;
         }
 
-        if (!registry.TryGetServed(model, out var served))
+        if (!registry.TryGetServed(model, out var found))
         {
             return Problems.Create(StatusCodes.Status404NotFound, "Not found", $"No model named '{model}' is served.", "model");
         }
 
+        served = found;
         if (string.IsNullOrEmpty(version))
         {
             versions = [.. served.Versions.Values.OrderBy(v => v.Version)];

@@ -223,6 +223,11 @@ public sealed class TritonExtensionsTests
         Assert.Equal("model", config.Trailers.GetValue("field"));
         Assert.Equal(StatusCode.NotFound, stats.StatusCode);
         Assert.Equal("version", stats.Trailers.GetValue("field"));
+
+        // gRPC can ask without a name: statistics then cover every model, but a configuration is one model's.
+        var unnamed = await Assert.ThrowsAsync<RpcException>(async () => await grpc.ModelConfigAsync(new ModelConfigRequest()));
+        Assert.Equal(StatusCode.NotFound, unnamed.StatusCode);
+        Assert.Equal("model", unnamed.Trailers.GetValue("field"));
     }
 
     [Fact]
