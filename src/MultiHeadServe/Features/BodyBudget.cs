@@ -20,13 +20,13 @@ public sealed class BodyBudget(IOptions<ServeOptions> options)
     /// <summary>Bytes counted per byte of a JSON body: the body and the parser's 12 bytes per (at least two-byte) token, doubled as its buffer grows.</summary>
     public const int JsonFactor = 13;
 
-    private long _held;
+    private readonly BytesInFlight _held = new();
 
     /// <summary>The bytes all requests' bodies may hold together.</summary>
     public long Total => options.Value.MaxBodyBytesInFlight;
 
     /// <summary>The bytes held now.</summary>
-    public long Held => Interlocked.Read(ref _held);
+    public long Held => _held.Held;
 
     /// <summary>Counts <paramref name="bytes"/> more against the budget; <see cref="Release"/> gives them back.</summary>
     /// <exception cref="FeatureRequestException">429 with Retry-After when they do not fit now; 413 when they never can.</exception>
@@ -44,24 +44,15 @@ public sealed class BodyBudget(IOptions<ServeOptions> options)
                 $"This body needs {Megabytes(bytes)} to be read and parsed; the service holds at most {Megabytes(total)} of request bodies (Serve:MaxBodyBytesInFlight).");
         }
 
-        while (true)
+        if (!_held.TryTake(bytes, total, out var held))
         {
-            var held = Interlocked.Read(ref _held);
-            if (held + bytes > total)
-            {
-                throw new FeatureRequestException(StatusCodes.Status429TooManyRequests, "Too many requests", "body",
-                    $"The requests in flight hold {Megabytes(held)} of bodies and this one needs {Megabytes(bytes)} more, past the limit of " +
-                    $"{Megabytes(total)} (Serve:MaxBodyBytesInFlight); retry shortly.", TimeSpan.FromSeconds(1));
-            }
-
-            if (Interlocked.CompareExchange(ref _held, held + bytes, held) == held)
-            {
-                return;
-            }
+            throw new FeatureRequestException(StatusCodes.Status429TooManyRequests, "Too many requests", "body",
+                $"The requests in flight hold {Megabytes(held)} of bodies and this one needs {Megabytes(bytes)} more, past the limit of " +
+                $"{Megabytes(total)} (Serve:MaxBodyBytesInFlight); retry shortly.", TimeSpan.FromSeconds(1));
         }
     }
 
-    public void Release(long bytes) => Interlocked.Add(ref _held, -bytes);
+    public void Release(long bytes) => _held.Give(bytes);
 
-    private static string Megabytes(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MB");
+    private static string Megabytes(long bytes) => BytesInFlight.Megabytes(bytes);
 }

@@ -16,13 +16,13 @@ public sealed class TensorBudget(IOptions<ServeOptions> options)
     /// <summary>Tensors up to this many floats (4 MiB) come from the shared pool; larger ones are allocated and left to the collector.</summary>
     internal const int PooledFloats = 1 << 20;
 
-    private long _held;
+    private readonly BytesInFlight _held = new();
 
     /// <summary>The bytes all requests' tensors may hold together.</summary>
     public long Total => options.Value.MaxTensorBytesInFlight;
 
     /// <summary>The bytes held now.</summary>
-    public long Held => Interlocked.Read(ref _held);
+    public long Held => _held.Held;
 
     /// <summary>A tensor of <paramref name="rows"/> rows of <paramref name="rowLength"/> floats, counted against the budget until disposed.</summary>
     /// <exception cref="FeatureRequestException">413 when it can never fit; 429 (with Retry-After) when it does not fit now.</exception>
@@ -39,20 +39,11 @@ public sealed class TensorBudget(IOptions<ServeOptions> options)
                 $"(Serve:MaxTensorBytesInFlight): send at most {fits} rows in one request.");
         }
 
-        while (true)
+        if (!_held.TryTake(bytes, total, out var held))
         {
-            var held = Interlocked.Read(ref _held);
-            if (held + bytes > total)
-            {
-                throw new FeatureRequestException(StatusCodes.Status429TooManyRequests, "Too many requests", field,
-                    $"The requests in flight hold {Megabytes(held)} of input tensors and these rows need {Megabytes(bytes)} more, past the limit of " +
-                    $"{Megabytes(total)} (Serve:MaxTensorBytesInFlight); retry shortly.", TimeSpan.FromSeconds(1));
-            }
-
-            if (Interlocked.CompareExchange(ref _held, held + bytes, held) == held)
-            {
-                break;
-            }
+            throw new FeatureRequestException(StatusCodes.Status429TooManyRequests, "Too many requests", field,
+                $"The requests in flight hold {Megabytes(held)} of input tensors and these rows need {Megabytes(bytes)} more, past the limit of " +
+                $"{Megabytes(total)} (Serve:MaxTensorBytesInFlight); retry shortly.", TimeSpan.FromSeconds(1));
         }
 
         try
@@ -62,7 +53,7 @@ public sealed class TensorBudget(IOptions<ServeOptions> options)
         }
         catch
         {
-            Interlocked.Add(ref _held, -bytes);
+            _held.Give(bytes);
             throw;
         }
     }
@@ -74,10 +65,10 @@ public sealed class TensorBudget(IOptions<ServeOptions> options)
             ArrayPool<float>.Shared.Return(buffer);
         }
 
-        Interlocked.Add(ref _held, -bytes);
+        _held.Give(bytes);
     }
 
-    private static string Megabytes(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MB");
+    private static string Megabytes(long bytes) => BytesInFlight.Megabytes(bytes);
 }
 
 /// <summary>A request's tensor buffer and its share of the <see cref="TensorBudget"/>; both go back once, on dispose.</summary>

@@ -15,6 +15,46 @@ public sealed class TensorBudgetTests
     private const string Predict = "/v1/models/shapes/predict";
 
     [Fact]
+    public async Task RacingTakesNeverHoldMoreThanTheLimitTogether()
+    {
+        // The counter behind this budget and the body budget: four threads take and give back shares at once.
+        var counter = new BytesInFlight();
+        const long Limit = 500;
+        Assert.True(counter.TryTake(300, Limit, out _));
+        Assert.False(counter.TryTake(201, Limit, out var before));
+        Assert.Equal(300, before);
+        counter.Give(300);
+        long peak = 0;
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(t => Task.Run(() =>
+        {
+            for (var i = 0; i < 20_000; i++)
+            {
+                var bytes = 1 + ((i * 7) + t) % 300;
+                if (!counter.TryTake(bytes, Limit, out var held))
+                {
+                    Assert.True(held + bytes > Limit, $"refused {bytes} with {held} held");
+                    continue;
+                }
+
+                var now = counter.Held;
+                InterlockedMax(ref peak, now);
+                counter.Give(bytes);
+            }
+        })));
+
+        Assert.True(peak <= Limit, $"{peak} bytes held together");
+        Assert.Equal(0, counter.Held);
+
+        static void InterlockedMax(ref long target, long value)
+        {
+            long seen;
+            while (value > (seen = Interlocked.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen)
+            {
+            }
+        }
+    }
+
+    [Fact]
     public void SharesAreTakenUntilTheBudgetIsFullAndGivenBackOnDispose()
     {
         var budget = new TensorBudget(Options.Create(new ServeOptions { MaxTensorBytesInFlight = 1L << 20 }));
