@@ -61,6 +61,15 @@ public sealed class SqliteFeatureStore : FeatureStore, IDisposable
         var reader = await RentReaderAsync(cancellationToken);
         try
         {
+            // Several tables (a user and an item) are read in one transaction: from one snapshot of the file, so a
+            // refresh between the two reads cannot pair old rows with new ones, and with one lock on the database
+            // instead of one per table.
+            var together = queries.Count > 1;
+            if (together)
+            {
+                reader.Run("BEGIN");
+            }
+
             foreach (var query in queries)
             {
                 // All keys travel as one JSON array parameter: the statement text is the same whatever the
@@ -87,6 +96,11 @@ public sealed class SqliteFeatureStore : FeatureStore, IDisposable
 
                     query.Add(rows.GetString(0), values);
                 }
+            }
+
+            if (together)
+            {
+                reader.Run("COMMIT");
             }
 
             ReturnReader(reader);
@@ -312,11 +326,33 @@ public sealed class SqliteFeatureStore : FeatureStore, IDisposable
             return command;
         }
 
+        /// <summary>Runs <paramref name="text"/>, a statement without parameters (BEGIN, COMMIT), prepared once.</summary>
+        public void Run(string text)
+        {
+            if (!_statements.TryGetValue(text, out var command))
+            {
+                command = connection.CreateCommand();
+                command.CommandText = text;
+                command.CommandTimeout = LookupTimeoutSeconds;
+                command.Prepare();
+                _statements[text] = command;
+            }
+
+            command.ExecuteNonQuery();
+        }
+
         public void Dispose()
         {
             foreach (var command in _statements.Values)
             {
                 command.Dispose();
+            }
+
+            // A lookup that failed between BEGIN and COMMIT: the connection goes back to the driver's pool, and would
+            // take its transaction along, so that whoever opens it next reads the old snapshot for ever.
+            if (connection.State == System.Data.ConnectionState.Open && SQLitePCL.raw.sqlite3_get_autocommit(connection.Handle) == 0)
+            {
+                SQLitePCL.raw.sqlite3_exec(connection.Handle, "ROLLBACK");
             }
 
             connection.Dispose();

@@ -55,6 +55,35 @@ public sealed class SqliteFeatureStoreTests : FeatureStoreBehaviourTests
     }
 
     [Fact]
+    public async Task TablesReadTogetherInOneTransactionLeaveNoneOpenWhenTheSecondFails()
+    {
+        await SeedUsersAsync();
+        await FeatureSeeder.SeedAsync(Store, "items", WriteCsv("items.csv", "item_id,price", "i1,9.5"));
+        var both = new[] { new EntityLookup("users", ["u1"], ["age"]), new EntityLookup("items", ["i1"], ["price"]) };
+        var rows = await Store.GetEntitiesAsync(both, default);
+        FeatureAssert.Row(rows[0][0], 31f);
+        FeatureAssert.Row(rows[1][0], 9.5f);
+
+        // The second table goes away behind the store's back: the lookup fails after the first table was read.
+        await using var other = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
+        await other.OpenAsync();
+        await Execute(other, "DROP TABLE items");
+        await Assert.ThrowsAnyAsync<Exception>(async () => await Store.GetEntitiesAsync(both, default));
+
+        // A change made now is seen: the failed lookup's connection did not go back to the pool inside its transaction.
+        await Execute(other, "UPDATE users SET age = 99 WHERE user_id = 'u1'");
+        FeatureAssert.Row((await Store.GetRowsAsync("users", ["u1"], ["age"], default))[0], 99f);
+        FeatureAssert.Row((await Store.GetEntitiesAsync([new EntityLookup("users", ["u1"], ["age"]), new EntityLookup("users", ["u2"], ["age"])], default))[0][0], 99f);
+
+        static async Task Execute(SqliteConnection connection, string sql)
+        {
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            await command.ExecuteNonQueryAsync();
+        }
+    }
+
+    [Fact]
     public async Task TableNamesAreCaseInsensitiveAsInSqlite()
     {
         await SeedUsersAsync();
