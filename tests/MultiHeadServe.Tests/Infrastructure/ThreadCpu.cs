@@ -18,9 +18,22 @@ internal sealed class ThreadCpu
     {
         var kernelName = name.Length > 15 ? name[..15] : name;
         var matches = Directory.EnumerateDirectories("/proc/self/task")
-            .Where(task => File.Exists(Path.Combine(task, "comm")) && File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n') == kernelName)
+            .Where(task => NameOf(task) == kernelName)
             .ToList();
         var task = Assert.Single(matches);
         return new ThreadCpu(Path.Combine(task, "schedstat"));
+    }
+
+    /// <summary>A thread's name, or null when it ended while the threads were listed (the other tests' threads come and go).</summary>
+    private static string? NameOf(string task)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n');
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 }
