@@ -28,7 +28,7 @@ public static class ModelStatisticsApi
     }
 
     internal static Results<Ok<V2StatisticsResponse>, ProblemHttpResult> Statistics(string? model, string? version, ModelRegistry registry) =>
-        Select(model, version, registry, out var versions) is { } problem
+        Select(model, version, registry, out var versions, out _) is { } problem
             ? problem
             : TypedResults.Ok(new V2StatisticsResponse([.. versions.Select(Describe)]));
 
@@ -36,10 +36,7 @@ public static class ModelStatisticsApi
     /// The served versions a statistics request names, by model name and version number; a model or version that is not
     /// served is a 404 naming <c>model</c> or <c>version</c>, as on every /v2 route.
     /// </summary>
-    internal static ProblemHttpResult? Select(string? model, string? version, ModelRegistry registry, out IReadOnlyList<LoadedModel> versions) =>
-        Select(model, version, registry, out versions, out _);
-
-    /// <summary>As above; <paramref name="served"/> is the model looked up (null when every model was asked for), from the same lookup.</summary>
+    /// <remarks><paramref name="served"/> is the model looked up (null when every model was asked for), from the same lookup.</remarks>
     internal static ProblemHttpResult? Select(string? model, string? version, ModelRegistry registry, out IReadOnlyList<LoadedModel> versions, out ServedModel? served)
     {
         versions = [];

@@ -311,34 +311,29 @@ public sealed class SqliteFeatureStore : FeatureStore, IDisposable
         private readonly Dictionary<string, SqliteCommand> _statements = new(StringComparer.Ordinal);
 
         /// <summary>The prepared statement for <paramref name="text"/>, whose one parameter is <c>$keys</c>.</summary>
-        public SqliteCommand Statement(string text)
+        public SqliteCommand Statement(string text) => Prepared(text, keys: true);
+
+        /// <summary>Runs <paramref name="text"/>, a statement without parameters (BEGIN, COMMIT).</summary>
+        public void Run(string text) => Prepared(text, keys: false).ExecuteNonQuery();
+
+        /// <summary>The statement for <paramref name="text"/>, prepared on this connection the first time it is asked for.</summary>
+        private SqliteCommand Prepared(string text, bool keys)
         {
             if (!_statements.TryGetValue(text, out var command))
             {
                 command = connection.CreateCommand();
                 command.CommandText = text;
                 command.CommandTimeout = LookupTimeoutSeconds;
-                command.Parameters.Add("$keys", SqliteType.Text);
+                if (keys)
+                {
+                    command.Parameters.Add("$keys", SqliteType.Text);
+                }
+
                 command.Prepare();
                 _statements[text] = command;
             }
 
             return command;
-        }
-
-        /// <summary>Runs <paramref name="text"/>, a statement without parameters (BEGIN, COMMIT), prepared once.</summary>
-        public void Run(string text)
-        {
-            if (!_statements.TryGetValue(text, out var command))
-            {
-                command = connection.CreateCommand();
-                command.CommandText = text;
-                command.CommandTimeout = LookupTimeoutSeconds;
-                command.Prepare();
-                _statements[text] = command;
-            }
-
-            command.ExecuteNonQuery();
         }
 
         public void Dispose()
