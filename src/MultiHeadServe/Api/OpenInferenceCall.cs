@@ -48,9 +48,18 @@ internal static class OpenInferenceCall
                 $"The input '{name}' is {accepted}; got '{datatype}'. The protocol converts no other datatype: send FP32.");
         }
 
-        if (shape is null || shape.Any(d => d < 0))
+        if (shape is null || shape.Count == 0)
         {
-            throw FeatureRequestException.BadField("inputs[0].shape", "shape must be an array of non-negative integers.");
+            throw FeatureRequestException.BadField("inputs[0].shape",
+                $"The input '{name}' has no shape; it takes [-1, {string.Join(", ", model.RowShape)}].");
+        }
+
+        for (var i = 0; i < shape.Count; i++)
+        {
+            if (shape[i] < 0)
+            {
+                throw FeatureRequestException.BadField($"inputs[0].shape[{i}]", $"Dimension {i} is {shape[i]}; a dimension is never negative.");
+            }
         }
 
         if (shape.Count != model.RowShape.Count + 1 || !shape.Skip(1).SequenceEqual(model.RowShape) || shape[0] < 1)

@@ -156,18 +156,24 @@ internal static class OpenInferenceRest
 
     private static long[]? Shape(JsonElement input)
     {
-        if (!input.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
+        if (!input.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind == JsonValueKind.Null)
         {
             return null;
+        }
+
+        if (shapeElement.ValueKind != JsonValueKind.Array)
+        {
+            throw FeatureRequestException.BadField("inputs[0].shape", $"shape is an array of dimensions; got {shapeElement.ValueKind.ToString().ToLowerInvariant()}.");
         }
 
         var shape = new long[shapeElement.GetArrayLength()];
         var i = 0;
         foreach (var dimension in shapeElement.EnumerateArray())
         {
-            if (dimension.ValueKind != JsonValueKind.Number || !dimension.TryGetInt64(out var value) || value < 0)
+            if (dimension.ValueKind != JsonValueKind.Number || !dimension.TryGetInt64(out var value))
             {
-                return null;
+                throw FeatureRequestException.BadField($"inputs[0].shape[{i}]",
+                    $"Dimension {i} is {(dimension.ValueKind == JsonValueKind.Number ? "not a whole number of 64 bits" : $"a {dimension.ValueKind.ToString().ToLowerInvariant()}")}; a dimension is a whole number.");
             }
 
             shape[i++] = value;

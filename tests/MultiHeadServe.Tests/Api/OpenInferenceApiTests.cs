@@ -80,6 +80,11 @@ public sealed class OpenInferenceApiTests
     [Theory]
     [InlineData("""{"inputs":[{"name":"features","shape":[1,2],"datatype":"FP32","data":[1,2]}]}""", "inputs[0].shape")]
     [InlineData("""{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]}""", "inputs[0].name")]
+    [InlineData("""{"inputs":[{"name":"features","shape":[1,-12],"datatype":"FP32","data":[1,2]}]}""", "inputs[0].shape[1]")]
+    [InlineData("""{"inputs":[{"name":"features","datatype":"FP32","data":[1,2]}]}""", "inputs[0].shape")]
+    [InlineData("""{"inputs":[{"name":"features","shape":[1,"12"],"datatype":"FP32","data":[1,2]}]}""", "inputs[0].shape[1]")]
+    [InlineData("""{"inputs":[{"name":"features","shape":[1,1.5],"datatype":"FP32","data":[1,2]}]}""", "inputs[0].shape[1]")]
+    [InlineData("""{"inputs":[{"name":"features","shape":"1,12","datatype":"FP32","data":[1,2]}]}""", "inputs[0].shape")]
     [InlineData("""{"inputs":[{"name":"features","shape":[1,2],"datatype":"BYTES","data":[1,2]}]}""", "inputs[0].datatype")]
     [InlineData("""{"outputs":[]}""", "inputs")]
     public async Task BadTensorsAre400WithTheProtocolsErrorMember(string body, string field)
