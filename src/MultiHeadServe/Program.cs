@@ -61,6 +61,7 @@ app.UseServeRequestLogging();
 app.UseExceptionHandler();
 app.UsePlayground();
 app.UseMiddleware<ApiKeyMiddleware>();
+app.UseUnknownGrpcServices();
 app.UseStatusCodePages();
 app.UseOpenApiExplorer();
 app.UseMiddleware<RequestTelemetryMiddleware>();

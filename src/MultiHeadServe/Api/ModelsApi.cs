@@ -11,7 +11,7 @@ public static class ModelsApi
     public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/v1/models").WithTags("Models");
-        group.MapGet("/", ListModels)
+        group.MapGet("", ListModels)
             .WithName("ListModels")
             .WithSummary("Every served model with its inputs, outputs and heads.");
         group.MapGet("/{model}", GetModel)

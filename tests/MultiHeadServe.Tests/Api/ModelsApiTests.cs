@@ -60,6 +60,28 @@ public sealed class ModelsApiTests
     }
 
     [Fact]
+    public async Task AnotherMethodOnTheModelRoutesIsA405ProblemNamingTheAllowedOne()
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+
+        foreach (var (method, path, allowed) in new[]
+                 {
+                     (HttpMethod.Patch, "/v1/models", "GET"), (HttpMethod.Post, "/v1/models", "GET"), (HttpMethod.Delete, "/v1/models/", "GET"),
+                     (HttpMethod.Put, "/v1/models/shapes", "GET"), (HttpMethod.Get, "/v1/models/shapes/predict", "POST"),
+                 })
+        {
+            var response = await client.SendAsync(new HttpRequestMessage(method, path));
+
+            Assert.True(HttpStatusCode.MethodNotAllowed == response.StatusCode, $"{method} {path}: {(int)response.StatusCode}");
+            Assert.Equal([allowed], response.Content.Headers.Allow);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await client.PostAsync("/v1/nothing", null)).StatusCode);
+    }
+
+    [Fact]
     public async Task HealthAndReadinessReportLoadedWarmModelsAndAReachableStore()
     {
         await using var app = new ServeFactory();

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -32,7 +33,13 @@ internal static class GrpcHosting
         builder.Services.AddGrpc();
         // A message is held to the same limit as a REST body (gRPC answers RESOURCE_EXHAUSTED past it).
         builder.Services.AddOptions<GrpcServiceOptions>().Configure<IOptions<ServeOptions>>((grpc, serve) =>
-            grpc.MaxReceiveMessageSize = (int)Math.Min(serve.Value.MaxRequestBytes, int.MaxValue));
+        {
+            grpc.MaxReceiveMessageSize = (int)Math.Min(serve.Value.MaxRequestBytes, int.MaxValue);
+            // gRPC's own answer to an unknown service is a route, {service}/{method}, for POST: it matched every path
+            // of two segments, so PATCH /v1/models found it instead of the list's GET and answered 404, not 405.
+            // UseUnknownGrpcServices answers those calls instead, after routing has found nothing.
+            grpc.IgnoreUnknownServices = true;
+        });
         builder.Services.AddGrpcReflection();
         if (builder.Configuration.GetValue<int?>($"{ServeOptions.Section}:{nameof(ServeOptions.GrpcPort)}") is int port)
         {
@@ -41,6 +48,28 @@ internal static class GrpcHosting
 
         return builder;
     }
+
+    /// <summary>
+    /// A gRPC call that no route took (a service this server does not have, such as a health-checking probe's) answers
+    /// UNIMPLEMENTED the way gRPC does, as a response of headers only, naming the service; any other request goes on.
+    /// </summary>
+    public static IApplicationBuilder UseUnknownGrpcServices(this IApplicationBuilder app) =>
+        app.Use((context, next) =>
+        {
+            if (context.GetEndpoint() is not null || !IsGrpc(context.Request))
+            {
+                return next(context);
+            }
+
+            var service = context.Request.Path.Value is { } path && path.LastIndexOf('/') is > 0 and var slash ? path[1..slash] : context.Request.Path.Value;
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentType = "application/grpc";
+            context.Response.Headers["grpc-status"] = ((int)global::Grpc.Core.StatusCode.Unimplemented).ToString(CultureInfo.InvariantCulture);
+            // The protocol percent-encodes the message.
+            context.Response.Headers["grpc-message"] = Uri.EscapeDataString(
+                $"Unknown service '{service}'; this server has {GRPCInferenceService.Descriptor.FullName} (server reflection lists every service).");
+            return Task.CompletedTask;
+        });
 
     public static IEndpointRouteBuilder MapOpenInferenceGrpc(this IEndpointRouteBuilder routes)
     {

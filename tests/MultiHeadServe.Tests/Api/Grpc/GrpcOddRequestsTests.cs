@@ -128,6 +128,25 @@ public sealed class GrpcOddRequestsTests(Xunit.Abstractions.ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task AServiceTheServerDoesNotHaveIsUnimplementedNamingIt()
+    {
+        await using var app = new ServeFactory();
+        using var channel = Channel(app);
+        // What a health-checking probe calls first; this server has no such service.
+        var empty = Marshallers.Create(static (Google.Protobuf.WellKnownTypes.Empty m) => m.ToByteArray(), Google.Protobuf.WellKnownTypes.Empty.Parser.ParseFrom);
+        var check = new Method<Google.Protobuf.WellKnownTypes.Empty, Google.Protobuf.WellKnownTypes.Empty>(MethodType.Unary, "grpc.health.v1.Health", "Check", empty, empty);
+        var unknownMethod = new Method<Google.Protobuf.WellKnownTypes.Empty, Google.Protobuf.WellKnownTypes.Empty>(MethodType.Unary, "inference.GRPCInferenceService", "Nothing", empty, empty);
+
+        var service = await Assert.ThrowsAsync<RpcException>(async () => await channel.CreateCallInvoker().AsyncUnaryCall(check, null, new CallOptions(), new()));
+        var method = await Assert.ThrowsAsync<RpcException>(async () => await channel.CreateCallInvoker().AsyncUnaryCall(unknownMethod, null, new CallOptions(), new()));
+
+        Assert.Equal(StatusCode.Unimplemented, service.StatusCode);
+        Assert.Contains("'grpc.health.v1.Health'", service.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.Unimplemented, method.StatusCode);
+        Assert.True((await Client(channel).ServerLiveAsync(new ServerLiveRequest())).Live);
+    }
+
+    [Fact]
     public async Task AStreamOfMistakesAnswersEachWithAnErrorMessageAndStaysOpen()
     {
         await using var app = new ServeFactory();
