@@ -33,13 +33,18 @@ public static class HealthApi
         var readiness = routes.MapGet("/readyz", Readiness)
             .WithTags("Health").WithName("Readiness")
             .WithSummary("Models loaded and warm (else 503); the feature store's state (degraded: its models are unready, the rest serve).");
+        // Load balancers that probe with HEAD (HAProxy's httpchk, for one) get the same status without the body.
+        var headProbes = new[] { routes.MapMethods("/healthz", [HttpMethods.Head], () => Results.Ok()), routes.MapMethods("/readyz", [HttpMethods.Head], ReadinessStatus) };
         if (!routes.ServiceProvider.GetRequiredService<Security.ApiKeys>().ProtectOperationalEndpoints)
         {
             // Probes arrive every few seconds from every kubelet: they answer from the routing middleware, skipping the
             // request log, the problem pages and the model middleware. With keys protecting them they take the full path.
             liveness.ShortCircuit();
             readiness.ShortCircuit();
+            Array.ForEach(headProbes, probe => probe.ShortCircuit());
         }
+
+        Array.ForEach(headProbes, probe => probe.ExcludeFromDescription());
 
         return routes;
     }
@@ -56,6 +61,12 @@ public static class HealthApi
             ? TypedResults.Json(readiness, statusCode: StatusCodes.Status503ServiceUnavailable)
             : TypedResults.Ok(readiness);
     }
+
+    /// <summary>Readiness's status alone, for HEAD.</summary>
+    private static async Task<IResult> ReadinessStatus(HealthCheckService health, CancellationToken cancellationToken) =>
+        Results.StatusCode((await health.CheckHealthAsync(check => check.Tags.Contains(ReadyTag), cancellationToken)).Status == HealthStatus.Unhealthy
+            ? StatusCodes.Status503ServiceUnavailable
+            : StatusCodes.Status200OK);
 
     private static ReadinessReport Describe(HealthReport report)
     {

@@ -11,6 +11,12 @@ internal static class JsonBody
 
     public static JsonDocument Parse(ReadOnlyMemory<byte> body)
     {
+        // RFC 8259 lets a parser ignore a byte order mark, and some clients (Windows PowerShell's) send one.
+        if (body.Span.StartsWith("\uFEFF"u8))
+        {
+            body = body[3..];
+        }
+
         // The parser checks structure, not the text inside strings: bytes that are not UTF-8 would surface later as
         // an exception wherever a string is read. One vectorised pass over the body refuses them here.
         if (!System.Text.Unicode.Utf8.IsValid(body.Span))

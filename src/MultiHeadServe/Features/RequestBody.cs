@@ -40,6 +40,13 @@ internal static class RequestBody
                 $"The body's Content-Encoding '{encoding}' is not one the service undoes: send the body as it is, or as gzip, deflate or br.");
         }
 
+        if (IsJson(request.ContentType) && Charset(request.ContentType) is { } charset &&
+            !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) && !charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
+        {
+            // RFC 8259: JSON between systems is UTF-8. Reading a body declared otherwise as UTF-8 would misread it.
+            throw UnsupportedMediaType($"JSON is read as UTF-8; this body declares charset '{charset}'. Send it as UTF-8.");
+        }
+
         if (request.ContentLength > limit)
         {
             throw TooLarge(limit);
@@ -138,6 +145,28 @@ internal static class RequestBody
         var value = contentType.AsSpan();
         var parameters = value.IndexOf(';');
         return (parameters < 0 ? value : value[..parameters]).Trim();
+    }
+
+    /// <summary>The charset parameter of a Content-Type header (unquoted), or null when it names none.</summary>
+    public static string? Charset(string? contentType)
+    {
+        var value = contentType.AsSpan();
+        var start = value.IndexOf(';');
+        while (start >= 0)
+        {
+            value = value[(start + 1)..];
+            var end = value.IndexOf(';');
+            var parameter = (end < 0 ? value : value[..end]).Trim();
+            var equals = parameter.IndexOf('=');
+            if (equals > 0 && parameter[..equals].Trim().Equals("charset", StringComparison.OrdinalIgnoreCase))
+            {
+                return parameter[(equals + 1)..].Trim().Trim('"').ToString();
+            }
+
+            start = end;
+        }
+
+        return null;
     }
 
     /// <summary>True when the Content-Type's media type is <paramref name="mediaType"/> (case-insensitive).</summary>

@@ -97,5 +97,12 @@ public sealed class ModelsApiTests
         Assert.All(report.GetProperty("models").EnumerateArray(), m => Assert.True(m.GetProperty("warm").GetBoolean()));
         Assert.True(report.GetProperty("featureStore").GetProperty("reachable").GetBoolean());
         Assert.Equal("sqlite", report.GetProperty("featureStore").GetProperty("kind").GetString());
+        // A balancer probing with HEAD gets the same status and no body.
+        foreach (var probe in new[] { "/healthz", "/readyz" })
+        {
+            var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, probe));
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        }
     }
 }

@@ -156,6 +156,40 @@ public sealed class PredictErrorTests
     }
 
     [Theory]
+    [InlineData("/v1/models/ranking/predict", "application/json; charset=utf-16")]
+    [InlineData("/v1/models/ranking/predict", "application/json;charset=\"ISO-8859-1\"")]
+    [InlineData("/v2/models/ranking/infer", "application/json; charset=utf-16")]
+    public async Task AJsonBodyDeclaredInAnotherCharsetIs415NamingIt(string url, string contentType)
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        var content = new ByteArrayContent(System.Text.Encoding.Unicode.GetBytes("""{"user_id":"u0001","item_id":"i0001"}"""));
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+
+        var response = await client.PostAsync(url, content);
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        var problem = await response.JsonAsync();
+        Assert.Equal("Content-Type", problem.GetProperty("field").GetString());
+        Assert.Contains(contentType.Contains("utf-16", StringComparison.Ordinal) ? "'utf-16'" : "'ISO-8859-1'", Detail(problem), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AByteOrderMarkAndAnExplicitUtf8CharsetAreAccepted()
+    {
+        await using var app = new ServeFactory();
+        using var client = app.CreateClient();
+        var expected = await (await client.PostRawAsync("/v1/models/ranking/predict", """{"user_id":"u0001","item_id":"i0001"}""")).JsonAsync();
+        var content = new ByteArrayContent([0xEF, 0xBB, 0xBF, .. """{"user_id":"u0001","item_id":"i0001"}"""u8.ToArray()]);
+        content.Headers.TryAddWithoutValidation("Content-Type", "application/json; charset=\"UTF-8\"");
+
+        var response = await client.PostAsync("/v1/models/ranking/predict", content);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(expected.GetProperty("heads").GetRawText(), (await response.JsonAsync()).GetProperty("heads").GetRawText());
+    }
+
+    [Theory]
     [InlineData("""[1, 2, 3]""", "$")]
     [InlineData("""{"instances": []}""", "instances")]
     [InlineData("""{"instances": {"user_id": "u0001"}}""", "instances")]
@@ -199,7 +233,7 @@ public sealed class PredictErrorTests
         var notTensor = await client.PostRawAsync("/v2/models/ranking/infer", """{"inputs":[1]}""", "application/json");
         var noSuchMethod = await client.DeleteAsync("/v1/models");
 
-        foreach (var (response, status) in new[] { (unknownEntity, 404), (notTensor, 400), (noSuchMethod, 404) })
+        foreach (var (response, status) in new[] { (unknownEntity, 404), (notTensor, 400), (noSuchMethod, 405) })
         {
             var text = await response.Content.ReadAsStringAsync();
             Assert.True((int)response.StatusCode == status, $"{response.RequestMessage!.RequestUri}: {(int)response.StatusCode} {text}");
