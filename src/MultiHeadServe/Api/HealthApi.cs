@@ -10,18 +10,41 @@ namespace MultiHeadServe.Api;
 /// tagged "ready": the models (loaded and warm: unhealthy otherwise) and the feature store (degraded when it does
 /// not answer: only the models that read it are then unready, which <c>/v2/models/{m}/ready</c> reports, while
 /// image and inline models keep the pod in service).
+/// <para>
+/// gRPC clients and Kubernetes' gRPC probes read the same checks through gRPC's health-checking protocol
+/// (<c>grpc.health.v1.Health</c>, on the gRPC port): the service names <c>""</c> (the whole server),
+/// <c>readiness</c> and <c>inference.GRPCInferenceService</c> answer SERVING when <c>/readyz</c> answers 200 and
+/// NOT_SERVING when it answers 503; <c>liveness</c> answers SERVING while the process is up, as <c>/healthz</c>; any
+/// other name is NOT_FOUND. <c>Watch</c> streams a change when the checks next run (every 30 s).
+/// </para>
 /// </summary>
 public static class HealthApi
 {
     private const string ReadyTag = "ready";
+    private const string LiveTag = "live";
+
+    /// <summary>The gRPC health-checking service's path prefix: open like <c>/healthz</c> and <c>/readyz</c>.</summary>
+    internal static bool IsGrpcHealth(PathString path) => path.StartsWithSegments("/grpc.health.v1.Health");
 
     public static IServiceCollection AddServeHealthChecks(this IServiceCollection services)
     {
         services.AddHealthChecks()
             .AddCheck<ModelsHealthCheck>("models", HealthStatus.Unhealthy, [ReadyTag])
             .AddCheck<FeatureStoreHealthCheck>("feature-store", HealthStatus.Degraded, [ReadyTag])
-            .AddCheck<ShutdownHealthCheck>("shutdown", HealthStatus.Unhealthy, [ReadyTag]);
+            .AddCheck<ShutdownHealthCheck>("shutdown", HealthStatus.Unhealthy, [ReadyTag])
+            // Runs nothing: a liveness probe answers while the process can answer at all.
+            .AddCheck("process", () => HealthCheckResult.Healthy("the process is up"), [LiveTag]);
+        services.AddGrpcHealthChecks(grpc =>
+        {
+            // The package maps "" to every check; here it is readiness, as /readyz (degraded still serves).
+            grpc.Services.Map("", IsReady);
+            grpc.Services.Map("readiness", IsReady);
+            grpc.Services.Map(Grpc.GRPCInferenceService.Descriptor.FullName, IsReady);
+            grpc.Services.Map("liveness", check => check.Tags.Contains(LiveTag));
+        });
         return services;
+
+        static bool IsReady(global::Grpc.AspNetCore.HealthChecks.HealthCheckMapContext check) => check.Tags.Contains(ReadyTag);
     }
 
     public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder routes)
@@ -45,6 +68,7 @@ public static class HealthApi
         }
 
         Array.ForEach(headProbes, probe => probe.ExcludeFromDescription());
+        routes.MapGrpcHealthChecksService();
 
         return routes;
     }

@@ -83,7 +83,8 @@ public static class LoggingSetup
 
     /// <summary>Requests an orchestrator or a scraper makes many times a minute.</summary>
     internal static bool IsOperational(PathString path) =>
-        path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || path.StartsWithSegments("/metrics");
+        path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || path.StartsWithSegments("/metrics") ||
+        Api.HealthApi.IsGrpcHealth(path);
 }
 
 /// <summary>

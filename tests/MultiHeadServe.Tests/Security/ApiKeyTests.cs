@@ -32,8 +32,10 @@ public sealed class ApiKeyTests
             {
                 using var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = method == "GET" ? null : JsonContent.Create(RankingRow) };
                 using var response = await client.SendAsync(request);
-                // gRPC reflection describes the service and holds no data: open, like the OpenAPI document.
-                if (open.Contains(pattern) || pattern.TrimStart('/').StartsWith("grpc.reflection.", StringComparison.Ordinal))
+                // gRPC reflection describes the service and holds no data: open, like the OpenAPI document; gRPC's
+                // health checks are the probes' other wire, open like /healthz and /readyz.
+                if (open.Contains(pattern) || pattern.TrimStart('/').StartsWith("grpc.reflection.", StringComparison.Ordinal) ||
+                    pattern.TrimStart('/').StartsWith("grpc.health.", StringComparison.Ordinal))
                 {
                     Assert.NotEqual(HttpStatusCode.Unauthorized, response.StatusCode);
                     continue;

@@ -132,16 +132,16 @@ public sealed class GrpcOddRequestsTests(Xunit.Abstractions.ITestOutputHelper ou
     {
         await using var app = new ServeFactory();
         using var channel = Channel(app);
-        // What a health-checking probe calls first; this server has no such service.
+        // A service of gRPC's own test suite; this server has no such service.
         var empty = Marshallers.Create(static (Google.Protobuf.WellKnownTypes.Empty m) => m.ToByteArray(), Google.Protobuf.WellKnownTypes.Empty.Parser.ParseFrom);
-        var check = new Method<Google.Protobuf.WellKnownTypes.Empty, Google.Protobuf.WellKnownTypes.Empty>(MethodType.Unary, "grpc.health.v1.Health", "Check", empty, empty);
+        var check = new Method<Google.Protobuf.WellKnownTypes.Empty, Google.Protobuf.WellKnownTypes.Empty>(MethodType.Unary, "grpc.testing.TestService", "EmptyCall", empty, empty);
         var unknownMethod = new Method<Google.Protobuf.WellKnownTypes.Empty, Google.Protobuf.WellKnownTypes.Empty>(MethodType.Unary, "inference.GRPCInferenceService", "Nothing", empty, empty);
 
         var service = await Assert.ThrowsAsync<RpcException>(async () => await channel.CreateCallInvoker().AsyncUnaryCall(check, null, new CallOptions(), new()));
         var method = await Assert.ThrowsAsync<RpcException>(async () => await channel.CreateCallInvoker().AsyncUnaryCall(unknownMethod, null, new CallOptions(), new()));
 
         Assert.Equal(StatusCode.Unimplemented, service.StatusCode);
-        Assert.Contains("'grpc.health.v1.Health'", service.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("'grpc.testing.TestService'", service.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(StatusCode.Unimplemented, method.StatusCode);
         Assert.True((await Client(channel).ServerLiveAsync(new ServerLiveRequest())).Live);
     }
