@@ -132,6 +132,9 @@ public sealed partial class OpenInferenceWiresTests
         var row = reference.InputRow("features", 0);
 
         var live = await client.ServerLiveAsync(new ServerLiveRequest());
+        // What a Kubernetes grpc probe on this port asks.
+        var health = new global::Grpc.Health.V1.Health.HealthClient(channel);
+        var readiness = await health.CheckAsync(new global::Grpc.Health.V1.HealthCheckRequest { Service = "readiness" });
         var inferred = await client.ModelInferAsync(new ModelInferRequest
         {
             ModelName = "ranking",
@@ -142,6 +145,7 @@ public sealed partial class OpenInferenceWiresTests
         var rest = await service.Client.GetAsync("/v2/health/ready");
 
         Assert.True(live.Live);
+        Assert.Equal(global::Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, readiness.Status);
         Assert.Equal(reference.OutputRow("dwell", 0)[0], Floats(inferred.RawOutputContents[0].Span)[0], 1e-4);
         Assert.Equal(HttpStatusCode.OK, rest.StatusCode);
         // The infer call has its log line, enriched as REST's are.
@@ -152,6 +156,8 @@ public sealed partial class OpenInferenceWiresTests
         service.Terminate();
         await service.WaitForLineAsync(l => l.Contains("drain", StringComparison.OrdinalIgnoreCase), "announcing the drain");
         Assert.True((await client.ServerLiveAsync(new ServerLiveRequest())).Live);
+        Assert.Equal(global::Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing,
+            (await health.CheckAsync(new global::Grpc.Health.V1.HealthCheckRequest { Service = "readiness" })).Status);
     }
 
     private static int FreePort()
