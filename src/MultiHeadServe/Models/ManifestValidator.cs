@@ -241,6 +241,19 @@ public static partial class ManifestValidator
             fail("batching", "maxBatchSize, maxQueueSize and instances must be at least 1 and maxQueueDelayMicroseconds not negative.");
         }
 
+        if (batching.QueueTimeoutMicroseconds < 0)
+        {
+            fail("batching.queueTimeoutMicroseconds", "must not be negative (0: no limit).");
+        }
+        else if (batching.Enabled && batching.QueueTimeoutMicroseconds > 0 && batching.MaxQueueDelayMicroseconds >= batching.QueueTimeoutMicroseconds)
+        {
+            // A request alone in the queue waits the delay for company, and would reach its timeout first: every such
+            // request would be refused unrun.
+            fail("batching.maxQueueDelayMicroseconds",
+                $"{batching.MaxQueueDelayMicroseconds} is not shorter than queueTimeoutMicroseconds ({batching.QueueTimeoutMicroseconds}): a request waiting " +
+                "alone for a batch would time out before the delay ends. Shorten the delay or lengthen the timeout (0: no limit).");
+        }
+
         if (batching.PreferredBatchSizes.Any(s => s < 1 || s > batching.MaxBatchSize))
         {
             fail("batching.preferredBatchSizes", $"every size must be between 1 and maxBatchSize ({batching.MaxBatchSize}).");

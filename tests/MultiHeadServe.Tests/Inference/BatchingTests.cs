@@ -99,7 +99,8 @@ public sealed class BatchingTests
     {
         using var repository = new TempRepository().With("shapes", manifest => manifest["batching"] = new JsonObject
         {
-            ["enabled"] = true, ["maxBatchSize"] = 8, ["maxQueueDelayMicroseconds"] = 2_000_000, ["maxQueueSize"] = 16, ["instances"] = 1,
+            // No queue timeout: the request leaves the queue because it was cancelled, not because it expired.
+            ["enabled"] = true, ["maxBatchSize"] = 8, ["maxQueueDelayMicroseconds"] = 2_000_000, ["maxQueueSize"] = 16, ["instances"] = 1, ["queueTimeoutMicroseconds"] = 0,
         });
         await using var app = new ServeFactory(repository.Settings());
         using var client = app.CreateClient();

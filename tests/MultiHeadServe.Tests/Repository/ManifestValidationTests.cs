@@ -22,6 +22,8 @@ public sealed class ManifestValidationTests
         { "headz", "could not be mapped", """{"op":"set","path":"headz","value":[]}""" },
         { "intraOpThreads", "is not between 0 (one per core) and 256", """{"op":"set","path":"intraOpThreads","value":-1}""" },
         { "batching.preferredBatchSizes", "between 1 and maxBatchSize", """{"op":"set","path":"batching.preferredBatchSizes","value":[64]}""" },
+        { "batching.maxQueueDelayMicroseconds", "1000000 is not shorter than queueTimeoutMicroseconds (1000000)", """{"op":"set","path":"batching.maxQueueDelayMicroseconds","value":1000000}""" },
+        { "batching.queueTimeoutMicroseconds", "must not be negative", """{"op":"set","path":"batching.queueTimeoutMicroseconds","value":-1}""" },
     };
 
     [Theory]

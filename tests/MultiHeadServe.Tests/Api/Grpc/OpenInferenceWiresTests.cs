@@ -160,6 +160,55 @@ public sealed partial class OpenInferenceWiresTests
             (await health.CheckAsync(new global::Grpc.Health.V1.HealthCheckRequest { Service = "readiness" })).Status);
     }
 
+    [Fact]
+    public async Task ACallWhoseDeadlinePassesInTheQueueEndsAtItsDeadlineAndNeverRuns()
+    {
+        // A 500 ms queue delay and a batch no single row fills: a request waits half a second for company.
+        using var repository = new TempRepository().With("ranking", manifest => manifest["batching"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["enabled"] = true, ["maxBatchSize"] = 64, ["maxQueueDelayMicroseconds"] = 500_000, ["instances"] = 1,
+        });
+        var port = FreePort();
+        await using var service = await ServiceProcess.StartAsync(ServiceProcess.BuiltService, RepositoryPaths.Root, new Dictionary<string, string>
+        {
+            ["ModelRepository__Path"] = repository.Path,
+            ["ModelRepository__Only__0"] = "ranking",
+            ["Serve__GrpcPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["FeatureStore__TimeoutMilliseconds"] = "5000",
+        });
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        var client = Client(channel);
+        var request = new ModelInferRequest
+        {
+            ModelName = "ranking",
+            Inputs = { new ModelInferRequest.Types.InferInputTensor { Name = "features", Datatype = "FP32", Shape = { 1, 12 }, Contents = new InferTensorContents { Fp32Contents = { Enumerable.Repeat(0.5f, 12) } } } },
+        };
+        async Task<(long Requests, long Runs, long Failed)> StatsAsync()
+        {
+            var stats = (await (await service.Client.GetAsync("/v2/models/ranking/stats")).JsonAsync()).GetProperty("model_stats")[0];
+            return (stats.GetProperty("inference_count").GetInt64(), stats.GetProperty("execution_count").GetInt64(),
+                stats.GetProperty("inference_stats").GetProperty("fail").GetProperty("count").GetInt64());
+        }
+
+        var before = await StatsAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var late = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () =>
+            await client.ModelInferAsync(request, deadline: DateTime.UtcNow.AddMilliseconds(100)));
+        var answeredIn = clock.Elapsed;
+        // Past the delay, when the batch would have run had the request stayed in the queue.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var after = await StatsAsync();
+
+        Assert.Equal(global::Grpc.Core.StatusCode.DeadlineExceeded, late.StatusCode);
+        Assert.True(answeredIn < TimeSpan.FromMilliseconds(450), $"The call ended after {answeredIn.TotalMilliseconds:0} ms, not at its 100 ms deadline.");
+        // The service let it go: nothing ran, nothing was served, one failure.
+        Assert.Equal(before.Runs, after.Runs);
+        Assert.Equal(before.Requests, after.Requests);
+        Assert.Equal(before.Failed + 1, after.Failed);
+        // And it serves the next call as usual (after the delay, alone).
+        Assert.Contains((await client.ModelInferAsync(request)).Outputs, o => o.Name == "click_logit");
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
