@@ -42,9 +42,15 @@ internal static class CommandLineHost
     public static List<string> SplitList(IEnumerable<string>? values) =>
         (values ?? []).SelectMany(value => value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList();
 
+    /// <summary>The help of the command that was meant, subcommands included: <c>mhs models list --help</c>.</summary>
     private static string HelpCommandLine(ParseResult parsed)
     {
-        var command = parsed.CommandResult.Command;
-        return command is RootCommand ? "mhs --help" : $"mhs {command.Name} --help";
+        var names = new List<string>();
+        for (var result = parsed.CommandResult; result.Command is not RootCommand; result = (System.CommandLine.Parsing.CommandResult)result.Parent!)
+        {
+            names.Insert(0, result.Command.Name);
+        }
+
+        return names.Count == 0 ? "mhs --help" : $"mhs {string.Join(' ', names)} --help";
     }
 }

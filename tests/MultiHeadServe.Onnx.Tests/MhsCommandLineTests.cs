@@ -160,6 +160,8 @@ public sealed class MhsCommandLineTests : IDisposable
     [InlineData(new[] { "frobnicate" }, "Unrecognized command or argument 'frobnicate'.")]
     [InlineData(new[] { "prune", "in.onnx", "out.onnx" }, "Option '--keep' is required.")]
     [InlineData(new[] { "fuse", "out.onnx" }, "Run 'mhs fuse --help' for usage.")]
+    [InlineData(new[] { "models", "list", "--url", "not-an-address" }, "Run 'mhs models list --help' for usage.")]
+    [InlineData(new[] { "features", "import" }, "Run 'mhs features import --help' for usage.")]
     [InlineData(new[] { "fuse", "out.onnx", "a/click.onnx", "b/click.onnx" }, "name them with --prefix")]
     [InlineData(new[] { "fuse", "out.onnx", "click.onnx", "--prefix", "a,b" }, "--prefix gives 2 prefixes for 1 members")]
     [InlineData(new[] { "fuse", "out.onnx", "click.onnx", "--rename", "click_logit=ctr" }, "is not of the form <prefix>:<output>=<new name>")]
