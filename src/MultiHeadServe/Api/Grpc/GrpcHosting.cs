@@ -50,7 +50,7 @@ internal static class GrpcHosting
     }
 
     /// <summary>
-    /// A gRPC call that no route took (a service this server does not have, such as a health-checking probe's) answers
+    /// A gRPC call that no route took (a service this server does not have: a client meant for another server) answers
     /// UNIMPLEMENTED the way gRPC does, as a response of headers only, naming the service; any other request goes on.
     /// </summary>
     public static IApplicationBuilder UseUnknownGrpcServices(this IApplicationBuilder app) =>
