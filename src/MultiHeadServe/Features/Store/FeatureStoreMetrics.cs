@@ -12,9 +12,10 @@ namespace MultiHeadServe.Features.Store;
 /// <para>Instruments (all tagged <c>store</c> = <c>sqlite</c> | <c>postgres</c>):</para>
 /// <list type="bullet">
 /// <item><c>mhs.feature_store.lookups</c> (Prometheus <c>mhs_feature_store_lookups_total</c>) — lookups sent to the
-/// backing store; each retry attempt counts, a call refused by an open circuit does not.</item>
+/// backing store; each retry attempt counts, a call refused by an open circuit or a store not answering does not.</item>
 /// <item><c>mhs.feature_store.failures</c> — lookups that failed, tagged <c>reason</c>:
-/// <c>timeout</c>, <c>transient</c> (retries exhausted), <c>circuit_open</c> or <c>error</c>.</item>
+/// <c>timeout</c>, <c>transient</c> (retries exhausted), <c>circuit_open</c>, <c>not_answering</c> (refused while
+/// too many abandoned calls are unanswered) or <c>error</c>.</item>
 /// <item><c>mhs.feature_store.retries</c> — retries after transient failures.</item>
 /// <item><c>mhs.feature_store.lookup.duration</c> (seconds) — a whole lookup as the request sees
 /// it (retries included), tagged <c>outcome</c>: <c>ok</c>, <c>unavailable</c>, <c>error</c>, <c>canceled</c>.</item>

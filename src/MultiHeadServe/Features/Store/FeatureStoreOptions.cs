@@ -46,6 +46,14 @@ public sealed record FeatureStoreOptions
     /// <summary>Overall budget of one lookup, retries included. Default 200 ms.</summary>
     public int TimeoutMilliseconds { get; set; } = 200;
 
+    /// <summary>
+    /// Calls given up on past their budget that the store has not yet answered, each of which may hold a connection:
+    /// at this many, and none answered since the last was abandoned, further calls fail at once (503) instead of piling connections onto a store that does not answer,
+    /// which it would all take at once when it comes back. The circuit breaker's trial call still goes through, so
+    /// recovery is found by a real call. Default 16.
+    /// </summary>
+    public int MaxAbandonedCalls { get; set; } = 16;
+
     /// <summary>Retries of transient failures.</summary>
     public FeatureStoreRetryOptions Retry { get; set; } = new();
 
@@ -117,6 +125,7 @@ public sealed record FeatureStoreOptions
 
         // The lower bounds are the resilience library's own limits.
         Check(TimeoutMilliseconds is >= 10 and <= 600_000, "TimeoutMilliseconds must be between 10 and 600000.");
+        Check(MaxAbandonedCalls is >= 1 and <= 100_000, "MaxAbandonedCalls must be between 1 and 100000.");
         if (Retry is null)
         {
             errors.Add($"{SectionName}:Retry is required.");

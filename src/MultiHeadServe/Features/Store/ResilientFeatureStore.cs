@@ -45,6 +45,12 @@ public sealed class ResilientFeatureStore : IFeatureStore
     private readonly CircuitBreakerStateProvider _circuit = new();
     private readonly TimeSpan _timeout;
     private readonly int _maxAttempts;
+    private readonly int _maxAbandoned;
+
+    // Calls abandoned past their budget that the store has not answered yet (see Bounded), and whether a call has
+    // been answered since the last was abandoned.
+    private int _abandoned;
+    private volatile bool _answering = true;
 
     /// <param name="inner">The backing store; not disposed by this instance.</param>
     /// <param name="options">Timeout, retry and circuit-breaker settings.</param>
@@ -74,6 +80,7 @@ public sealed class ResilientFeatureStore : IFeatureStore
         _timeProvider = timeProvider ?? TimeProvider.System;
         _timeout = TimeSpan.FromMilliseconds(options.TimeoutMilliseconds);
         _maxAttempts = options.Retry.MaxAttempts;
+        _maxAbandoned = options.MaxAbandonedCalls;
         _pipeline = BuildPipeline(options);
         _pingPipeline = new ResiliencePipelineBuilder { TimeProvider = _timeProvider }.AddTimeout(PingTimeout).Build();
         metrics.ObserveCircuit(inner.Kind, () => _circuit.CircuitState);
@@ -146,15 +153,22 @@ public sealed class ResilientFeatureStore : IFeatureStore
             var result = await _pipeline.ExecuteAsync(
                 static (ctx, operation) =>
                 {
-                    if (operation.isFetch)
+                    var self = operation.self;
+                    if (self.NotAnswering() is { } refusal)
                     {
-                        operation.self._metrics.RecordFetch(operation.self.Kind);
+                        return ValueTask.FromException<TResult>(refusal);
                     }
 
-                    return operation.self.Bounded(operation.call(operation.self._inner, operation.state, ctx.CancellationToken));
+                    if (operation.isFetch)
+                    {
+                        self._metrics.RecordFetch(self.Kind);
+                    }
+
+                    return self.Bounded(operation.call(self._inner, operation.state, ctx.CancellationToken));
                 },
                 context,
                 (self: this, call, state, isFetch));
+            _answering = true;
             Complete("ok");
             return result;
         }
@@ -168,6 +182,14 @@ public sealed class ResilientFeatureStore : IFeatureStore
                 $"The {Kind} feature store is unavailable: its circuit breaker is open after repeated failures. " +
                 $"Retry after {retryAfter.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture)} s.",
                 retryAfter,
+                exception);
+        }
+        catch (NotAnsweringException exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            Fail("not_answering");
+            throw new FeatureStoreUnavailableException(
+                $"The {Kind} feature store is not answering: calls it was given have not come back.",
+                FeatureStoreUnavailableException.DefaultRetryAfter,
                 exception);
         }
         catch (Exception exception) when (exception is TimeoutRejectedException or AbandonedCallException && !cancellationToken.IsCancellationRequested)
@@ -228,6 +250,22 @@ public sealed class ResilientFeatureStore : IFeatureStore
     }
 
     /// <summary>
+    /// A refusal when <see cref="FeatureStoreOptions.MaxAbandonedCalls"/> calls the store was given have been abandoned
+    /// and not yet answered, and none has been answered since: a store that does not answer is not handed more work
+    /// (each such call may hold a connection, and a PostgreSQL server that was frozen starts a backend for every
+    /// connection opened meanwhile, all at once, when it comes back). The circuit breaker's trial call is let through,
+    /// so a store that answers again is found by a real call even if the abandoned ones never come back. Counts against
+    /// the store like any failure.
+    /// </summary>
+    private NotAnsweringException? NotAnswering()
+    {
+        var abandoned = Volatile.Read(ref _abandoned);
+        return abandoned < _maxAbandoned || _answering || _circuit.CircuitState == CircuitState.HalfOpen
+            ? null
+            : new NotAnsweringException($"{abandoned} calls abandoned past their budget have not been answered.");
+    }
+
+    /// <summary>
     /// One attempt, waited for no longer than the budget and a little slack. The pipeline's timeout cancels the call,
     /// but a store that stops answering (a frozen server, a driver waiting on a socket) may not heed cancellation:
     /// such a call is abandoned with a <see cref="TimeoutException"/>, inside the circuit breaker, so that abandoned
@@ -241,19 +279,29 @@ public sealed class ResilientFeatureStore : IFeatureStore
             return attempt;
         }
 
-        var pending = attempt.AsTask();
-        return new ValueTask<TResult>(Abandoning(pending, _timeout + AbandonSlack, _timeProvider));
+        return new ValueTask<TResult>(Abandoning(attempt.AsTask(), _timeout + AbandonSlack));
 
-        static async Task<TResult> Abandoning(Task<TResult> pending, TimeSpan limit, TimeProvider timeProvider)
+        async Task<TResult> Abandoning(Task<TResult> pending, TimeSpan limit)
         {
             try
             {
-                return await pending.WaitAsync(limit, timeProvider, CancellationToken.None);
+                return await pending.WaitAsync(limit, _timeProvider, CancellationToken.None);
             }
             catch (TimeoutException) when (!pending.IsCompleted)
             {
-                // Observed, so its eventual failure is not an unobserved task exception.
-                _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                // Counted until the store answers it; observed, so its eventual failure is not an unobserved task exception.
+                Interlocked.Increment(ref _abandoned);
+                _answering = false;
+                _ = pending.ContinueWith(
+                    static (t, state) =>
+                    {
+                        _ = t.Exception;
+                        Interlocked.Decrement(ref ((ResilientFeatureStore)state!)._abandoned);
+                    },
+                    this,
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
                 throw new AbandonedCallException($"The store did not answer within {limit.TotalMilliseconds} ms and ignored cancellation.");
             }
         }
@@ -274,8 +322,9 @@ public sealed class ResilientFeatureStore : IFeatureStore
                 UseJitter = true,
                 Delay = TimeSpan.FromMilliseconds(options.Retry.BaseDelayMilliseconds),
                 MaxDelay = _timeout,
+                // A store that is not answering is not asked again within the same budget.
                 ShouldHandle = static args => ValueTask.FromResult(
-                    args.Outcome.Exception is { } exception && TransientFailure.IsTransient(exception)),
+                    args.Outcome.Exception is { } exception and not NotAnsweringException && TransientFailure.IsTransient(exception)),
                 OnRetry = args =>
                 {
                     _metrics.RecordRetry(Kind);
@@ -341,4 +390,7 @@ public sealed class ResilientFeatureStore : IFeatureStore
 
     /// <summary>A call that ignored cancellation and was abandoned past its budget (a driver's own timeouts are other types).</summary>
     private sealed class AbandonedCallException(string message) : TimeoutException(message);
+
+    /// <summary>A call refused because too many abandoned ones are still unanswered (see <see cref="NotAnswering"/>).</summary>
+    private sealed class NotAnsweringException(string message) : TimeoutException(message);
 }

@@ -114,14 +114,16 @@ public sealed class FeatureStoreOptionsTests
         Assert.Equal(1, services.GetRequiredService<FeatureStoreMetrics>().FetchCount);
     }
 
-    [Fact]
-    public async Task AddFeatureStoreRejectsInvalidSettingsByKey()
+    [Theory]
+    [InlineData("FeatureStore:TimeoutMilliseconds", "0", "FeatureStore:TimeoutMilliseconds must be between 10 and 600000.")]
+    [InlineData("FeatureStore:MaxAbandonedCalls", "0", "FeatureStore:MaxAbandonedCalls must be between 1 and 100000.")]
+    public async Task AddFeatureStoreRejectsInvalidSettingsByKey(string key, string value, string message)
     {
-        await using var services = Services(new() { ["FeatureStore:TimeoutMilliseconds"] = "0" });
+        await using var services = Services(new() { [key] = value });
 
         var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<FeatureStoreOptions>>().Value);
 
-        Assert.Contains("FeatureStore:TimeoutMilliseconds must be between 10 and 600000.", error.Failures);
+        Assert.Contains(message, error.Failures);
     }
 
     [Fact]

@@ -83,6 +83,55 @@ public sealed class ResilientFeatureStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task AStoreThatDoesNotAnswerIsGivenNoMoreCallsThanItsAbandonedOnesUntilItAnswers()
+    {
+        // Every call waits on the store's one answer, which does not come until the test gives it (a frozen server).
+        var answer = new TaskCompletionSource<IReadOnlyList<float[]?>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var inner = new ScriptedFeatureStore((_, _) => answer.Task);
+        var store = Resilient(inner, Options(timeoutMilliseconds: 100, maxAttempts: 1) with { MaxAbandonedCalls = 3 });
+
+        var abandoned = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => Assert.ThrowsAsync<FeatureStoreUnavailableException>(() => LookupAsync(store))));
+        var clock = Stopwatch.StartNew();
+        var refused = await Assert.ThrowsAsync<FeatureStoreUnavailableException>(() => LookupAsync(store));
+        var refusedIn = clock.Elapsed;
+
+        Assert.All(abandoned, e => Assert.Contains("did not answer within 100 ms", e.Message, StringComparison.Ordinal));
+        Assert.Contains("is not answering", refused.Message, StringComparison.Ordinal);
+        Assert.True(refusedIn < TimeSpan.FromMilliseconds(100), $"The refused call took {refusedIn.TotalMilliseconds} ms.");
+        Assert.Equal(3, inner.Attempts);
+        Assert.Equal(CircuitState.Closed, store.CircuitState);
+
+        // The store answers the calls it was given: the next call reaches it and is answered.
+        answer.SetResult([Row]);
+        var rows = await WaitForAsync(() => LookupAsync(store));
+
+        Assert.Equal(Row, rows[0]);
+        Assert.Equal(4, inner.Attempts);
+    }
+
+    [Fact]
+    public async Task TheCircuitsTrialCallReachesAStoreWhoseAbandonedCallsNeverComeBack()
+    {
+        // The first two calls never come back; the store answers every later one.
+        var inner = new ScriptedFeatureStore((attempt, _) => attempt <= 2
+            ? new TaskCompletionSource<IReadOnlyList<float[]?>>().Task
+            : Task.FromResult<IReadOnlyList<float[]?>>([Row]));
+        var store = Resilient(inner, Options(timeoutMilliseconds: 100, maxAttempts: 1, minimumThroughput: 2, breakSeconds: 0.5) with { MaxAbandonedCalls = 2 });
+
+        await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Assert.ThrowsAsync<FeatureStoreUnavailableException>(() => LookupAsync(store))));
+        Assert.Equal(CircuitState.Open, store.CircuitState);
+        await Task.Delay(TimeSpan.FromSeconds(0.6));
+
+        var trial = await LookupAsync(store);
+        var next = await LookupAsync(store);
+
+        Assert.Equal(Row, trial[0]);
+        Assert.Equal(Row, next[0]);
+        Assert.Equal(4, inner.Attempts);
+        Assert.Equal(CircuitState.Closed, store.CircuitState);
+    }
+
+    [Fact]
     public async Task ErrorsThatRetryingCannotFixAreNeitherRetriedNorHeldAgainstTheStore()
     {
         var inner = ScriptedFeatureStore.Failing(() => new FeatureSchemaException("Feature table 'users' has no column 'age'."));
@@ -275,6 +324,23 @@ public sealed class ResilientFeatureStoreTests : IDisposable
 
     private static Task<IReadOnlyList<float[]?>> LookupAsync(ResilientFeatureStore store, CancellationToken cancellationToken = default) =>
         store.GetRowsAsync("users", ["u1"], ["age", "score"], cancellationToken).AsTask();
+
+    /// <summary>The lookup's result once the store's answer to the abandoned calls has been counted (a moment later).</summary>
+    private static async Task<IReadOnlyList<float[]?>> WaitForAsync(Func<Task<IReadOnlyList<float[]?>>> lookup)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await lookup();
+            }
+            catch (FeatureStoreUnavailableException) when (deadline.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                await Task.Delay(20);
+            }
+        }
+    }
 
     private ResilientFeatureStore Resilient(IFeatureStore inner, FeatureStoreOptions options) => new(inner, options, _metrics);
 }
