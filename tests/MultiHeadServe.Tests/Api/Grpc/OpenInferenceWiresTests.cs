@@ -160,6 +160,21 @@ public sealed partial class OpenInferenceWiresTests
             (await health.CheckAsync(new global::Grpc.Health.V1.HealthCheckRequest { Service = "readiness" })).Status);
     }
 
+    internal static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>
+/// A gRPC call's deadline over a real process's gRPC port, timed against a bar well under a second: run alone, as the
+/// outages are, because beside the suite's heaviest tests the test host itself can be late to see a deadline.
+/// </summary>
+[Collection(nameof(QueueDeadlines))]
+public sealed class QueueDeadlineTests
+{
     [Fact]
     public async Task ACallWhoseDeadlinePassesInTheQueueEndsAtItsDeadlineAndNeverRuns()
     {
@@ -168,7 +183,7 @@ public sealed partial class OpenInferenceWiresTests
         {
             ["enabled"] = true, ["maxBatchSize"] = 64, ["maxQueueDelayMicroseconds"] = 1_000_000, ["queueTimeoutMicroseconds"] = 0, ["instances"] = 1,
         });
-        var port = FreePort();
+        var port = OpenInferenceWiresTests.FreePort();
         await using var service = await ServiceProcess.StartAsync(ServiceProcess.BuiltService, RepositoryPaths.Root, new Dictionary<string, string>
         {
             ["ModelRepository__Path"] = repository.Path,
@@ -211,14 +226,11 @@ public sealed partial class OpenInferenceWiresTests
         // And it serves the next call as usual (after the delay, alone).
         Assert.Contains((await client.ModelInferAsync(request)).Outputs, o => o.Name == "click_logit");
     }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
+
+/// <summary>Runs <see cref="QueueDeadlineTests"/> alone.</summary>
+[CollectionDefinition(nameof(QueueDeadlines), DisableParallelization = true)]
+public sealed class QueueDeadlines;
 
 /// <summary>gRPC infer calls in the request metrics, counted exactly (so not beside other tests, as the exposition tests).</summary>
 [Collection(nameof(MultiHeadServe.Tests.Observability.ExactMetrics))]
