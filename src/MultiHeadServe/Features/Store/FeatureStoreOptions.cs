@@ -48,9 +48,9 @@ public sealed record FeatureStoreOptions
 
     /// <summary>
     /// Calls given up on past their budget that the store has not yet answered, each of which may hold a connection:
-    /// at this many, and none answered since the last was abandoned, further calls fail at once (503) instead of piling connections onto a store that does not answer,
-    /// which it would all take at once when it comes back. The circuit breaker's trial call still goes through, so
-    /// recovery is found by a real call. Default 16.
+    /// at this many, and none answered since the last was abandoned, further calls fail at once (503) instead of
+    /// piling connections onto a store that does not answer, which it would all take at once when it comes back. The
+    /// circuit breaker's trial call still goes through, so recovery is found by a real call. Default 16.
     /// </summary>
     public int MaxAbandonedCalls { get; set; } = 16;
 
